@@ -1,0 +1,5 @@
+"""`python -m exwatch`."""
+
+from exwatch.cli import run
+
+run()

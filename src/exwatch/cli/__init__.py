@@ -1,0 +1,113 @@
+"""The `exwatch` command line: parse arguments, call the library, map errors to exit codes.
+
+Each subcommand lives in its own module in this package and is listed once in COMMANDS.
+Exit codes: 0 success (for hostcheck: nothing found), 1 findings or a runtime failure
+reported as data, 2 usage error.  A user never sees a traceback unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from exwatch import __version__
+from exwatch.errors import ExwatchError, UsageError
+
+# (module, attribute) of each subcommand; imported lazily so `exwatch assess` does not pay
+# for the scanner's or the report's imports.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "assess": (
+        "exwatch.cli.assess_cmd",
+        "assess",
+        "Classify an Exchange build against the CVE catalogue.",
+    ),
+    "selftest": (
+        "exwatch.cli.selftest_cmd",
+        "selftest",
+        "Check every shipped data file against its own examples.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        cmd = getattr(module, spec[1])
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Use the short help from COMMANDS so `--help` does not import every subcommand.
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="exwatch")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for unexpected errors.")
+@click.pass_context
+def app(ctx: click.Context, debug: bool) -> None:
+    """exwatch: Exchange exposure census and compromise check.
+
+    Nothing in exwatch exploits anything: scans use ordinary GETs a browser makes unless an
+    opt-in probe is named explicitly.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"exwatch: error: {message}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the process exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app.main(args=args, prog_name="exwatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        return _fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except UsageError as exc:
+        if debug:
+            raise
+        return _fail(str(exc), 2)
+    except ExwatchError as exc:
+        if debug:
+            raise
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:
+        if debug:
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+__all__ = ["COMMANDS", "app", "main", "run"]

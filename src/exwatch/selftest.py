@@ -1,0 +1,40 @@
+"""One self-test over every data file exwatch ships.
+
+Detection knowledge lives as data (build table, CVE catalogue, fingerprints, log rules,
+sector keywords).  Every entry carries examples; each data module exposes a `selftest()`
+that checks schema, internal consistency and every example, and returns a CheckResult.
+This module only lists them: add a line to CHECKS when you add a data file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class CheckResult:
+    name: str
+    examples: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.examples > 0
+
+
+# "module:function" of each data check, imported lazily.
+CHECKS: tuple[str, ...] = ("exwatch.knowledge.catalogue:selftest",)
+
+
+def run_all() -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for spec in CHECKS:
+        module_name, func_name = spec.split(":")
+        func: Callable[[], CheckResult] = getattr(importlib.import_module(module_name), func_name)
+        results.append(func())
+    return results
+
+
+__all__ = ["CHECKS", "CheckResult", "run_all"]
