@@ -25,7 +25,12 @@ class CheckResult:
 
 
 # "module:function" of each data check, imported lazily.
-CHECKS: tuple[str, ...] = ("exwatch.knowledge.catalogue:selftest",)
+CHECKS: tuple[str, ...] = (
+    "exwatch.knowledge.catalogue:selftest",
+    "exwatch.enrich.sectors:selftest",
+    "exwatch.hostcheck.rules:selftest",
+    "exwatch.hostcheck.files:selftest",
+)
 
 
 def run_all() -> list[CheckResult]:

@@ -24,6 +24,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "assess",
         "Classify an Exchange build against the CVE catalogue.",
     ),
+    "hostcheck": (
+        "exwatch.cli.hostcheck_cmd",
+        "hostcheck",
+        "Find ProxyLogon/ProxyShell traces and web shells in a copy of a server's logs.",
+    ),
+    "ingest": (
+        "exwatch.cli.ingest_cmd",
+        "ingest",
+        "Load scan results (JSON lines) from other machines or shards into the store.",
+    ),
     "selftest": (
         "exwatch.cli.selftest_cmd",
         "selftest",

@@ -1,0 +1,174 @@
+"""The common machinery of logs that declare their columns in a `#Fields:` header.
+
+Exchange logs (HttpProxy, ECP, Rps_Cmdlet, OABGenerator) are CSV; IIS W3C logs are
+space-separated.  Columns differ between builds and IIS configurations, so every file is
+mapped by its own header; repeated header blocks (a service restart) switch the mapping;
+a bare header line (some collectors write one) and PowerShell's `#TYPE` export line are
+recognised.  Lines before any header use the parser's default field list and the file
+gets a warning.  Unparsable lines are counted; after MAX_CONSECUTIVE_BAD of them in a row
+the parser gives up on the file and says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from exwatch.hostcheck.parsers.lines import read_lines
+from exwatch.hostcheck.records import FileStats, Kind, Record
+
+MAX_CONSECUTIVE_BAD = 100
+
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-().]*\Z")
+
+
+def build_index(fields: Iterable[str], aliases: Mapping[str, str]) -> dict[str, int]:
+    """Lower-case name -> column, plus aliases that point at a present column."""
+    index: dict[str, int] = {}
+    for pos, name in enumerate(fields):
+        index.setdefault(name.strip().lower(), pos)
+    for alias, target in aliases.items():
+        found = index.get(target)
+        if found is not None and alias not in index:
+            index[alias] = found
+    return index
+
+
+class FieldedParser:
+    """Base of the header-driven parsers; subclasses set the class attributes."""
+
+    kind: ClassVar[Kind]
+    data_format: ClassVar[str]
+    default_fields: ClassVar[tuple[str, ...]]
+    aliases: ClassVar[Mapping[str, str]] = {}
+    separator: ClassVar[str] = ","  # "," = CSV with quoting; " " = W3C
+
+    # -- per-format hooks ---------------------------------------------------------------
+    def split(self, line: str) -> list[str] | None:
+        """Values of one data line, or None when it cannot be split."""
+        if '"' not in line:
+            return line.split(",")
+        try:
+            return next(csv.reader([line]))
+        except (csv.Error, StopIteration):
+            return None
+
+    def timestamp(self, values: list[str], index: Mapping[str, int]) -> str:
+        first = values[0] if values else ""
+        return first if _ISO.match(first) else ""
+
+    def valid(self, values: list[str], index: Mapping[str, int]) -> bool:
+        return bool(values) and _ISO.match(values[0]) is not None
+
+    def derive(
+        self, raw: str, values: list[str], index: Mapping[str, int]
+    ) -> dict[str, str] | None:
+        """Fields computed from the line (None: nothing to add)."""
+        return None
+
+    def header_fields(self, text: str) -> list[str]:
+        return [f for f in (part.strip() for part in text.split(",")) if f]
+
+    # -- driver ---------------------------------------------------------------------------
+    def parse_file(
+        self, path: Path, rel: str, stats: FileStats, meta: dict[str, str] | None = None
+    ) -> Iterator[Record]:
+        try:
+            stats.size = path.stat().st_size
+            yield from self.parse_lines(read_lines(path, stats), rel, stats, meta)
+        except OSError as exc:
+            stats.error = f"cannot read: {exc.strerror or exc}"
+
+    def parse_text(self, text: str, rel: str = "<example>") -> tuple[list[Record], FileStats]:
+        """Parse lines given as a string (self-test examples); default header if none."""
+        stats = FileStats(file=rel, kind=self.kind)
+        numbered = enumerate(text.splitlines(), start=1)
+        return list(self.parse_lines(numbered, rel, stats, None)), stats
+
+    def parse_lines(
+        self,
+        lines: Iterable[tuple[int, str]],
+        rel: str,
+        stats: FileStats,
+        meta: dict[str, str] | None,
+    ) -> Iterator[Record]:
+        kind = self.kind
+        fields: list[str] | None = None
+        header_lower: list[str] = []
+        index: dict[str, int] = build_index(self.default_fields, self.aliases)
+        width = len(self.default_fields)
+        warned_default = False
+        consecutive_bad = 0
+        extra_shared = meta or {}
+        for number, line in lines:
+            stats.lines += 1
+            if not line.strip() or not line.strip("\x00"):
+                continue
+            if line[0] == "#":
+                if line[:8].lower() == "#fields:":
+                    fields = self.header_fields(line[8:].strip())
+                    header_lower = [f.lower() for f in fields]
+                    index = build_index(fields, self.aliases)
+                    width = len(fields)
+                    stats.header_blocks += 1
+                    consecutive_bad = 0
+                continue
+            if "\x00" in line:
+                line = line.replace("\x00", "")
+            values = self.split(line)
+            if values is None:
+                stats.bad_lines += 1
+                consecutive_bad += 1
+            elif not self.valid(values, index):
+                # A bare header line, or PowerShell's quoted header after `#TYPE`.
+                if _is_header(values):
+                    lowered = [v.strip().lower() for v in values]
+                    if lowered != header_lower:
+                        fields = [v.strip() for v in values]
+                        header_lower = lowered
+                        index = build_index(fields, self.aliases)
+                        width = len(fields)
+                        stats.header_blocks += 1
+                    continue
+                stats.bad_lines += 1
+                consecutive_bad += 1
+            else:
+                consecutive_bad = 0
+                if len(values) != width:
+                    if len(values) > width and self.separator == " ":
+                        stats.bad_lines += 1
+                        stats.warn(f"line {number}: {len(values)} fields, header has {width}")
+                        continue
+                    stats.truncated_lines += 1
+                if fields is None and not warned_default:
+                    stats.warn("no #Fields header before the first data line: default columns used")
+                    warned_default = True
+                ts = self.timestamp(values, index)
+                stats.see_timestamp(ts)
+                derived = self.derive(line, values, index)
+                if derived:
+                    extra = dict(extra_shared)
+                    extra.update(derived)
+                else:
+                    extra = extra_shared
+                stats.records += 1
+                yield Record(kind, rel, number, line, values, index, ts, extra)
+                continue
+            if consecutive_bad >= MAX_CONSECUTIVE_BAD:
+                stats.gave_up = True
+                stats.warn(
+                    f"gave up at line {number}: {MAX_CONSECUTIVE_BAD} unparsable lines in a row "
+                    f"(not a {self.data_format} file?)"
+                )
+                return
+
+
+def _is_header(values: list[str]) -> bool:
+    return len(values) >= 2 and all(_HEADER_NAME.match(v.strip()) for v in values)
+
+
+__all__ = ["MAX_CONSECUTIVE_BAD", "FieldedParser", "build_index"]

@@ -1,0 +1,1 @@
+"""Scanning: targets, per-host probing and the orchestrator."""
