@@ -106,6 +106,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument(
+        "--line-path", action="store_true", help="also time the line-by-line reference path"
+    )
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="exwatch-hostcheck-bench-", dir="/tmp"))
     try:
@@ -127,6 +130,13 @@ def main() -> None:
         result = run_hostcheck(root)
         rate("exwatch hostcheck (all rules)", mb, time.perf_counter() - t0)
         print(f"findings: {len(result.findings)}; records: {sum(s.records for s in result.files)}")
+        if args.line_path:
+            t0 = time.perf_counter()
+            slow = run_hostcheck(root, block_scan=False)
+            rate("exwatch hostcheck (line path)", mb, time.perf_counter() - t0)
+            same = [f.to_json() for f in slow.findings] == [f.to_json() for f in result.findings]
+            same_stats = [s.to_json() for s in slow.files] == [s.to_json() for s in result.files]
+            print(f"identical findings: {same}; identical file stats: {same_stats}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -24,6 +24,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "assess",
         "Classify an Exchange build against the CVE catalogue.",
     ),
+    "diff": (
+        "exwatch.cli.diff_cmd",
+        "diff",
+        "Compare two scans: patched, still vulnerable, newly vulnerable, patch rate per group.",
+    ),
+    "enrich": (
+        "exwatch.cli.enrich_cmd",
+        "enrich",
+        "Add country, AS, organisation and sector to stored results.",
+    ),
+    "export": (
+        "exwatch.cli.export_cmd",
+        "export_cmd",
+        "Export a scan as Shadowserver scan_exchange CSV, JSON lines or Parquet.",
+    ),
+    "demo": (
+        "exwatch.cli.demo_cmd",
+        "demo",
+        "Start the lab, scan it, store the results and print a summary.",
+    ),
     "hostcheck": (
         "exwatch.cli.hostcheck_cmd",
         "hostcheck",
@@ -33,6 +53,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exwatch.cli.ingest_cmd",
         "ingest",
         "Load scan results (JSON lines) from other machines or shards into the store.",
+    ),
+    "lab": (
+        "exwatch.cli.lab_cmd",
+        "lab",
+        "Run simulated Exchange and other servers on 127.x.y.z (tests, demos, benchmarks).",
+    ),
+    "report": (
+        "exwatch.cli.report_cmd",
+        "report",
+        "Report per country/AS/sector/organisation/version/CVE, host history, trend, or HTML.",
+    ),
+    "scan": (
+        "exwatch.cli.scan_cmd",
+        "scan",
+        "Find Exchange servers, read their build passively, classify and store.",
     ),
     "selftest": (
         "exwatch.cli.selftest_cmd",

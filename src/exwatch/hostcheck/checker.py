@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from exwatch.hostcheck import rps_cat
 from exwatch.hostcheck.discovery import Inventory, discover
 from exwatch.hostcheck.findings import EVIDENCE_LIMIT, Finding, HostcheckResult, KindCoverage
 from exwatch.hostcheck.parsers import PARSERS
+from exwatch.hostcheck.parsers.blockscan import BLOCK_SIZE, scan_file
+from exwatch.hostcheck.parsers.fielded import FieldedParser
+from exwatch.hostcheck.prefilter import prefilter_for
 from exwatch.hostcheck.records import FileStats, Kind, Record
 from exwatch.hostcheck.rules import DEFAULT_EXCHANGE_PATH, Rule, load_rules, rules_by_kind
 
@@ -85,7 +89,14 @@ def run_hostcheck(
     exchange_path: str | None = None,
     parity_only: bool = False,
     scan_files: bool = True,
+    block_scan: bool = True,
+    block_size: int = BLOCK_SIZE,
 ) -> HostcheckResult:
+    """Check a copy of a host's logs and folders.
+
+    `block_scan=False` reads every log line by line (the reference path the block
+    scanner is tested against); `block_size` is for tests.
+    """
     if not root.is_dir():
         raise UsageError(f"not a folder: {root}")
     since_iso = parse_since(since) if since else None
@@ -108,7 +119,14 @@ def run_hostcheck(
             result.httpproxy_folders[name] = result.httpproxy_folders.get(name, 0) + 1
         kind_rules = by_kind[log.kind]
         done_first: set[str] = set()
-        for rec in PARSERS[log.kind].parse_file(log.path, log.rel, stats, meta):
+        parser = PARSERS[log.kind]
+        records: Iterator[Record]
+        if block_scan and isinstance(parser, FieldedParser):
+            prefilter = prefilter_for(kind_rules, xpath)
+            records = scan_file(parser, log.path, log.rel, stats, meta, prefilter, block_size)
+        else:
+            records = parser.parse_file(log.path, log.rel, stats, meta)
+        for rec in records:
             if since_iso and rec.timestamp and rec.timestamp < since_iso:
                 continue
             for rule in kind_rules:

@@ -389,7 +389,24 @@ def selftest() -> Any:
                     )
                 elif not want and got:
                     result.problems.append(f"{rule.id}: should not match: {short}")
+                if want and not _block_prefilter_passes(rule, kind, rec.raw):
+                    result.problems.append(f"{rule.id}: block prefilter rejects a match: {short}")
     return result
+
+
+def _block_prefilter_passes(rule: Rule, kind: Kind, raw: str) -> bool:
+    """Would the block scanner's needle search and line test keep this plain line?"""
+    from exwatch.hostcheck.prefilter import prefilter_for
+
+    line = raw.encode("utf-8", errors="replace")
+    if not line.isascii() or b"\x00" in line or b'"' in line:
+        return True  # never a plain line: always parsed in full
+    prefilter = prefilter_for([rule])
+    if prefilter.every_line:
+        return True
+    lowered = line.lower()
+    found = [which for _, which in prefilter.hits(lowered)]
+    return bool(found) and prefilter.line_ok(lowered, found)
 
 
 __all__ = [

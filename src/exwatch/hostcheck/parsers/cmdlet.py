@@ -38,6 +38,7 @@ class CmdletParser(FieldedParser):
     kind = Kind.CMDLET
     data_format = "Exchange Rps_Cmdlet / CmdletInfra log"
     default_fields = RPS_CMDLET_FIELDS
+    block_layout = "csv"
     aliases: ClassVar[Mapping[str, str]] = {"username": "authenticateduser"}
 
 

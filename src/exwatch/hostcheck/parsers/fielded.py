@@ -46,6 +46,9 @@ class FieldedParser:
     default_fields: ClassVar[tuple[str, ...]]
     aliases: ClassVar[Mapping[str, str]] = {}
     separator: ClassVar[str] = ","  # "," = CSV with quoting; " " = W3C
+    # Line layout the block scanner can read in bulk ("csv": ISO DateTime first; "w3c":
+    # date and time first); None = always line by line.
+    block_layout: ClassVar[str | None] = None
 
     # -- per-format hooks ---------------------------------------------------------------
     def split(self, line: str) -> list[str] | None:
@@ -96,79 +99,120 @@ class FieldedParser:
         stats: FileStats,
         meta: dict[str, str] | None,
     ) -> Iterator[Record]:
-        kind = self.kind
-        fields: list[str] | None = None
-        header_lower: list[str] = []
-        index: dict[str, int] = build_index(self.default_fields, self.aliases)
-        width = len(self.default_fields)
-        warned_default = False
-        consecutive_bad = 0
-        extra_shared = meta or {}
+        state = LineState(self, rel, stats, meta)
         for number, line in lines:
-            stats.lines += 1
-            if not line.strip() or not line.strip("\x00"):
-                continue
-            if line[0] == "#":
-                if line[:8].lower() == "#fields:":
-                    fields = self.header_fields(line[8:].strip())
-                    header_lower = [f.lower() for f in fields]
-                    index = build_index(fields, self.aliases)
-                    width = len(fields)
-                    stats.header_blocks += 1
-                    consecutive_bad = 0
-                continue
-            if "\x00" in line:
-                line = line.replace("\x00", "")
-            values = self.split(line)
-            if values is None:
-                stats.bad_lines += 1
-                consecutive_bad += 1
-            elif not self.valid(values, index):
-                # A bare header line, or PowerShell's quoted header after `#TYPE`.
-                if _is_header(values):
-                    lowered = [v.strip().lower() for v in values]
-                    if lowered != header_lower:
-                        fields = [v.strip() for v in values]
-                        header_lower = lowered
-                        index = build_index(fields, self.aliases)
-                        width = len(fields)
-                        stats.header_blocks += 1
-                    continue
-                stats.bad_lines += 1
-                consecutive_bad += 1
-            else:
-                consecutive_bad = 0
-                if len(values) != width:
-                    if len(values) > width and self.separator == " ":
-                        stats.bad_lines += 1
-                        stats.warn(f"line {number}: {len(values)} fields, header has {width}")
-                        continue
-                    stats.truncated_lines += 1
-                if fields is None and not warned_default:
-                    stats.warn("no #Fields header before the first data line: default columns used")
-                    warned_default = True
-                ts = self.timestamp(values, index)
-                stats.see_timestamp(ts)
-                derived = self.derive(line, values, index)
-                if derived:
-                    extra = dict(extra_shared)
-                    extra.update(derived)
-                else:
-                    extra = extra_shared
-                stats.records += 1
-                yield Record(kind, rel, number, line, values, index, ts, extra)
-                continue
-            if consecutive_bad >= MAX_CONSECUTIVE_BAD:
-                stats.gave_up = True
-                stats.warn(
-                    f"gave up at line {number}: {MAX_CONSECUTIVE_BAD} unparsable lines in a row "
-                    f"(not a {self.data_format} file?)"
-                )
+            rec = state.feed(number, line)
+            if rec is not None:
+                yield rec
+            elif state.gave_up:
                 return
+
+
+class LineState:
+    """The per-file state of a header-driven parser, fed one line at a time.
+
+    `parse_lines` feeds every line; the block scanner (`blockscan.py`) feeds only the
+    lines it cannot account for in bulk and reports runs of plain records through
+    `plain_records`, so both paths share this one definition of what a line means.
+    """
+
+    def __init__(
+        self, parser: FieldedParser, rel: str, stats: FileStats, meta: dict[str, str] | None
+    ) -> None:
+        self.parser = parser
+        self.kind = parser.kind
+        self.rel = rel
+        self.stats = stats
+        self.fields: list[str] | None = None
+        self.header_lower: list[str] = []
+        self.index: dict[str, int] = build_index(parser.default_fields, parser.aliases)
+        self.width = len(parser.default_fields)
+        self.warned_default = False
+        self.consecutive_bad = 0
+        self.gave_up = False
+        self.extra_shared = meta or {}
+
+    def _set_header(self, fields: list[str], lowered: list[str]) -> None:
+        self.fields = fields
+        self.header_lower = lowered
+        self.index = build_index(fields, self.parser.aliases)
+        self.width = len(fields)
+        self.stats.header_blocks += 1
+
+    def _first_record(self) -> None:
+        if self.fields is None and not self.warned_default:
+            self.stats.warn("no #Fields header before the first data line: default columns used")
+            self.warned_default = True
+
+    def plain_records(self, count: int, low_ts: str, high_ts: str) -> None:
+        """`count` well-formed data lines of the header's width, read in bulk."""
+        stats = self.stats
+        stats.lines += count
+        self.consecutive_bad = 0
+        self._first_record()
+        stats.records += count
+        stats.see_timestamp(low_ts)
+        stats.see_timestamp(high_ts)
+
+    def feed(self, number: int, line: str) -> Record | None:
+        """One line (text without its line ending); a Record for a data line."""
+        parser = self.parser
+        stats = self.stats
+        stats.lines += 1
+        if not line.strip() or not line.strip("\x00"):
+            return None
+        if line[0] == "#":
+            if line[:8].lower() == "#fields:":
+                fields = parser.header_fields(line[8:].strip())
+                self._set_header(fields, [f.lower() for f in fields])
+                self.consecutive_bad = 0
+            return None
+        if "\x00" in line:
+            line = line.replace("\x00", "")
+        values = parser.split(line)
+        if values is None:
+            stats.bad_lines += 1
+            self.consecutive_bad += 1
+        elif not parser.valid(values, self.index):
+            # A bare header line, or PowerShell's quoted header after `#TYPE`.
+            if _is_header(values):
+                lowered = [v.strip().lower() for v in values]
+                if lowered != self.header_lower:
+                    self._set_header([v.strip() for v in values], lowered)
+                return None
+            stats.bad_lines += 1
+            self.consecutive_bad += 1
+        else:
+            self.consecutive_bad = 0
+            if len(values) != self.width:
+                if len(values) > self.width and parser.separator == " ":
+                    stats.bad_lines += 1
+                    stats.warn(f"line {number}: {len(values)} fields, header has {self.width}")
+                    return None
+                stats.truncated_lines += 1
+            self._first_record()
+            ts = parser.timestamp(values, self.index)
+            stats.see_timestamp(ts)
+            derived = parser.derive(line, values, self.index)
+            if derived:
+                extra = dict(self.extra_shared)
+                extra.update(derived)
+            else:
+                extra = self.extra_shared
+            stats.records += 1
+            return Record(self.kind, self.rel, number, line, values, self.index, ts, extra)
+        if self.consecutive_bad >= MAX_CONSECUTIVE_BAD:
+            self.gave_up = True
+            stats.gave_up = True
+            stats.warn(
+                f"gave up at line {number}: {MAX_CONSECUTIVE_BAD} unparsable lines in a row "
+                f"(not a {parser.data_format} file?)"
+            )
+        return None
 
 
 def _is_header(values: list[str]) -> bool:
     return len(values) >= 2 and all(_HEADER_NAME.match(v.strip()) for v in values)
 
 
-__all__ = ["MAX_CONSECUTIVE_BAD", "FieldedParser", "build_index"]
+__all__ = ["MAX_CONSECUTIVE_BAD", "FieldedParser", "LineState", "build_index"]

@@ -40,6 +40,7 @@ class HttpProxyParser(FieldedParser):
     kind = Kind.HTTPPROXY
     data_format = "Exchange HttpProxy log"
     default_fields = HTTPPROXY_FIELDS
+    block_layout = "csv"
     aliases: ClassVar[Mapping[str, str]] = {
         "method": "method",
         "url_stem": "urlstem",

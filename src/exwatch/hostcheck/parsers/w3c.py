@@ -21,6 +21,7 @@ class W3CParser(FieldedParser):
     kind = Kind.IIS
     data_format = "IIS W3C extended log"
     separator = " "
+    block_layout = "w3c"
     default_fields = (
         "date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
         "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",

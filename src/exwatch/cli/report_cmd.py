@@ -1,0 +1,192 @@
+"""`exwatch report`: counts per country/AS/sector/organisation/version/CVE, host history, trend."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing
+from exwatch.errors import UsageError
+from exwatch.report import aggregate, enrichment, trends
+from exwatch.store import Store
+from exwatch.untrusted import for_terminal
+
+BY_CHOICES = (*aggregate.GROUPS, "host", "scan")
+FORMATS = ("table", "json", "csv", "html")
+
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "group": [
+        ("key", "key"), ("name", "name"), ("hosts", "hosts"), ("exchange", "Exchange"),
+        ("vulnerable", "vulnerable"), ("vulnerable_pct", "% vuln"), ("eol", "EOL"),
+        ("eol_pct", "% EOL"),
+    ],
+    "cve": [
+        ("key", "CVE"), ("hosts", "assessed"), ("vulnerable", "vulnerable"),
+        ("patched", "patched"), ("undetermined", "undetermined"), ("eol", "vuln+EOL"),
+    ],
+    "host": [
+        ("ip", "ip"), ("port", "port"), ("country", "country"), ("build", "build"),
+        ("first_seen", "first seen"), ("last_seen", "last seen"),
+        ("vulnerable_now", "vulnerable"), ("vulnerable_since", "vulnerable since"),
+        ("days_vulnerable", "days"), ("patched_transitions", "patched"),
+        ("regressions", "regressed"),
+    ],
+    "scan": [
+        ("scan_id", "scan"), ("started_at", "started"), ("hosts", "hosts"),
+        ("exchange", "Exchange"), ("vulnerable", "vulnerable"), ("vulnerable_pct", "% vuln"),
+        ("eol", "EOL"),
+    ],
+}  # fmt: skip
+
+
+def source_fields(con: Any, scan_ids: Sequence[str] | None) -> dict[str, str]:
+    srcs = enrichment.sources(con, scan_ids)
+    return {
+        "geo_source": "; ".join(srcs["country"]) or "no enrichment",
+        "asn_source": "; ".join(srcs["asn"]) or "no enrichment",
+    }
+
+
+def emit(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]],
+    fmt: str,
+    output: str | None,
+    *,
+    title: str,
+    footnote: str,
+) -> None:
+    """Write rows as table/json/csv to `output` (stdout when None)."""
+    if fmt == "json":
+        text = json.dumps(rows, indent=2, default=str) + "\n"
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        names = list(dict.fromkeys([c for c, _ in columns] + [k for r in rows[:1] for k in r]))
+        writer = csv.DictWriter(
+            buffer, fieldnames=names, extrasaction="ignore", lineterminator="\n"
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+        text = buffer.getvalue()
+    else:
+        table = Table(
+            title=for_terminal(title, 300),
+            caption=for_terminal(footnote, 400),
+            caption_justify="left",
+        )
+        for _, head in columns:
+            table.add_column(head, overflow="fold")
+        for row in rows:
+            table.add_row(*(for_terminal(_cell(row.get(c))) for c, _ in columns))
+        if output is None:
+            Console(highlight=False).print(table)
+            return
+        console = Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
+        console.print(table)
+        text = console.file.getvalue()  # type: ignore[attr-defined]
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+@click.command("report")
+@db_option
+@click.option("--scan", "scan_id", help="Scan to report on (default: the latest).")
+@click.option(
+    "--by",
+    type=click.Choice(BY_CHOICES),
+    default="country",
+    show_default=True,
+    help="Group by; `host` lists each host's history, `scan` the trend across scans.",
+)
+@click.option("--country", help="Only this country (ISO 3166-1 alpha-2, e.g. BE).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+@click.option(
+    "--vulnerable-days",
+    type=click.IntRange(min=0),
+    help="With --by host: only hosts still vulnerable after at least N days.",
+)
+@enrichment_options
+def report(
+    db_path: str,
+    scan_id: str | None,
+    by: str,
+    country: str | None,
+    fmt: str,
+    output: str | None,
+    limit: int | None,
+    vulnerable_days: int | None,
+    geo_db: str | None,
+    asn_db: str | None,
+    constituency: str | None,
+    rdns: bool,
+) -> int:
+    """Report on the store: counts per group for one scan, host histories, or the trend.
+
+    Every output states the country and AS sources (table footnote, `geo_source` field).
+    `--format html` writes the offline report (map, charts, tables) and ignores --by.
+    Results not yet enriched are enriched first with the sources given here (see `enrich`).
+    """
+    if vulnerable_days is not None and by != "host":
+        raise UsageError("--vulnerable-days only applies with --by host")
+    with Store.open(db_path) as store:
+        fill_missing(store, geo_db, asn_db, constituency, rdns)
+        con = store.connection
+        scan = aggregate.resolve_scan(con, scan_id)
+        if fmt == "html":
+            from exwatch.report.html import render_html
+
+            page = render_html(con, scan, country=country)
+            if output is None:
+                click.echo(page, nl=False)
+            else:
+                with open(output, "w", encoding="utf-8") as handle:
+                    handle.write(page)
+                click.echo(f"wrote {output}", err=True)
+            return 0
+        if by == "host":
+            history = trends.host_history(
+                con, country=country, vulnerable_days=vulnerable_days, limit=limit
+            )
+            fields = source_fields(con, None)
+            rows = [{**h, **fields} for h in history]
+            columns = _COLUMNS["host"]
+            title = "Exchange hosts across all scans"
+        elif by == "scan":
+            fields = source_fields(con, None)
+            rows = [{**t, **fields} for t in trends.scan_trend(con, country=country)]
+            columns = _COLUMNS["scan"]
+            title = "Trend across scans"
+        else:
+            groups = aggregate.group_counts(con, scan, by, country=country, limit=limit)  # type: ignore[arg-type]
+            fields = source_fields(con, [scan])
+            rows = aggregate.group_rows_json(groups, scan_id=scan, **fields)
+            columns = _COLUMNS["cve" if by == "cve" else "group"]
+            title = f"Per {by}, scan {scan}"
+        if country:
+            title += f", country {country.upper()}"
+        footnote = f"Country: {fields['geo_source']}. AS: {fields['asn_source']}."
+        emit(rows, columns, fmt, output, title=title, footnote=footnote)
+    return 0

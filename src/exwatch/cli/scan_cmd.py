@@ -1,0 +1,192 @@
+"""`exwatch scan TARGET...`: find Exchange servers, read their build passively, store results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from exwatch.errors import UsageError
+from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute
+from exwatch.scan.runner import Tally
+from exwatch.scan.targets import Spec, parse_shard, read_specs
+
+
+def collect_specs(targets: tuple[str, ...], target_file: str | None) -> list[str | Spec]:
+    specs: list[str | Spec] = []
+    for t in targets:
+        if t == "-":
+            specs.extend(read_specs(sys.stdin, "<stdin>"))
+        else:
+            specs.append(t)
+    if target_file:
+        path = Path(target_file)
+        if not path.is_file():
+            raise UsageError(f"target list not found: {target_file}")
+        specs.extend(read_specs(path))
+    if not specs:
+        raise UsageError(
+            "no targets: give addresses, CIDRs, ranges or hostnames, -l FILE, or - for stdin"
+        )
+    return specs
+
+
+def print_summary(console: Console, summary: ScanSummary) -> None:
+    t = summary.tally
+    state = "interrupted" if summary.interrupted else "finished"
+    console.print(
+        f"scan {summary.scan_id} {state}: {t.done:,} addresses in {t.elapsed:.1f} s "
+        f"({t.rate:,.0f}/s), {t.exchange:,} Exchange, {t.vulnerable:,} with a vulnerable verdict"
+        + (f", {t.skipped:,} already done" if t.skipped else "")
+    )
+    table = Table(show_header=True, header_style="bold", title="outcomes")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, n in t.statuses.most_common():
+        table.add_row(status, f"{n:,}")
+    console.print(table)
+    if summary.output:
+        console.print(f"results: {summary.output}")
+    if summary.db:
+        console.print(f"store: {summary.db} (scan {summary.scan_id})")
+    if summary.interrupted:
+        console.print("resume with the same command and --resume")
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "-l", "--list", "target_file", metavar="FILE", help="Read targets from FILE, one per line."
+)
+@click.option("--port", default=443, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 120),
+    help="Seconds per phase (connect, TLS, read).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    help="New connections per second (default: unlimited).",
+)
+@click.option(
+    "--concurrency",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Targets in flight.",
+)
+@click.option("--allow-private", is_flag=True, help="Allow private, loopback and reserved ranges.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="FILE",
+    help="Exclusion list (CIDR per line, # comments); repeatable.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the pseudo-random target order."
+)
+@click.option(
+    "--shard",
+    default="1/1",
+    show_default=True,
+    help="Scan only shard i of N (1-based, as masscan: 1/4 ... 4/4).",
+)
+@click.option(
+    "-o", "--output", metavar="FILE.jsonl", help="Write one JSON object per target address."
+)
+@click.option(
+    "--db", default="exwatch.duckdb", show_default=True, metavar="PATH", help="DuckDB store."
+)
+@click.option("--no-db", is_flag=True, help="Do not store results (only --output).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted scan with the same targets and options.",
+)
+@click.option("--plain-http", is_flag=True, help="Speak HTTP instead of HTTPS on the port.")
+@click.option(
+    "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def scan(
+    targets: tuple[str, ...],
+    target_file: str | None,
+    port: int,
+    timeout: float,
+    rate: float | None,
+    concurrency: int,
+    allow_private: bool,
+    exclude: tuple[str, ...],
+    seed: int,
+    shard: str,
+    output: str | None,
+    db: str,
+    no_db: bool,
+    resume: bool,
+    plain_http: bool,
+    workers: int | None,
+    quiet: bool,
+) -> int:
+    """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6; - reads stdin).
+
+    Default probes are passive GETs any browser makes. Every target address gets one
+    result record, failures included.
+    """
+    for f in exclude:
+        if not Path(f).is_file():
+            raise UsageError(f"exclusion file not found: {f}")
+    job = ScanJob(
+        specs=collect_specs(targets, target_file),
+        port=port,
+        timeout=timeout,
+        rate=rate,
+        concurrency=concurrency,
+        allow_private=allow_private,
+        exclude=list(exclude),
+        seed=seed,
+        shard=parse_shard(shard),
+        output=output,
+        db=None if no_db else db,
+        resume=resume,
+        tls=not plain_http,
+        workers=workers or default_workers(),
+    )
+    if job.db is None and job.output is None:
+        raise UsageError("--no-db needs --output, or nothing would be kept")
+    console = Console(stderr=True, highlight=False)
+    show = console.is_terminal and not quiet
+    if not show:
+        summary = execute(job)
+    else:
+        with Progress(
+            TextColumn("[bold]scan"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TextColumn("{task.fields[rate]:,.0f}/s"),
+            TextColumn("exchange {task.fields[found]:,}"),
+            TextColumn("errors {task.fields[errors]:,}"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("scan", total=None, rate=0.0, found=0, errors=0)
+
+            def update(t: Tally, total: int) -> None:
+                progress.update(
+                    task,
+                    total=total,
+                    completed=t.done + t.skipped,
+                    rate=t.rate,
+                    found=t.exchange,
+                    errors=t.errors,
+                )
+
+            summary = execute(job, update)
+    print_summary(Console(stderr=True, highlight=False), summary)
+    return 130 if summary.interrupted else 0

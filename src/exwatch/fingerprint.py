@@ -1,0 +1,381 @@
+"""Is it Exchange, and which build? Pure evaluation of fingerprint data over HTTP responses.
+
+The knowledge is `knowledge/fingerprints.yaml`; this module compiles it once, matches each
+response once (`sightings`), and combines everything seen behind one address into a
+`Fingerprint` (`combine`).  No I/O beyond loading the packaged data file.
+
+Choosing one build when several are seen (a load balancer in front of servers on different
+updates, or a page that names several versions): every distinct build is kept in
+`builds_seen`; `build` is the most precise one (four parts beat three), then the one more
+independent sources agree on, then the oldest (the weakest server behind the address is
+the one that matters for exposure).  A three-part build that equals the CU of a four-part
+one agrees with it rather than being a separate build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from exwatch.errors import BuildParseError, DataError
+from exwatch.model import Build, Precision
+
+if TYPE_CHECKING:
+    from exwatch.selftest import CheckResult
+
+KINDS = ("build", "marker", "proxy")
+WEIGHTS = ("strong", "weak")
+BUILD_SOURCES = ("x-owa-version", "exporttool", "owa-path")
+SOURCES = frozenset(
+    {
+        *BUILD_SOURCES,
+        "owa-logon-page",
+        "owa-redirect",
+        "errorfe-redirect",
+        "exchange-cookie",
+        "x-feserver",
+        "x-beserver",
+        "x-calculatedbetarget",
+        "kemp-esp",
+        "f5-apm",
+        "ntlm",
+    }
+)
+_MAX_BUILDS_PER_TEXT = 20  # a page naming hundreds of versions is hostile, not informative
+_READS = re.compile(r"body|header\.[a-z0-9-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpObservation:
+    """One HTTP response as the fingerprints see it (header names lower-case)."""
+
+    probe: str
+    path: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    kind: str
+    source: str
+    reads: str
+    pattern: re.Pattern[str]
+    weight: str
+    probes: frozenset[str] | None
+    examples: tuple[dict[str, Any], ...]
+    counter_examples: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One entry matching one response (for build entries: one extracted build)."""
+
+    entry: str
+    kind: str
+    source: str
+    weight: str
+    build: str | None
+    probe: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """The combined verdict for one address."""
+
+    is_exchange: bool
+    build: str | None
+    precision: Precision | None
+    sources: tuple[str, ...]
+    builds_seen: tuple[str, ...]
+    markers: tuple[str, ...]
+    proxies: tuple[str, ...]
+
+
+def _load_entries(text: str) -> tuple[Entry, ...]:
+    """Parse and validate the data file; raise DataError naming the first bad entry."""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise DataError("fingerprints.yaml: top level must be a mapping with an `entries` list")
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc["entries"]):
+        where = f"fingerprints.yaml entry {i}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise DataError(f"{where}: needs an `id`")
+        eid = raw["id"]
+        where = f"fingerprints.yaml entry {eid!r}"
+        if eid in seen:
+            raise DataError(f"{where}: duplicate id")
+        seen.add(eid)
+        kind, source, reads = raw.get("kind"), raw.get("source"), raw.get("reads")
+        if kind not in KINDS:
+            raise DataError(f"{where}: kind must be one of {KINDS}")
+        if source not in SOURCES:
+            raise DataError(f"{where}: source {source!r} is not a known evidence name")
+        if not isinstance(reads, str) or not _READS.fullmatch(reads):
+            raise DataError(f"{where}: reads must be `body` or `header.<name>`")
+        weight = raw.get("weight", "strong")
+        if weight not in WEIGHTS:
+            raise DataError(f"{where}: weight must be one of {WEIGHTS}")
+        try:
+            pattern = re.compile(str(raw.get("pattern", "")))
+        except re.error as exc:
+            raise DataError(f"{where}: pattern does not compile: {exc}") from exc
+        if not raw.get("pattern"):
+            raise DataError(f"{where}: empty pattern")
+        if (kind == "build") != ("build" in pattern.groupindex):
+            raise DataError(f"{where}: build entries, and only they, have a `build` group")
+        probes = raw.get("probes")
+        if probes is not None and not (
+            isinstance(probes, list) and all(isinstance(p, str) for p in probes)
+        ):
+            raise DataError(f"{where}: probes must be a list of probe ids")
+        examples = raw.get("examples")
+        counters = raw.get("counter_examples")
+        if not isinstance(examples, list) or not examples:
+            raise DataError(f"{where}: needs at least one example")
+        if not isinstance(counters, list) or not counters:
+            raise DataError(f"{where}: needs at least one counter-example")
+        for ex in examples:
+            if not isinstance(ex, dict) or not isinstance(ex.get("text"), str):
+                raise DataError(f"{where}: every example needs a `text`")
+            if kind == "build" and not isinstance(ex.get("build"), str):
+                raise DataError(f"{where}: build examples name the expected `build`")
+        if not all(isinstance(c, str) for c in counters):
+            raise DataError(f"{where}: counter-examples are strings")
+        entries.append(
+            Entry(
+                id=eid,
+                kind=kind,
+                source=source,
+                reads=reads,
+                pattern=pattern,
+                weight=weight,
+                probes=None if probes is None else frozenset(probes),
+                examples=tuple(examples),
+                counter_examples=tuple(counters),
+            )
+        )
+    return tuple(entries)
+
+
+def _data_text() -> str:
+    return resources.files("exwatch.knowledge").joinpath("fingerprints.yaml").read_text("utf-8")
+
+
+ENTRIES: tuple[Entry, ...] = _load_entries(_data_text())
+_BODY_ENTRIES = tuple(e for e in ENTRIES if e.reads == "body")
+_HEADER_ENTRIES: dict[str, tuple[Entry, ...]] = {}
+for _e in ENTRIES:
+    if _e.reads != "body":
+        _name = _e.reads.removeprefix("header.")
+        _HEADER_ENTRIES[_name] = (*_HEADER_ENTRIES.get(_name, ()), _e)
+
+
+@lru_cache(maxsize=4096)  # a census sees the same few hundred builds millions of times
+def normalise_build(text: str) -> str | None:
+    """'15.01.2176.009' -> '15.1.2176.9'; None when it is not a build."""
+    try:
+        return str(Build.parse(text))
+    except BuildParseError:
+        return None
+
+
+def match_text(entry: Entry, text: str) -> list[str | None]:
+    """What `entry` finds in one text: extracted builds (build entries) or [None] for a match."""
+    if entry.kind != "build":
+        return [None] if entry.pattern.search(text) else []
+    found: list[str | None] = []
+    raw_seen: set[str] = set()  # a logon page names its build in every static path
+    for m in entry.pattern.finditer(text):
+        raw = m.group("build")
+        if raw in raw_seen:
+            continue
+        raw_seen.add(raw)
+        build = normalise_build(raw)
+        if build is not None and build not in found:
+            found.append(build)
+            if len(found) >= _MAX_BUILDS_PER_TEXT:
+                break
+    return found
+
+
+def sightings(obs: HttpObservation) -> list[Sighting]:
+    """Every entry that matches this response (each entry evaluated once per response)."""
+    out: list[Sighting] = []
+    texts: list[tuple[Entry, str]] = []
+    for name, value in obs.headers:
+        for entry in _HEADER_ENTRIES.get(name, ()):
+            texts.append((entry, value))
+    if obs.body:
+        texts.extend((entry, obs.body) for entry in _BODY_ENTRIES)
+    for entry, text in texts:
+        if entry.probes is not None and obs.probe not in entry.probes:
+            continue
+        if entry.kind != "build":
+            if entry.pattern.search(text) is not None:
+                out.append(
+                    Sighting(
+                        entry.id, entry.kind, entry.source, entry.weight, None, obs.probe, obs.path
+                    )
+                )
+            continue
+        for build in match_text(entry, text):
+            out.append(
+                Sighting(
+                    entry.id, entry.kind, entry.source, entry.weight, build, obs.probe, obs.path
+                )
+            )
+    return out
+
+
+def is_exchange(found: Iterable[Sighting]) -> bool:
+    """One strong marker or build sighting, or two different weak markers."""
+    weak: set[str] = set()
+    for s in found:
+        if s.kind == "build" or (s.kind == "marker" and s.weight == "strong"):
+            return True
+        if s.kind == "marker":
+            weak.add(s.entry)
+    return len(weak) >= 2
+
+
+def product_family(build: str) -> str | None:
+    """Product line from the build number alone (SE: 15.2 with third part >= 2562)."""
+    try:
+        b = Build.parse(build)
+    except BuildParseError:
+        return None
+    if b.major == 15:
+        if b.minor == 2:
+            return "Exchange Server SE" if b.build >= 2562 else "Exchange Server 2019"
+        return {0: "Exchange Server 2013", 1: "Exchange Server 2016"}.get(b.minor)
+    return {6: "Exchange Server 2003", 8: "Exchange Server 2007", 14: "Exchange Server 2010"}.get(
+        b.major
+    )
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
+    """Merge the sightings of one address into product evidence and one chosen build."""
+    exchange = is_exchange(found)
+    by_build: dict[str, set[str]] = {}
+    for s in found:
+        if s.kind == "build" and s.build is not None:
+            by_build.setdefault(s.build, set()).add(s.source)
+    parsed = {text: Build.parse(text) for text in by_build}
+    full_cus = {b.cu_key for b in parsed.values() if b.revision is not None}
+    seen = [t for t, b in parsed.items() if b.revision is not None or b.cu_key not in full_cus]
+
+    support: dict[str, set[str]] = {}
+    for text in seen:
+        agreed = set(by_build[text])
+        b = parsed[text]
+        if b.revision is not None:
+            for other, ob in parsed.items():
+                if ob.revision is None and ob.cu_key == b.cu_key:
+                    agreed |= by_build[other]
+        support[text] = agreed
+
+    def rank(text: str) -> tuple[int, int, tuple[int, ...]]:
+        b = parsed[text]
+        return (int(b.revision is not None), len(support[text]), tuple(-x for x in b.as_tuple()))
+
+    best = max(seen, key=rank) if seen else None
+    sources: list[str] = []
+    if best is not None:
+        sources.extend(s for s in BUILD_SOURCES if s in support[best])
+    for s in found:
+        if s.kind == "marker" and (best is None or s.source not in BUILD_SOURCES):
+            sources.append(s.source)
+    proxies = _dedupe(s.source for s in found if s.kind == "proxy")
+    if exchange:
+        sources.extend(proxies)
+        if ntlm:
+            sources.append("ntlm")
+    return Fingerprint(
+        is_exchange=exchange,
+        build=best if exchange else None,
+        precision=None if best is None or not exchange else parsed[best].precision,
+        sources=_dedupe(sources) if exchange else (),
+        builds_seen=tuple(sorted(seen, key=lambda t: parsed[t].as_tuple())) if exchange else (),
+        markers=_dedupe(s.entry for s in found if s.kind != "proxy"),
+        proxies=proxies,
+    )
+
+
+def fingerprint(observations: Iterable[HttpObservation], *, ntlm: bool = False) -> Fingerprint:
+    """Convenience: sightings of every response, combined."""
+    found: list[Sighting] = []
+    for obs in observations:
+        found.extend(sightings(obs))
+    return combine(found, ntlm=ntlm)
+
+
+def selftest() -> CheckResult:
+    """Check every example and counter-example of fingerprints.yaml (registered in CHECKS)."""
+    from exwatch.selftest import CheckResult
+
+    result = CheckResult("fingerprints")
+    try:
+        entries = _load_entries(_data_text())
+    except DataError as exc:
+        result.problems.append(str(exc))
+        return result
+    builds_by_reads: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.kind == "build":
+            builds_by_reads.setdefault(e.reads, []).append(e)
+    for e in entries:
+        for ex in e.examples:
+            result.examples += 1
+            text = ex["text"]
+            got = match_text(e, text)
+            if not got:
+                result.problems.append(f"{e.id}: example does not match: {text[:80]!r}")
+                continue
+            if e.kind == "build":
+                want = normalise_build(ex["build"])
+                if got[0] != want:
+                    result.problems.append(f"{e.id}: example gave {got[0]!r}, expected {want!r}")
+                others = [
+                    o.id for o in builds_by_reads[e.reads] if o is not e and match_text(o, text)
+                ]
+                if others:
+                    result.problems.append(
+                        f"{e.id}: example also matched by build entries {others}: {text[:80]!r}"
+                    )
+        for counter in e.counter_examples:
+            result.examples += 1
+            if match_text(e, counter):
+                result.problems.append(f"{e.id}: counter-example matches: {counter[:80]!r}")
+    return result
+
+
+__all__ = [
+    "ENTRIES",
+    "Fingerprint",
+    "HttpObservation",
+    "Sighting",
+    "combine",
+    "fingerprint",
+    "is_exchange",
+    "match_text",
+    "normalise_build",
+    "product_family",
+    "selftest",
+    "sightings",
+]

@@ -1,0 +1,13 @@
+"""The scanner's network layer: the only package that opens sockets.
+
+`client.HttpClient` (TCP, TLS, keep-alive HTTP/1.1 over asyncio streams, per-phase and
+per-host deadlines), `http` (bounded message reading), `tls` (scanning context and
+certificate capture) and `mapper.map_exception` (OS/ssl/asyncio exceptions -> ProbeError,
+in one place).  Works on the stdlib event loop and on uvloop.
+"""
+
+from exwatch.net.client import HttpClient, Timeouts
+from exwatch.net.http import Limits, Response
+from exwatch.net.mapper import ConnectionClosed, map_exception
+
+__all__ = ["ConnectionClosed", "HttpClient", "Limits", "Response", "Timeouts", "map_exception"]

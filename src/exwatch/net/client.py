@@ -1,0 +1,163 @@
+"""One host's HTTP(S) client: TCP connect, TLS, keep-alive requests, all under deadlines.
+
+Every exception leaves this module as a ProbeError (via `mapper.map_exception`), so the
+probe code above never sees OSError or ssl errors.  One connection is reused for all
+requests while the server allows it; when the server closes it (Connection: close, a
+read-until-close body, a truncated body, or an idle close between requests) the next
+request opens a new one.  Certificate details come from the first TLS handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from exwatch.errors import ProbeError, ReadTimeout
+from exwatch.net.http import Limits, Response, head_lines, read_response, request_bytes
+from exwatch.net.mapper import ConnectionClosed, Phase, map_exception
+from exwatch.net.tls import client_context, session_info
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed for each phase; `host` bounds everything done for one host."""
+
+    connect: float = 5.0
+    tls: float = 5.0
+    read: float = 5.0
+    host: float = 20.0
+
+
+class HttpClient:
+    """Requests to one (ip, port) with a fixed Host header and optional SNI."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        *,
+        use_tls: bool,
+        sni: str | None,
+        host_header: str,
+        user_agent: str,
+        timeouts: Timeouts,
+        limits: Limits,
+    ) -> None:
+        self.ip = ip
+        self.port = port
+        self.use_tls = use_tls
+        self.sni = sni
+        self.timeouts = timeouts
+        self.limits = limits
+        self.tls: dict[str, Any] | None = None
+        self.connections = 0
+        self.requests = 0
+        self._head = head_lines(host_header, user_agent)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + timeouts.host
+
+    def _budget(self, phase_limit: float) -> float:
+        left = self._deadline - self._loop.time()
+        if left <= 0:
+            raise ReadTimeout("per-host deadline reached")
+        return min(phase_limit, left)
+
+    async def connect(self) -> None:
+        """Open a connection (TCP, then TLS when configured); record the certificate once."""
+        phase: Phase = "connect"
+        family = socket.AF_INET6 if ":" in self.ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(self._budget(self.timeouts.connect)):
+                await self._loop.sock_connect(sock, (self.ip, self.port))
+            if self.use_tls:
+                phase = "tls"
+                budget = self._budget(self.timeouts.tls)
+                async with asyncio.timeout(budget):
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock,
+                        ssl=client_context(),
+                        server_hostname=self.sni or "",
+                        ssl_handshake_timeout=budget + 1.0,  # ours fires first
+                        ssl_shutdown_timeout=1.0,
+                        limit=self.limits.max_header_bytes,
+                    )
+            else:
+                reader, writer = await asyncio.open_connection(
+                    sock=sock, limit=self.limits.max_header_bytes
+                )
+        except BaseException as exc:
+            sock.close()
+            if isinstance(exc, Exception):
+                raise map_exception(exc, phase) from exc
+            raise
+        self._reader, self._writer = reader, writer
+        self.connections += 1
+        if self.use_tls and self.tls is None:
+            self.tls = session_info(writer.get_extra_info("ssl_object"))
+
+    async def request(
+        self, method: str, target: str, extra_headers: tuple[tuple[str, str], ...] = ()
+    ) -> Response:
+        """Send one request and read its response, reconnecting once if an idle
+        keep-alive connection turns out to be closed."""
+        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in extra_headers)
+        try:
+            data = request_bytes(method, target, self._head, extra)
+        except ValueError as exc:
+            raise map_exception(exc, "request") from exc
+        reused = self._writer is not None
+        if reused and self._reader is not None and self._reader.at_eof():
+            self.close()
+            reused = False
+        if self._writer is None:
+            await self.connect()
+        try:
+            return await self._exchange(data, method)
+        except (ConnectionClosed, ProbeError) as exc:
+            stale = (
+                reused
+                and isinstance(exc.__cause__, asyncio.IncompleteReadError | ConnectionError)
+                and not getattr(exc.__cause__, "partial", b"")
+            )
+            if not stale:
+                raise
+        # The server closed the idle connection before reading our request: try once more.
+        await self.connect()
+        return await self._exchange(data, method)
+
+    async def _exchange(self, data: bytes, method: str) -> Response:
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None:
+            raise ConnectionClosed("no open connection")
+        try:
+            async with asyncio.timeout(self._budget(self.timeouts.read)):
+                writer.write(data)
+                response = await read_response(reader, method, self.limits)
+        except Exception as exc:
+            self.abort()
+            raise map_exception(exc, "request") from exc
+        self.requests += 1
+        if not response.keep_alive:
+            self.close()
+        return response
+
+    def close(self) -> None:
+        """Close politely (TLS close_notify); the transport bounds the shutdown itself."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (after errors: a hostile peer gets no more time)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.transport.abort()
+
+
+__all__ = ["HttpClient", "Timeouts"]

@@ -1,0 +1,202 @@
+"""A minimal HTTP/1.1 message layer over asyncio streams: format a request, read one response.
+
+Hand-written because it is the scanner's hot path (aiohttp and httpx cost 1.5-4x the CPU
+per fingerprint, see performance.md) and because every read must be bounded against
+hostile servers: the header block, the number of header lines and the body (Content-Length,
+chunked or read-until-close) all have caps.  A body over the cap is truncated, not an
+error; the connection is then not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from exwatch.errors import UnexpectedReply
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what one response may make the scanner read."""
+
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 256 * 1024
+
+
+class Response:
+    """One HTTP response: status, header lines (lower-case names, in order), bounded body."""
+
+    __slots__ = ("body", "headers", "keep_alive", "reason", "status", "truncated", "version")
+
+    def __init__(
+        self,
+        version: str,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        truncated: bool,
+        keep_alive: bool,
+    ) -> None:
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.truncated = truncated
+        self.keep_alive = keep_alive
+
+    def header(self, name: str) -> str | None:
+        """First value of header `name` (lower-case)."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+
+
+def request_bytes(method: str, target: str, head_tail: bytes, extra: bytes = b"") -> bytes:
+    """`METHOD target HTTP/1.1` plus the per-host header lines (`head_tail`) and extras.
+
+    `target` may come from a redirect the server sent: anything but printable ASCII
+    without spaces is refused rather than sent (request splitting).
+    """
+    raw = target.encode("ascii") if target.isascii() else b""
+    if _TARGET.fullmatch(raw) is None:
+        raise ValueError(f"refusing to request target {target[:80]!r}")
+    return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method.encode("ascii"), raw, head_tail, extra)
+
+
+def head_lines(host: str, user_agent: str) -> bytes:
+    """The header lines every request to one host carries (built once per host)."""
+    return (
+        f"Host: {host}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\nConnection: keep-alive\r\n"
+    ).encode("latin-1", errors="replace")
+
+
+def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple[str, str]]]:
+    lines = block.split(b"\r\n")
+    if len(lines) - 1 > limits.max_headers:
+        raise UnexpectedReply(f"more than {limits.max_headers} header lines")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3:
+        raise UnexpectedReply(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise UnexpectedReply(f"bad status code {parts[1][:10]!r}") from None
+    version = parts[0].decode("latin-1")
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in b" \t" and headers:  # obsolete line folding: continue the last value
+            key, previous = headers[-1]
+            headers[-1] = (key, previous + " " + line.strip().decode("latin-1"))
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue  # a line without a colon carries nothing we could use
+        headers.append((name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
+    return version, status, reason, headers
+
+
+async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    parts: list[bytes] = []
+    size_left = cap
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise UnexpectedReply(f"bad chunk size line {line[:40]!r}") from None
+        if size < 0:
+            raise UnexpectedReply("negative chunk size")
+        if size == 0:
+            for _ in range(100):  # trailer section, bounded like the headers
+                if await reader.readuntil(b"\r\n") == b"\r\n":
+                    return b"".join(parts), False
+            raise UnexpectedReply("endless chunked trailer")
+        if size > size_left:
+            if size_left:
+                parts.append(await reader.readexactly(size_left))
+            return b"".join(parts), True
+        parts.append(await reader.readexactly(size))
+        size_left -= size
+        if await reader.readexactly(2) != b"\r\n":
+            raise UnexpectedReply("chunk not followed by CRLF")
+
+
+async def _read_until_close(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    parts: list[bytes] = []
+    got = 0
+    while got < cap:
+        data = await reader.read(min(65536, cap - got))
+        if not data:
+            return b"".join(parts), False
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts), True
+
+
+async def read_response(reader: asyncio.StreamReader, method: str, limits: Limits) -> Response:
+    """Read one response; the caller bounds the time (asyncio.timeout around this call)."""
+    # Judge the first bytes at once: a server sending garbage is a protocol error, not a
+    # header block to wait for until the connection closes.
+    start = await reader.readexactly(5)
+    if start != b"HTTP/":
+        raise UnexpectedReply(f"not an HTTP/1.x status line: {start!r}")
+    block = start + await reader.readuntil(b"\r\n\r\n")  # the stream limit caps the block
+    version, status, reason, headers = _parse_head(block[:-4], limits)
+
+    conn = ""
+    length: str | None = None
+    chunked = False
+    for key, value in headers:
+        if key == "content-length":
+            if length is not None and length != value:
+                raise UnexpectedReply("conflicting Content-Length headers")
+            length = value
+        elif key == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+        elif key == "connection":
+            conn = value.lower()
+    keep_alive = ("close" not in conn) if version == "HTTP/1.1" else ("keep-alive" in conn)
+
+    cap = limits.max_body_bytes
+    truncated = False
+    if method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
+        body = b""
+    elif chunked:
+        body, truncated = await _read_chunked(reader, cap)
+    elif length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise UnexpectedReply(f"bad Content-Length {length[:20]!r}") from None
+        if n < 0:
+            raise UnexpectedReply("negative Content-Length")
+        if n > cap:
+            body, truncated = await reader.readexactly(cap), True
+        else:
+            body = await reader.readexactly(n)
+    else:
+        body, truncated = await _read_until_close(reader, cap)
+        keep_alive = False
+    if truncated:
+        keep_alive = False
+    return Response(version, status, reason, headers, body, truncated, keep_alive)
+
+
+__all__ = ["Limits", "Response", "head_lines", "read_response", "request_bytes"]

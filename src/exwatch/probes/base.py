@@ -1,0 +1,84 @@
+"""What a probe is, and the context it runs in.
+
+A probe is a module-level `Probe` object: an id (`<protocol>-<thing>`), its risk class,
+the stage it runs in, the requests it makes (declared, for documentation and review), and
+an async `run(ctx)` that makes them through `ctx.fetch`.  Probes do no retries, logging or
+storage: `fetch` records every response as an observation and matches the fingerprints on
+it once; exceptions are ProbeErrors from `net/`, handled by `scan.host`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from exwatch.fingerprint import HttpObservation, Sighting, sightings
+from exwatch.net.client import HttpClient
+from exwatch.net.http import Response
+from exwatch.ntlm import NtlmChallenge
+
+
+class Risk(StrEnum):
+    """PASSIVE: requests any browser or mail client makes.  INTRUSIVE: touches a vulnerable
+    code path (behavioural checks); refused unless explicitly allowed."""
+
+    PASSIVE = "passive"
+    INTRUSIVE = "intrusive"
+
+
+class Stage(StrEnum):
+    """FIRST runs on every host; EXCHANGE only where the first stage found Exchange."""
+
+    FIRST = "first"
+    EXCHANGE = "exchange"
+
+
+@dataclass(slots=True)
+class ProbeContext:
+    """Per-host state shared by the probes of one scan."""
+
+    client: HttpClient
+    host: str  # what the Host header names (hostname, or the address)
+    observations: list[HttpObservation] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)
+    ntlm: NtlmChallenge | None = None
+    notes: list[str] = field(default_factory=list)
+
+    async def fetch(
+        self,
+        probe: str,
+        method: str,
+        path: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> Response:
+        """Make one request and record the response (raises ProbeError)."""
+        response = await self.client.request(method, path, headers)
+        obs = HttpObservation(
+            probe=probe,
+            path=path,
+            status=response.status,
+            headers=tuple(response.headers),
+            body=response.body.decode("latin-1"),
+        )
+        self.observations.append(obs)
+        self.sightings.extend(sightings(obs))
+        return response
+
+    def fetched(self, path_prefix: str) -> bool:
+        """Whether some response already came from a path starting with `path_prefix`."""
+        prefix = path_prefix.lower()
+        return any(o.path.lower().startswith(prefix) for o in self.observations)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    id: str
+    risk: Risk
+    stage: Stage
+    requests: tuple[str, ...]  # "METHOD /path" lines, as documentation
+    description: str
+    run: Callable[[ProbeContext], Awaitable[None]]
+
+
+__all__ = ["Probe", "ProbeContext", "Risk", "Stage"]

@@ -1,0 +1,146 @@
+"""The offline HTML report: one self-contained file (inline SVG, CSS and a few lines of JS).
+
+Nothing is fetched when it is opened: the map and charts are inline SVG, the sorting script is
+inline and pinned by a Content-Security-Policy hash, so even a string that escaped escaping
+could not run script.  Jinja2 autoescape escapes every value; SVG built in Python escapes
+with `for_html` and is marked safe only after that.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import duckdb
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from exwatch import __version__
+from exwatch.report import aggregate, enrichment, trends
+from exwatch.report.svgcharts import bar_chart, line_chart
+from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("exwatch.report", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = lambda v: "–" if v is None else f"{v:,}"
+    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f} %"
+    return env
+
+
+def _script() -> tuple[Markup, Markup]:
+    text = (files("exwatch.report") / "templates" / "sort.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    # Both are ours (a shipped file and its base64 hash), never data from a server.
+    return Markup(text), Markup(f"'sha256-{digest}'")  # noqa: S704
+
+
+def build_context(
+    con: duckdb.DuckDBPyConnection, scan_id: str, *, country: str | None = None
+) -> dict[str, Any]:
+    """Every number and table the report shows (also handy for tests)."""
+    info = aggregate.scan_info(con, scan_id)
+    head = aggregate.totals(con, scan_id, country=country)
+    by_country = aggregate.group_counts(con, scan_id, "country", country=country)
+    sectors = aggregate.group_counts(con, scan_id, "sector", country=country)
+    versions = aggregate.group_counts(con, scan_id, "version", country=country, limit=25)
+    cves = aggregate.group_counts(con, scan_id, "cve", country=country, limit=25)
+    orgs = aggregate.group_counts(con, scan_id, "organisation", country=country, limit=100)
+    asns = aggregate.group_counts(con, scan_id, "asn", country=country, limit=50)
+    trend = trends.scan_trend(con, country=country)
+    hosts = aggregate.exchange_hosts(con, scan_id, country=country, limit=500)
+    longest = trends.host_history(con, country=country, vulnerable_days=0, limit=100)
+    srcs = enrichment.sources(con, [scan_id])
+    return {
+        "scan": info,
+        "country": country.upper() if country else None,
+        "head": head,
+        "scanned": aggregate.scanned_count(con, scan_id),
+        "by_country": by_country,
+        "sectors": sectors,
+        "versions": versions,
+        "cves": cves,
+        "orgs": orgs,
+        "asns": asns,
+        "trend": trend,
+        "hosts": hosts,
+        "longest": longest,
+        "geo_sources": srcs["country"] or ["no enrichment"],
+        "asn_sources": srcs["asn"] or ["no enrichment"],
+        "shapes_source": SHAPES_SOURCE,
+    }
+
+
+def render_html(
+    con: duckdb.DuckDBPyConnection,
+    scan_id: str,
+    *,
+    country: str | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    ctx = build_context(con, scan_id, country=country)
+    vulnerable_map = {str(r.key): r.vulnerable for r in ctx["by_country"] if r.key}
+    hosts_map = {str(r.key): r.hosts for r in ctx["by_country"] if r.key}
+    trend = ctx["trend"]
+    labels = [str(t["started_at"] or t["scan_id"])[:10] for t in trend]
+    script, script_hash = _script()
+    charts = {
+        "map": Markup(  # noqa: S704 - built by worldmap.py, which escapes every text
+            choropleth_svg(vulnerable_map, known=hosts_map, label="vulnerable Exchange servers")
+        ),
+        "sectors": Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                [(str(r.key), r.vulnerable, r.exchange) for r in ctx["sectors"]],
+                title="Vulnerable Exchange servers per sector",
+            )
+        ),
+        "versions": Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                [
+                    (str(r.key or "build hidden"), r.vulnerable, r.exchange)
+                    for r in ctx["versions"][:15]
+                ],
+                title="Exchange servers per build",
+            )
+        ),
+        "cves": Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                [(str(r.key), r.vulnerable, r.hosts) for r in ctx["cves"][:15]],
+                title="Hosts vulnerable per CVE",
+                total_label="assessed",
+            )
+        ),
+        "trend": Markup(  # noqa: S704 - svgcharts escapes labels
+            line_chart(
+                labels,
+                [
+                    ("Exchange", [t["exchange"] for t in trend]),
+                    ("vulnerable", [t["vulnerable"] for t in trend]),
+                    ("end of life", [t["eol"] for t in trend]),
+                ],
+                title="Across scans",
+            )
+        ),
+    }
+    template = _environment().get_template("report.html.j2")
+    stamp = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return template.render(
+        **ctx,
+        charts=charts,
+        script=script,
+        script_hash=script_hash,
+        generated_at=stamp,
+        version=__version__,
+    )
+
+
+__all__ = ["build_context", "render_html"]

@@ -1,0 +1,249 @@
+"""Scan one address: the probe sequence, the fingerprint and the scan record.
+
+`scan_host` never raises for anything a server does: every outcome is a record with a
+status.  The status is that of the first stage (the /owa/ request on every host);
+failures of the Exchange follow-up probes keep what was gathered and are noted in
+`error`.  The orchestrator adds `scan_id` and owns concurrency, rate limits and output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from exwatch import __version__
+from exwatch.errors import ExwatchError, ProbeError, ReadTimeout
+from exwatch.fingerprint import Fingerprint, combine, is_exchange, product_family
+from exwatch.model import Status
+from exwatch.net.client import HttpClient, Timeouts
+from exwatch.net.http import Limits
+from exwatch.probes import Probe, ProbeContext, Stage, select
+
+SCHEMA_VERSION = 1
+DEFAULT_USER_AGENT = (
+    f"exwatch/{__version__} (Exchange exposure census; passive; contact: security@example.invalid)"
+)
+# Headers copied into the record (first value seen across the host's responses).
+RECORD_HEADERS = (
+    "server",
+    "x-owa-version",
+    "x-feserver",
+    "x-beserver",
+    "x-calculatedbetarget",
+    "x-diaginfo",
+    "x-powered-by",
+    "x-aspnet-version",
+    "location",
+    "www-authenticate",
+)
+_MAX_HEADER_VALUE = 512
+_PLAIN_PORTS = frozenset({80, 8080})
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """Per-host scan settings (times in seconds, sizes in bytes)."""
+
+    connect_timeout: float = 5.0
+    tls_timeout: float = 5.0
+    read_timeout: float = 5.0
+    host_timeout: float = 20.0
+    user_agent: str = DEFAULT_USER_AGENT
+    tls: bool | None = None  # None: TLS unless the port is 80 or 8080
+    send_sni: bool = True  # SNI = hostname when one is known (never an address)
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 256 * 1024
+    follow_ups: bool = True  # run the EXCHANGE stage where Exchange was found
+    probes: tuple[str, ...] | None = None  # None: every passive probe
+    allow_intrusive: bool = False
+
+    def __post_init__(self) -> None:
+        # Refuse unknown or (unless allowed) intrusive probes when the settings are made,
+        # so a bad configuration fails once at startup, not once per host.
+        select(self.probes, allow_intrusive=self.allow_intrusive)
+
+    def use_tls(self, port: int) -> bool:
+        return self.tls if self.tls is not None else port not in _PLAIN_PORTS
+
+
+def _host_header(ip: str, port: int, hostname: str | None, tls: bool) -> tuple[str, str]:
+    """(Host header value, bare host for same-host checks)."""
+    host = hostname or (f"[{ip}]" if ":" in ip else ip)
+    default = 443 if tls else 80
+    return (host if port == default else f"{host}:{port}"), host
+
+
+def _record_headers(ctx: ProbeContext) -> dict[str, str]:
+    picked: dict[str, str] = {}
+    for obs in ctx.observations:
+        for name, value in obs.headers:
+            if name in RECORD_HEADERS and name not in picked:
+                picked[name] = value[:_MAX_HEADER_VALUE]
+    return picked
+
+
+@lru_cache(maxsize=4096)  # the catalogue is fixed while a scan runs; builds repeat a lot
+def _assessment(build: str) -> dict[str, Any] | None:
+    from exwatch import assess  # the knowledge base loads on first use, not at import
+
+    try:
+        return assess(build).to_json()
+    except ExwatchError:
+        return None
+
+
+def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
+    """The record's `exchange` object and `cves` for an Exchange host."""
+    info: dict[str, Any] = {
+        "build": fp.build,
+        "precision": None if fp.precision is None else fp.precision.value,
+        "product": None if fp.build is None else product_family(fp.build),
+        "cu": None,
+        "su": None,
+        "eol": None,
+        "known": False,
+        "sources": list(fp.sources),
+        "builds_seen": list(fp.builds_seen),
+    }
+    cves: dict[str, str] = {}
+    if fp.build is not None:
+        assessment = _assessment(fp.build)
+        if assessment is None:
+            return info, cves  # a build the catalogue cannot place: product from the number
+        info.update(
+            product=assessment["product"] or info["product"],
+            cu=assessment["cu"],
+            su=assessment["su"],
+            eol=assessment["eol"],
+            known=assessment["known"],
+        )
+        cves = dict(assessment["cves"])
+    return info, cves
+
+
+async def _run_stage(
+    probes: tuple[Probe, ...], ctx: ProbeContext, *, stop_on_error: bool
+) -> ProbeError | None:
+    """Run probes in order; return the first error (stopping there when asked)."""
+    first: ProbeError | None = None
+    for probe in probes:
+        try:
+            await probe.run(ctx)
+        except ProbeError as exc:
+            ctx.notes.append(f"{probe.id}: {exc.status.value}: {exc}")
+            first = first or exc
+            if stop_on_error or (isinstance(exc, ReadTimeout) and "deadline" in str(exc)):
+                return first
+    return first
+
+
+_IIS_FALLBACK = frozenset({"http-owa-version"})
+
+
+def _is_iis(ctx: ProbeContext) -> bool:
+    return any(
+        name == "server" and value.startswith("Microsoft-IIS")
+        for obs in ctx.observations
+        for name, value in obs.headers
+    )
+
+
+def _internal_error(record: dict[str, Any], exc: Exception) -> None:
+    record["status"] = Status.UNKNOWN_ERROR.value
+    record["error"] = f"internal error: {type(exc).__name__}: {exc}"[:500]
+
+
+async def scan_host(
+    ip: str, port: int, hostname: str | None, settings: HostSettings
+) -> dict[str, Any]:
+    """Probe one address and return its scan record (every field but `scan_id`)."""
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "ip": ip,
+        "port": port,
+        "hostname": hostname,
+        "timestamp": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "duration_ms": 0.0,
+        "status": Status.UNKNOWN_ERROR.value,
+        "error": None,
+        "exchange": None,
+        "cves": {},
+        "tls": None,
+        "ntlm": None,
+        "headers": {},
+        "http_status": None,
+    }
+    client: HttpClient | None = None
+    ctx: ProbeContext | None = None
+    try:
+        probes = select(settings.probes, allow_intrusive=settings.allow_intrusive)
+        tls = settings.use_tls(port)
+        host_header, host = _host_header(ip, port, hostname, tls)
+        client = HttpClient(
+            ip,
+            port,
+            use_tls=tls,
+            sni=hostname if settings.send_sni else None,
+            host_header=host_header,
+            user_agent=settings.user_agent,
+            timeouts=Timeouts(
+                settings.connect_timeout,
+                settings.tls_timeout,
+                settings.read_timeout,
+                settings.host_timeout,
+            ),
+            limits=Limits(settings.max_header_bytes, settings.max_headers, settings.max_body_bytes),
+        )
+        ctx = ProbeContext(client, host)
+        first_stage = tuple(p for p in probes if p.stage is Stage.FIRST)
+        failure = await _run_stage(first_stage, ctx, stop_on_error=True)
+        if ctx.observations:
+            record["status"] = Status.SUCCESS.value
+            record["http_status"] = ctx.observations[0].status
+        elif failure is not None:
+            record["status"] = failure.status.value
+        later = tuple(p for p in probes if p.stage is Stage.EXCHANGE)
+        # Some organisations publish EWS/Autodiscover but not OWA: on an IIS server whose
+        # /owa/ says nothing, ask Autodiscover too (two keep-alive requests, IIS only).
+        if (
+            ctx.observations
+            and settings.follow_ups
+            and not is_exchange(ctx.sightings)
+            and _is_iis(ctx)
+        ):
+            fallback = tuple(p for p in later if p.id in _IIS_FALLBACK)
+            await _run_stage(fallback, ctx, stop_on_error=False)
+            later = tuple(p for p in later if p.id not in _IIS_FALLBACK)
+        if ctx.observations and settings.follow_ups and is_exchange(ctx.sightings):
+            await _run_stage(later, ctx, stop_on_error=False)
+    except Exception as exc:  # an unforeseen server behaviour must not end the scan
+        _internal_error(record, exc)
+    finally:
+        if client is not None:
+            client.close()
+
+    try:
+        if client is not None:
+            record["tls"] = client.tls
+        if ctx is not None:
+            if ctx.notes and record["error"] is None:
+                record["error"] = "; ".join(ctx.notes)[:1000]
+            if ctx.ntlm is not None:
+                record["ntlm"] = ctx.ntlm.to_json()
+            record["headers"] = _record_headers(ctx)
+            fp = combine(ctx.sightings, ntlm=ctx.ntlm is not None)
+            if fp.is_exchange:
+                record["exchange"], record["cves"] = _exchange_fields(fp)
+    except Exception as exc:  # keep the record; say what went wrong
+        _internal_error(record, exc)
+    record["duration_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
+    return record
+
+
+__all__ = ["DEFAULT_USER_AGENT", "RECORD_HEADERS", "HostSettings", "scan_host"]

@@ -1,0 +1,243 @@
+"""One scan run from start to finish: targets, store bookkeeping, event loop(s), summary.
+
+Both `exwatch scan` and `exwatch demo` go through `execute(job)`, so the demo exercises the
+same code a census does.  With one worker the scan runs in this process; with more, forked
+workers scan disjoint slices and this process is the single writer (scan/workers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exwatch import __version__
+from exwatch.errors import UsageError
+from exwatch.model import Status
+from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_targets
+from exwatch.scan.targets import Spec, TargetSpace
+
+
+@dataclass(slots=True)
+class ScanJob:
+    """Everything that defines a scan; stored with the scan row so --resume can check it."""
+
+    specs: list[str | Spec]
+    port: int = 443
+    timeout: float = 5.0
+    rate: float | None = None
+    concurrency: int = 500
+    allow_private: bool = False
+    exclude: list[str] = field(default_factory=list)
+    seed: int = 0
+    shard: tuple[int, int] = (0, 1)
+    output: str | None = None
+    db: str | None = "exwatch.duckdb"
+    resume: bool = False
+    tls: bool = True
+    workers: int = 1
+
+    def params(self) -> dict[str, Any]:
+        """What identifies the scan for --resume (how many workers ran it does not)."""
+        p = asdict(self)
+        for key in ("resume", "workers"):
+            p.pop(key)
+        p["specs"] = [s.text if isinstance(s, Spec) else s for s in self.specs]
+        p["shard"] = f"{self.shard[0] + 1}/{self.shard[1]}"
+        return p
+
+
+@dataclass(slots=True)
+class ScanSummary:
+    scan_id: str
+    targets: int
+    tally: Tally
+    interrupted: bool
+    resumed: bool
+    output: str | None
+    db: str | None
+
+
+def default_workers() -> int:
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
+
+
+def build_space(job: ScanJob) -> TargetSpace:
+    from exwatch.scan.exclusions import Exclusions
+
+    exclusions = Exclusions.from_files(job.exclude) if job.exclude else Exclusions.none()
+    return TargetSpace.from_specs(
+        job.specs, allow_private=job.allow_private, exclusions=exclusions, port=job.port
+    )
+
+
+def install_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on every platform); asyncio works, slower
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+class _ProbeFactory:
+    """Builds the per-host probe function inside whichever process runs the event loop."""
+
+    def __init__(self, job: ScanJob, space: TargetSpace) -> None:
+        self.job = job
+        self.space = space
+
+    def __call__(self) -> Callable[[str, int, str | None], Any]:
+        from exwatch.scan.host import HostSettings, scan_host
+
+        job, space = self.job, self.space
+        settings = HostSettings(
+            connect_timeout=job.timeout,
+            tls_timeout=job.timeout,
+            read_timeout=job.timeout,
+            host_timeout=max(20.0, 4 * job.timeout),
+            tls=job.tls,
+        )
+        host = functools.partial(scan_host, settings=settings)
+
+        async def probe(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
+            # Hostnames can resolve into refused ranges; the space's own addresses are clean.
+            reason = space.refusal(ip) if hostname is not None else None
+            if reason is not None:
+                return failure_record(ip, port, hostname, Status.BLOCKLISTED, f"{ip} is {reason}")
+            return await host(ip, port, hostname)
+
+        return probe
+
+
+async def _run_here(
+    job: ScanJob,
+    space: TargetSpace,
+    scan_id: str,
+    options: RunOptions,
+    writer: Writer,
+    tally: Tally,
+    done: set[tuple[str, int]],
+    on_progress: Callable[[], None] | None,
+) -> bool:
+    """The single-process scan; returns True when interrupted."""
+    progress_task = None
+    if on_progress is not None:
+
+        async def report() -> None:
+            while True:
+                on_progress()
+                await asyncio.sleep(0.25)
+
+        progress_task = asyncio.create_task(report())
+    main = asyncio.current_task()
+    assert main is not None
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    writer.start()
+    interrupted = False
+    try:
+        await run_targets(
+            space.iter(job.seed, job.shard),
+            _ProbeFactory(job, space)(),
+            writer,
+            scan_id,
+            options,
+            tally,
+            skip=(lambda ip, port: (ip, port) in done) if done else None,
+        )
+    except asyncio.CancelledError:
+        interrupted = True
+    finally:
+        if progress_task is not None:
+            progress_task.cancel()
+        await writer.close()
+    return interrupted
+
+
+def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = None) -> ScanSummary:
+    """Run a scan to completion (or Ctrl-C / SIGTERM, which keep everything found so far)."""
+    from exwatch.store import Store
+
+    space = build_space(job)
+    if job.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    store = Store.open(job.db) if job.db else None
+    try:
+        resumed = False
+        done: set[tuple[str, int]] = set()
+        if job.resume:
+            if store is None:
+                raise UsageError("--resume needs --db (the store remembers what was scanned)")
+            previous = store.find_resumable(job.params())
+            if previous is None:
+                raise UsageError(
+                    "--resume: no interrupted scan with the same targets and options in the store"
+                )
+            scan_id = previous
+            store.resume_scan(scan_id)
+            done = set(store.done_targets(scan_id))
+            resumed = True
+        elif store is not None:
+            scan_id = store.start_scan(job.params(), tool_version=__version__)
+        else:
+            scan_id = uuid.uuid4().hex
+        total = space.shard_count(job.shard)
+        tally = Tally()
+        progress = (lambda: on_progress(tally, total)) if on_progress is not None else None
+        options = RunOptions(concurrency=job.concurrency, rate=job.rate, timeout=job.timeout)
+        jsonl = open_jsonl(Path(job.output) if job.output else None, append=resumed)
+        try:
+            if job.workers == 1:
+                install_loop_policy()
+                with asyncio.Runner() as runner:
+                    writer = Writer(jsonl, store)
+                    interrupted = runner.run(
+                        _run_here(job, space, scan_id, options, writer, tally, done, progress)
+                    )
+            else:
+                from exwatch.scan.workers import run_workers
+
+                interrupted = run_workers(
+                    job.workers,
+                    space,
+                    job.seed,
+                    job.shard,
+                    scan_id,
+                    options,
+                    _ProbeFactory(job, space),
+                    done or None,
+                    jsonl,
+                    store,
+                    tally,
+                    progress,
+                )
+        finally:
+            if jsonl is not None:
+                jsonl.close()
+        if progress is not None:
+            progress()
+        if store is not None:
+            store.finish_scan(scan_id, "interrupted" if interrupted else "finished")
+        return ScanSummary(scan_id, total, tally, interrupted, resumed, job.output, job.db)
+    finally:
+        if store is not None:
+            store.close()
+
+
+__all__ = [
+    "ScanJob",
+    "ScanSummary",
+    "build_space",
+    "default_workers",
+    "execute",
+    "install_loop_policy",
+]

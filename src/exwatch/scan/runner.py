@@ -1,0 +1,269 @@
+"""The scan orchestrator: targets in, one record per target address out.
+
+It owns what probes must not: the rate limit, the concurrency limit, hostname resolution,
+skipping what a resumed scan already has, catching anything unexpected as an
+`unknown-error` record, and the single writer that appends batches to the JSON lines file
+and the store.  Per-host work is `scan_host` (scan/host.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from exwatch.model import Status
+from exwatch.scan.admission import Admission
+from exwatch.scan.pacing import RateLimiter
+from exwatch.scan.targets import ResolutionError, Target, resolve
+
+log = logging.getLogger(__name__)
+
+ScanHost = Callable[[str, int, str | None], Awaitable[dict[str, Any]]]
+
+
+class RecordStore(Protocol):
+    def append(self, records: list[dict[str, Any]]) -> int: ...
+
+
+@dataclass(slots=True)
+class Tally:
+    """Live counters for the progress display and the final summary."""
+
+    done: int = 0
+    exchange: int = 0
+    vulnerable: int = 0
+    errors: int = 0
+    skipped: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def count(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        status = record.get("status", "unknown-error")
+        self.statuses[status] += 1
+        if status not in ("success", "connection-refused"):
+            self.errors += 1
+        if record.get("exchange"):
+            self.exchange += 1
+            if "vulnerable" in (record.get("cves") or {}).values():
+                self.vulnerable += 1
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Writer:
+    """The only writer: buffers records, appends them in batches to JSONL and the store."""
+
+    def __init__(
+        self,
+        jsonl: IO[str] | None,
+        store: RecordStore | None,
+        batch: int = 2000,
+        interval: float = 1.0,
+    ) -> None:
+        self.jsonl = jsonl
+        self.store = store
+        self.batch = batch
+        self.interval = interval
+        self.buffer: list[dict[str, Any]] = []
+        self.written = 0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.buffer.append(record)
+        if len(self.buffer) >= self.batch:
+            asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self.buffer:
+                return
+            batch, self.buffer = self.buffer, []
+            # JSON lines first: the file is the durable record even if the store write fails.
+            if self.jsonl is not None:
+                self.jsonl.write(
+                    "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
+                )
+                self.jsonl.flush()
+            if self.store is not None:
+                await asyncio.to_thread(self.store.append, batch)
+            self.written += len(batch)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def failure_record(
+    ip: str | None, port: int, hostname: str | None, status: Status, error: str
+) -> dict[str, Any]:
+    """A record for a target that never reached the probes (bad name, blocklisted, crash)."""
+    return {
+        "schema_version": 1,
+        "ip": ip,
+        "port": port,
+        "hostname": hostname,
+        "timestamp": _now(),
+        "duration_ms": 0.0,
+        "status": status.value,
+        "error": error,
+        "exchange": None,
+        "cves": {},
+        "tls": None,
+        "ntlm": None,
+        "headers": {},
+        "http_status": None,
+    }
+
+
+@dataclass(slots=True)
+class RunOptions:
+    concurrency: int = 500  # ceiling of targets in flight; admission control adapts below it
+    rate: float | None = None
+    resolve_timeout: float = 5.0
+    timeout: float = 5.0  # the per-phase timeout, to judge whether a timeout can be trusted
+    distrust: float = 0.25  # retry a timeout when the loop lagged this share of the timeout
+
+
+# Outcomes that a starved event loop can fake; anything else is the network's answer.
+_TIMEOUTS = frozenset({Status.IO_TIMEOUT.value, Status.CONNECTION_TIMEOUT.value})
+
+
+async def run_targets(
+    targets: Iterator[Target],
+    scan_host: ScanHost,
+    writer: Writer,
+    scan_id: str,
+    options: RunOptions,
+    tally: Tally,
+    skip: Callable[[str, int], bool] | None = None,
+    admission: Admission | None = None,
+) -> None:
+    """Scan every target with admission control; returns when all are recorded.
+
+    Cancellation (Ctrl-C) stops new work; what finished is already in the writer.
+    """
+    limiter = RateLimiter(options.rate)
+    gate = admission or Admission(options.concurrency)
+    gate.start()
+    tasks: set[asyncio.Task[None]] = set()
+    retry: deque[tuple[str, int, str | None]] = deque()
+
+    def emit(record: dict[str, Any]) -> None:
+        record["scan_id"] = scan_id
+        tally.count(record)
+        writer.add(record)
+
+    async def attempt(ip: str, port: int, hostname: str | None, retried: bool) -> None:
+        debt = gate.debt
+        try:
+            record = await scan_host(ip, port, hostname)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a probe must cost one record, not the scan
+            log.debug("scan_host crashed on %s:%s\n%s", ip, port, traceback.format_exc())
+            record = failure_record(
+                ip, port, hostname, Status.UNKNOWN_ERROR, f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            gate.release()
+        if (
+            not retried
+            and record.get("status") in _TIMEOUTS
+            and gate.debt - debt > options.distrust * options.timeout
+        ):
+            # The loop, not the network, may have run out the clock: try once more.
+            gate.retries += 1
+            retry.append((ip, port, hostname))
+            return
+        emit(record)
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def launch(ip: str, port: int, hostname: str | None, retried: bool = False) -> None:
+        if skip is not None and skip(ip, port):
+            tally.skipped += 1
+            return
+        await gate.acquire()
+        await limiter.acquire()
+        spawn(attempt(ip, port, hostname, retried))
+
+    async def resolve_then_launch(target: Target) -> None:
+        assert target.hostname is not None
+        try:
+            addresses = await resolve(target.hostname, timeout=options.resolve_timeout)
+        except ResolutionError as exc:
+            emit(
+                failure_record(None, target.port, target.hostname, Status.INVALID_TARGET, str(exc))
+            )
+            return
+        finally:
+            gate.release()
+        for ip in addresses:
+            await launch(ip, target.port, target.hostname)
+
+    try:
+        for target in targets:
+            while retry:
+                await launch(*retry.popleft(), retried=True)
+            if target.ip is not None:
+                await launch(target.ip, target.port, target.hostname)
+            else:
+                await gate.acquire()
+                spawn(resolve_then_launch(target))
+        while tasks or retry:
+            while retry:
+                await launch(*retry.popleft(), retried=True)
+            if tasks:
+                await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gate.stop()
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def open_jsonl(path: Path | None, append: bool) -> IO[str] | None:
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a" if append else "w", encoding="utf-8")
+
+
+__all__ = ["RunOptions", "Tally", "Writer", "failure_record", "open_jsonl", "run_targets"]

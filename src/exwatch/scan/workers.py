@@ -1,0 +1,218 @@
+"""One scanning process per core: workers share the target stream and one writer.
+
+Each worker scans a disjoint slice of the (sharded) permutation: with user shard i of n and
+W workers, worker w takes shard i + n*w of n*W, and those slices together are exactly
+shard i of n (the permutation shards by position modulo the shard count).  Workers send
+batches of finished JSON lines to the parent through a bounded queue; the parent is the only
+writer of the JSON lines file and the store.  Workers are forked, so the target space and the
+set of already-done targets of a resumed scan are shared without copying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import queue
+import signal
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from exwatch.scan.runner import RunOptions, Tally, Writer, run_targets
+from exwatch.scan.targets import TargetSpace
+
+ProbeFn = Callable[[str, int, str | None], Any]
+
+
+@dataclass(slots=True)
+class _Batch:
+    worker: int
+    lines: list[str]
+    done: int
+    exchange: int
+    vulnerable: int
+    errors: int
+    skipped: int
+    statuses: Counter[str]
+
+
+class _QueueSink:
+    """The worker side of the writer: ships serialised batches to the parent."""
+
+    def __init__(self, q: Any, worker: int) -> None:
+        self.q = q
+        self.worker = worker
+        self.skipped_sent = 0
+        self.tally: Tally | None = None
+
+    def append(self, records: list[dict[str, Any]]) -> int:
+        statuses: Counter[str] = Counter()
+        exchange = vulnerable = errors = 0
+        for r in records:
+            status = r.get("status", "unknown-error")
+            statuses[status] += 1
+            errors += status not in ("success", "connection-refused")
+            if r.get("exchange"):
+                exchange += 1
+                vulnerable += "vulnerable" in (r.get("cves") or {}).values()
+        skipped = 0
+        if self.tally is not None:
+            skipped = self.tally.skipped - self.skipped_sent
+            self.skipped_sent = self.tally.skipped
+        lines = [json.dumps(r, separators=(",", ":")) for r in records]
+        self.q.put(
+            _Batch(
+                self.worker, lines, len(records), exchange, vulnerable, errors, skipped, statuses
+            )
+        )
+        return len(records)
+
+
+def _worker_main(
+    q: Any,
+    worker: int,
+    workers: int,
+    space: TargetSpace,
+    seed: int,
+    shard: tuple[int, int],
+    scan_id: str,
+    options: RunOptions,
+    make_probe: Callable[[], ProbeFn],
+    done: set[tuple[str, int]] | None,
+) -> None:
+    from exwatch.scan.job import install_loop_policy
+
+    install_loop_policy()
+    i, n = shard
+    sub = (i + n * worker, n * workers)
+    sink = _QueueSink(q, worker)
+    tally = Tally()
+    sink.tally = tally
+
+    async def main() -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(signal.SIGINT, task.cancel)
+        writer = Writer(None, sink)
+        writer.start()
+        interrupted = False
+        try:
+            await run_targets(
+                space.iter(seed, sub),
+                make_probe(),
+                writer,
+                scan_id,
+                options,
+                tally,
+                skip=(lambda ip, port: (ip, port) in done) if done else None,
+            )
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            await writer.close()
+        return interrupted
+
+    interrupted = asyncio.run(main())
+    q.put(("end", worker, interrupted))
+    q.close()
+    q.join_thread()
+
+
+def run_workers(
+    workers: int,
+    space: TargetSpace,
+    seed: int,
+    shard: tuple[int, int],
+    scan_id: str,
+    options: RunOptions,
+    make_probe: Callable[[], ProbeFn],
+    done: set[tuple[str, int]] | None,
+    jsonl: IO[str] | None,
+    store: Any,
+    tally: Tally,
+    on_progress: Callable[[], None] | None,
+) -> bool:
+    """Run `workers` forked processes to completion; returns True when interrupted."""
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue(maxsize=max(8, 4 * workers))  # bounded: slow writes slow the workers down
+    per = RunOptions(
+        concurrency=max(1, -(-options.concurrency // workers)),
+        rate=None if options.rate is None else options.rate / workers,
+        resolve_timeout=options.resolve_timeout,
+        timeout=options.timeout,
+        distrust=options.distrust,
+    )
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(q, w, workers, space, seed, shard, scan_id, per, make_probe, done),
+            name=f"exwatch-worker-{w}",
+            daemon=True,
+        )
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    interrupted = False
+    ended: set[int] = set()
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+
+    # Signals only set a flag here, so a batch is never cut in half on its way to the store.
+    old_term = signal.signal(signal.SIGTERM, forward)
+    old_int = signal.signal(signal.SIGINT, forward)
+    try:
+        while len(ended) < workers:
+            try:
+                item = q.get(timeout=0.25)
+            except queue.Empty:
+                if on_progress is not None:
+                    on_progress()
+                dead = [w for w, p in enumerate(procs) if not p.is_alive() and w not in ended]
+                if dead and q.empty():
+                    # a worker died without saying goodbye (killed): keep what it sent
+                    ended.update(dead)
+                    interrupted = True
+                continue
+            if isinstance(item, tuple):
+                _, worker, was_interrupted = item
+                ended.add(worker)
+                interrupted = interrupted or was_interrupted
+                continue
+            if jsonl is not None:
+                jsonl.write("".join(line + "\n" for line in item.lines))
+                jsonl.flush()
+            if store is not None:
+                store.append_lines(item.lines, scan_id=scan_id)
+            tally.done += item.done
+            tally.exchange += item.exchange
+            tally.vulnerable += item.vulnerable
+            tally.errors += item.errors
+            tally.skipped += item.skipped
+            tally.statuses.update(item.statuses)
+            if on_progress is not None:
+                on_progress()
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return interrupted
+
+
+__all__ = ["run_workers"]

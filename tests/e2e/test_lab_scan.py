@@ -1,0 +1,168 @@
+"""End to end: the lab of simulated servers, scanned by `exwatch scan`, checked against
+its ground truth; plus the record contract, the store, interruption and --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from exwatch.lab import Lab
+from exwatch.lab.check import score
+from exwatch.scan.job import ScanJob, execute
+
+pytestmark = pytest.mark.slow
+
+EXWATCH = [sys.executable, "-m", "exwatch"]
+
+
+@pytest.fixture(scope="module")
+def big_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(hosts=3000, port=19443, seed=7, workdir=tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
+    out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
+    job = ScanJob(
+        specs=list(big_lab.cidr),
+        port=big_lab.port,
+        timeout=2.0,
+        concurrency=400,
+        allow_private=True,
+        output=str(out),
+        db=str(db),
+    )
+    summary = execute(job)
+    assert not summary.interrupted
+    records = _records(out)
+    assert len(records) == len(big_lab.ground_truth)
+    result = score(records, big_lab.ground_truth)
+    assert result.all_right, "\n".join(result.lines(50))
+    # every record carries the contract's fields
+    for r in records[:50]:
+        assert {
+            "ip",
+            "port",
+            "hostname",
+            "timestamp",
+            "status",
+            "exchange",
+            "cves",
+            "tls",
+            "ntlm",
+            "headers",
+        } <= set(r)
+    # the store holds exactly the same rows, in one scan
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (rows,) = con.execute("select count(*) from results").fetchone() or (0,)
+        (scans,) = con.execute("select count(*) from scans").fetchone() or (0,)
+    finally:
+        con.close()
+    assert (rows, scans) == (len(records), 1)
+
+
+def test_scan_cli_refuses_loopback_without_allow_private(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [*EXWATCH, "scan", "127.16.0.1", "--no-db", "-o", str(tmp_path / "x.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert "127.16.0.1" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_interrupted_scan_keeps_results_and_resumes(big_lab: Lab, tmp_path: Path) -> None:
+    out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
+    args = [
+        *EXWATCH,
+        "scan",
+        *big_lab.cidr,
+        "--port",
+        str(big_lab.port),
+        "--allow-private",
+        "--timeout",
+        "2",
+        "--concurrency",
+        "50",
+        "--rate",
+        "300",
+        "-o",
+        str(out),
+        "--db",
+        str(db),
+        "-q",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        not out.exists() or len(out.read_text().splitlines()) < 300
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    first = _records(out)
+    assert 300 <= len(first) < len(big_lab.ground_truth)
+    # resume: the same command with --resume finishes the rest, nothing twice
+    p = subprocess.run(
+        [*args[:-1], "--resume", "-q"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert p.returncode == 0, p.stderr
+    records = _records(out)
+    ips = [r["ip"] for r in records]
+    assert len(ips) == len(set(ips)) == len(big_lab.ground_truth)
+    assert len({r["scan_id"] for r in records}) == 1
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (rows,) = con.execute("select count(distinct ip) from results").fetchone() or (0,)
+    finally:
+        con.close()
+    assert rows == len(big_lab.ground_truth)
+
+
+def test_sigterm_marks_scan_interrupted(big_lab: Lab, tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    args = [
+        *EXWATCH,
+        "scan",
+        *big_lab.cidr,
+        "--port",
+        str(big_lab.port),
+        "--allow-private",
+        "--rate",
+        "200",
+        "--db",
+        str(db),
+        "-q",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("select status from scans").fetchone()
+        (n,) = con.execute("select count(*) from results").fetchone() or (0,)
+    finally:
+        con.close()
+    assert row is not None
+    assert row[0] == "interrupted"
+    assert n > 0

@@ -1,0 +1,225 @@
+"""The pure fingerprint on the corpora, the data self-test, and build selection rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exwatch.errors import DataError
+from exwatch.fingerprint import (
+    ENTRIES,
+    HttpObservation,
+    Sighting,
+    _load_entries,
+    combine,
+    fingerprint,
+    product_family,
+    selftest,
+    sightings,
+)
+from exwatch.model import Precision
+
+from .conftest import CORPUS, load_canned
+
+POSITIVE = CORPUS / "positive"
+NEGATIVE = CORPUS / "negative"
+EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load(
+    (POSITIVE / "expected.yaml").read_text("utf-8")
+)
+
+
+def observe(path: Path, probe: str = "http-owa") -> HttpObservation:
+    c = load_canned(path)
+    headers = tuple((k.lower(), v) for k, v in c.headers)
+    return HttpObservation(probe, "/owa/", c.status, headers, c.body.decode("latin-1"))
+
+
+def test_every_positive_corpus_file_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(p.name for p in POSITIVE.glob("*.http"))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_positive_corpus(name: str) -> None:
+    want = EXPECTED[name]
+    fp = fingerprint([observe(POSITIVE / name, want["probe"])])
+    assert fp.is_exchange
+    assert fp.build == want["build"]
+    assert (fp.precision.value if fp.precision else None) == want["precision"]
+    assert list(fp.sources) == want["sources"]
+    assert list(fp.builds_seen) == want["builds_seen"]
+
+
+NEGATIVE_FILES = sorted(p.name for p in NEGATIVE.glob("*.http"))
+
+
+def test_negative_corpus_is_not_empty() -> None:
+    assert len(NEGATIVE_FILES) >= 10
+
+
+@pytest.mark.parametrize("name", NEGATIVE_FILES)
+@pytest.mark.parametrize(
+    "probe", ["http-owa", "http-owa-logon", "http-ecp-exporttool", "http-ews-ntlm"]
+)
+def test_negative_corpus_stays_silent(name: str, probe: str) -> None:
+    obs = observe(NEGATIVE / name, probe)
+    found = sightings(obs)
+    # Weak markers and proxies may fire; nothing that alone says "Exchange" or a build may.
+    assert [
+        s.entry for s in found if s.kind == "build" or (s.weight == "strong" and s.kind == "marker")
+    ] == []
+    fp = fingerprint([obs])
+    assert not fp.is_exchange
+    assert fp.build is None
+    assert fp.builds_seen == ()
+    assert fp.sources == ()
+
+
+def test_f5_and_weak_markers_alone_are_not_exchange() -> None:
+    f5 = fingerprint([observe(NEGATIVE / "f5-apm-redirect.http")])
+    assert f5.proxies == ("f5-apm",)
+    assert not f5.is_exchange
+    title = fingerprint([observe(NEGATIVE / "outlook-title-only.http")])
+    assert title.markers == ("owa-title-outlook",)
+    assert not title.is_exchange
+
+
+def test_two_weak_markers_make_exchange() -> None:
+    body = "<title>Outlook</title> (c) Microsoft Corporation. All rights reserved."
+    fp = fingerprint([HttpObservation("http-owa", "/owa/", 200, (), body)])
+    assert fp.is_exchange
+    assert fp.build is None
+    assert fp.sources == ("owa-logon-page",)
+
+
+def test_selftest_passes_and_counts_examples() -> None:
+    result = selftest()
+    assert result.problems == []
+    assert result.examples >= 80
+    assert result.ok
+
+
+def test_selftest_is_registered() -> None:
+    from exwatch.selftest import CHECKS
+
+    assert "exwatch.fingerprint:selftest" in CHECKS
+
+
+BASE_ENTRY = {
+    "id": "x",
+    "kind": "marker",
+    "source": "owa-logon-page",
+    "reads": "body",
+    "pattern": "a",
+    "examples": [{"text": "a"}],
+    "counter_examples": ["b"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "magic"}, "kind"),
+        ({"source": "guesswork"}, "source"),
+        ({"reads": "cookie"}, "reads"),
+        ({"pattern": "("}, "compile"),
+        ({"kind": "build"}, "build"),
+        ({"examples": []}, "example"),
+        ({"counter_examples": []}, "counter-example"),
+        ({"weight": "medium"}, "weight"),
+    ],
+)
+def test_bad_data_is_rejected(change: dict[str, Any], message: str) -> None:
+    entry = {**BASE_ENTRY, **change}
+    with pytest.raises(DataError, match=message):
+        _load_entries(yaml.safe_dump({"entries": [entry]}))
+
+
+def test_duplicate_ids_are_rejected() -> None:
+    with pytest.raises(DataError, match="duplicate"):
+        _load_entries(yaml.safe_dump({"entries": [BASE_ENTRY, BASE_ENTRY]}))
+
+
+def test_entry_ids_unique_and_build_entries_have_group() -> None:
+    ids = [e.id for e in ENTRIES]
+    assert len(ids) == len(set(ids))
+    assert all(("build" in e.pattern.groupindex) == (e.kind == "build") for e in ENTRIES)
+
+
+def sighting(build: str, source: str) -> Sighting:
+    return Sighting("e", "build", source, "strong", build, "http-owa", "/owa/")
+
+
+def test_four_parts_beat_three_and_consistent_cu_agrees() -> None:
+    fp = combine([sighting("15.1.2176", "owa-path"), sighting("15.1.2176.14", "exporttool")])
+    assert fp.build == "15.1.2176.14"
+    assert fp.precision is Precision.SU
+    assert fp.builds_seen == ("15.1.2176.14",)
+    assert fp.sources == ("exporttool", "owa-path")
+
+
+def test_inconsistent_cu_is_reported_not_hidden() -> None:
+    fp = combine([sighting("15.1.2375", "owa-path"), sighting("15.1.2176.14", "x-owa-version")])
+    assert fp.build == "15.1.2176.14"
+    assert fp.builds_seen == ("15.1.2176.14", "15.1.2375")
+    assert fp.sources == ("x-owa-version",)
+
+
+def test_more_sources_beat_fewer_then_older_wins() -> None:
+    fp = combine(
+        [
+            sighting("15.2.1118.7", "x-owa-version"),
+            sighting("15.2.1258.12", "x-owa-version"),
+            sighting("15.2.1258.12", "exporttool"),
+        ]
+    )
+    assert fp.build == "15.2.1258.12"
+    tie = combine(
+        [sighting("15.2.1258.12", "x-owa-version"), sighting("15.2.1118.7", "x-owa-version")]
+    )
+    assert tie.build == "15.2.1118.7"
+    assert tie.builds_seen == ("15.2.1118.7", "15.2.1258.12")
+
+
+def test_ntlm_counts_as_source_only_for_exchange() -> None:
+    assert combine([], ntlm=True).sources == ()
+    assert "ntlm" in combine([sighting("15.1.2176.9", "x-owa-version")], ntlm=True).sources
+
+
+def test_zero_padded_header_is_normalised() -> None:
+    obs = HttpObservation("http-owa", "/owa/", 302, (("x-owa-version", "15.01.2176.009"),), "")
+    assert fingerprint([obs]).build == "15.1.2176.9"
+
+
+def test_many_versions_on_one_page_are_capped() -> None:
+    body = "".join(f'<link href="/owa/auth/15.1.{n}/themes/x.css">' for n in range(1000, 1500))
+    fp = fingerprint([HttpObservation("http-owa", "/owa/", 200, (), body)])
+    assert len(fp.builds_seen) == 20
+
+
+def test_exporttool_pattern_only_reads_exporttool_responses() -> None:
+    body = (POSITIVE / "exporttool-manifest.http").read_text("utf-8")
+    assert fingerprint([HttpObservation("http-owa", "/owa/", 200, (), body)]).build is None
+    assert (
+        fingerprint([HttpObservation("http-ecp-exporttool", "/ecp/", 200, (), body)]).build
+        == "15.2.986.5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "product"),
+    [
+        ("15.2.2562.17", "Exchange Server SE"),
+        ("15.2.2561.1", "Exchange Server 2019"),
+        ("15.1.2176", "Exchange Server 2016"),
+        ("15.0.1497.26", "Exchange Server 2013"),
+        ("14.3.513.0", "Exchange Server 2010"),
+        ("8.3.485.1", "Exchange Server 2007"),
+        ("16.0.1.1", None),
+        ("nonsense", None),
+    ],
+)
+def test_product_family(build: str, product: str | None) -> None:
+    assert product_family(build) == product
