@@ -1,0 +1,370 @@
+"""Inside a private network namespace: the lab behind a real round-trip time, silent
+addresses, and exwatch scanning it all.  Prints one JSON document on stdout.
+
+Started by `namespace.run_scenario` (`ip netns exec NAME python scenario.py ...`); refuses to
+do anything unless it is in the namespace NAME, that namespace is not its parent's, it has
+no interface but loopback, and every target is in 127.0.0.0/8.
+
+Delay: `tc netem` on lo when the kernel has it (each packet pays rtt/2 once on lo, so a
+round trip pays rtt); otherwise `delay_relay.py` in its own process between the scanner
+and the lab.  Silent addresses: nftables drops every packet to SILENT_NET, so connects to
+them time out as they do to a firewalled host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import resource
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from exwatch.lab import Lab
+from exwatch.lab.check import score
+from exwatch.scan.job import ScanJob, execute
+
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+SILENT_NET = ipaddress.IPv4Network("127.99.0.0/16")
+LIVE_KINDS = ("exchange", "web")
+TIMEOUT_STATUSES = ("connection-timeout", "io-timeout")
+RELAY = Path(__file__).with_name("delay_relay.py")
+
+
+class Refused(Exception):
+    """A safety precondition does not hold: nothing is sent."""
+
+
+# -- where we are ---------------------------------------------------------------------
+def check_own_namespace(name: str, parent_inode: int) -> dict[str, Any]:
+    own = os.stat("/proc/self/ns/net").st_ino
+    if own == parent_inode:
+        raise Refused("still in the parent's network namespace")
+    named = Path("/run/netns") / name
+    if not named.exists() or named.stat().st_ino != own:
+        raise Refused(f"not inside the namespace {name} that the test created")
+    interfaces = [n for _, n in socket.if_nameindex()]
+    if interfaces != ["lo"]:
+        raise Refused(f"the namespace has interfaces besides lo: {interfaces}")
+    return {"netns": name, "inode": own, "parent_inode": parent_inode, "interfaces": interfaces}
+
+
+def check_targets(addresses: list[str]) -> None:
+    outside = [a for a in addresses if ipaddress.ip_address(a) not in LOOPBACK]
+    if outside:
+        raise Refused(f"targets outside 127.0.0.0/8: {outside[:5]}")
+
+
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+
+
+def _raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- the network ------------------------------------------------------------------------
+def try_netem(rtt: float, jitter: float) -> str | None:
+    """Put netem on lo; None when it worked, else the kernel's refusal."""
+    half_ms = rtt / 2 * 1000
+    argv = ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "limit", "1000000"]
+    argv += ["delay", f"{half_ms:.3f}ms", f"{half_ms * jitter:.3f}ms"]
+    done = _run(argv)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+
+
+def drop_silent(net: ipaddress.IPv4Network) -> None:
+    rules = (
+        "table inet exwatch_netns {\n"
+        "  chain input {\n"
+        "    type filter hook input priority 0; policy accept;\n"
+        f"    ip daddr {net} drop\n"
+        "  }\n"
+        "}\n"
+    )
+    done = _run(["nft", "-f", "-"], stdin=rules)
+    if done.returncode != 0:
+        raise RuntimeError(f"nft refused the rules: {done.stderr.strip()}")
+
+
+def silent_addresses(count: int) -> list[str]:
+    first = SILENT_NET.network_address + 1
+    return [str(first + i) for i in range(count)]
+
+
+class RelayProcess:
+    def __init__(self, spec: dict[str, Any], workdir: Path) -> None:
+        path = workdir / "relay.json"
+        path.write_text(json.dumps(spec), encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(RELAY), str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=(workdir / "relay.log").open("wb"),
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            self.proc.wait()
+            log = (workdir / "relay.log").read_text("utf-8", "replace")[-1500:]
+            raise RuntimeError(f"the delay relay did not start: {log}")
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        lines = [ln for ln in (out or "").splitlines() if ln.startswith("{")]
+        counters: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+        return counters
+
+
+# -- measuring the round trip with a plain client -----------------------------------------
+def measure_rtt(ip: str, port: int, samples: int) -> dict[str, Any]:
+    """Connect, TLS handshake, one GET: medians in ms and as multiples of the RTT."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    connect, handshake, first_byte, versions = [], [], [], set()
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        with socket.create_connection((ip, port), timeout=10) as raw:
+            t1 = time.perf_counter()
+            with ctx.wrap_socket(raw) as tls:
+                t2 = time.perf_counter()
+                versions.add(tls.version())
+                tls.sendall(f"GET /owa/ HTTP/1.1\r\nHost: {ip}\r\n\r\n".encode())
+                tls.recv(1)
+                t3 = time.perf_counter()
+        connect.append(t1 - t0)
+        handshake.append(t2 - t0)
+        first_byte.append(t3 - t0)
+    return {
+        "tls_versions": sorted(v for v in versions if v),
+        "connect_ms": round(statistics.median(connect) * 1000, 1),
+        "connect_and_handshake_ms": round(statistics.median(handshake) * 1000, 1),
+        "connect_handshake_get_ms": round(statistics.median(first_byte) * 1000, 1),
+        "get_alone_ms": round(
+            statistics.median(b - a for a, b in zip(handshake, first_byte, strict=True)) * 1000, 1
+        ),
+    }
+
+
+# -- sockets in flight ----------------------------------------------------------------------
+class SocketSampler(threading.Thread):
+    """Peak number of client TCP sockets towards the scanned port (whole namespace)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port_hex = f"{port:04X}"
+        self.peak = 0
+        self.halt = threading.Event()
+
+    def count(self, states: tuple[str, ...] | None = None) -> int:
+        n = 0
+        with open("/proc/net/tcp", encoding="ascii") as f:
+            next(f)
+            for line in f:
+                fields = line.split(None, 4)
+                # remote address:port is the third field; state 0A is LISTEN
+                if not fields[2].endswith(self.port_hex) or fields[3] == "0A":
+                    continue
+                if states is None or fields[3] in states:
+                    n += 1
+        return n
+
+    def run(self) -> None:
+        while not self.halt.wait(0.25):
+            self.peak = max(self.peak, self.count())
+
+
+# -- one scan ----------------------------------------------------------------------------------
+def scan_once(
+    lab: Lab,
+    silent: list[str],
+    scan_port: int,
+    concurrency: int,
+    args: argparse.Namespace,
+    workdir: Path,
+) -> dict[str, Any]:
+    out = workdir / f"scan-{concurrency}.jsonl"
+    specs: list[Any] = [*lab.cidr, *silent]
+    job = ScanJob(
+        specs=specs,
+        port=scan_port,
+        timeout=args.timeout,
+        concurrency=concurrency,
+        allow_private=True,
+        output=str(out),
+        db=None,
+        workers=args.workers,
+    )
+    sampler = SocketSampler(scan_port)
+    sampler.start()
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    summary = execute(job)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    sampler.halt.set()
+    sampler.join()
+    # ESTABLISHED or CLOSE_WAIT after the scan returned: sockets the scanner never closed.
+    left_open = sampler.count(("01", "08"))
+    records = [json.loads(x) for x in out.read_text("utf-8").splitlines() if x]
+    by_ip = {r["ip"]: r for r in records}
+    truth = lab.ground_truth
+    live = {ip: t for ip, t in truth.items() if t["kind"] in LIVE_KINDS}
+    live_score = score(records, live)
+    whole_score = score(records, truth)
+    false_timeouts = sorted(
+        ip for ip in live if by_ip.get(ip, {}).get("status") in TIMEOUT_STATUSES
+    )
+    live_statuses = Counter(by_ip.get(ip, {}).get("status", "missing") for ip in live)
+    silent_statuses = Counter(by_ip.get(ip, {}).get("status", "missing") for ip in silent)
+    return {
+        "concurrency": concurrency,
+        "timeout_s": args.timeout,
+        "workers": args.workers,
+        "targets": len(truth) + len(silent),
+        "records": len(records),
+        "interrupted": summary.interrupted,
+        "wall_s": round(wall, 2),
+        "hosts_per_s": round((len(truth) + len(silent)) / wall, 1),
+        "scanner_cpu_s": round(cpu, 2),
+        "peak_sockets_in_flight": sampler.peak,
+        "sockets_left_open": left_open,
+        "live_hosts": len(live),
+        "live_right": live_score.right,
+        "live_all_right": live_score.all_right,
+        "live_problems": live_score.lines(15),
+        "live_statuses": dict(live_statuses),
+        "false_timeouts": len(false_timeouts),
+        "false_timeout_examples": false_timeouts[:10],
+        "lab_hosts": len(truth),
+        "lab_right": whole_score.right,
+        "lab_all_right": whole_score.all_right,
+        "lab_problems": whole_score.lines(15),
+        "problem_records": {
+            ip: {k: by_ip.get(ip, {}).get(k) for k in ("status", "error", "http_status")}
+            | {"kind": truth[ip]["kind"], "profile": truth[ip].get("profile")}
+            for ip in [*whole_score.missing, *whole_score.wrong][:10]
+        },
+        "silent_addresses": len(silent),
+        "silent_statuses": dict(silent_statuses),
+    }
+
+
+def one_host_fingerprint(ip: str, port: int, timeout: float, workdir: Path) -> float | None:
+    """duration_ms of exwatch scanning a single Exchange host (no competition)."""
+    out = workdir / "single.jsonl"
+    job = ScanJob(
+        specs=[ip],
+        port=port,
+        timeout=timeout,
+        concurrency=1,
+        allow_private=True,
+        output=str(out),
+        db=None,
+    )
+    execute(job)
+    records = [json.loads(x) for x in out.read_text("utf-8").splitlines() if x]
+    return float(records[0]["duration_ms"]) if records else None
+
+
+# -- the whole scenario ----------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"where": check_own_namespace(args.netns_name, args.parent_netns)}
+    _raise_fd_limit()
+    if args.method == "direct":  # a control run: no delay at all
+        refusal, method = None, "direct"
+    else:
+        refusal = None if args.method == "relay" else try_netem(args.rtt, args.jitter)
+        if args.method == "netem" and refusal is not None:
+            raise RuntimeError(f"tc netem is not available: {refusal}")
+        method = "netem" if refusal is None else "relay"
+    result["delay_method"] = method
+    if refusal is not None and args.method == "auto":
+        result["netem_refused"] = refusal
+    result["rtt_ms"] = args.rtt * 1000
+    result["jitter"] = args.jitter
+    n_silent = round(args.hosts * args.silent_share / (1 - args.silent_share))
+    silent = silent_addresses(n_silent)
+    drop_silent(SILENT_NET)
+    with tempfile.TemporaryDirectory(prefix="exwatch-netns-") as tmp:
+        workdir = Path(tmp)
+        lab = Lab(hosts=args.hosts, port=args.port, seed=args.seed, workdir=workdir / "lab")
+        check_targets([ip for ip, _ in lab.targets] + silent)  # before anything listens
+        with lab:
+            relay = None
+            scan_port = args.port
+            if method == "relay":
+                addresses = [ip for ip, t in lab.ground_truth.items() if t["kind"] != "closed"]
+                spec = {
+                    "rtt": args.rtt,
+                    "jitter": args.jitter,
+                    "listen_port": args.port + 1,
+                    "upstream_port": args.port,
+                    "addresses": addresses,
+                    "seed": args.seed,
+                }
+                relay = RelayProcess(spec, workdir)
+                scan_port = args.port + 1
+            result["scan_port"] = scan_port
+            try:
+                exchange = [ip for ip, t in lab.ground_truth.items() if t["kind"] == "exchange"]
+                if args.rtt_samples:
+                    result["plain_client"] = measure_rtt(exchange[0], scan_port, args.rtt_samples)
+                    result["one_host_fingerprint_ms"] = one_host_fingerprint(
+                        exchange[0], scan_port, args.timeout, workdir
+                    )
+                result["scans"] = [
+                    scan_once(lab, silent, scan_port, c, args, workdir) for c in args.concurrency
+                ]
+            finally:
+                if relay is not None:
+                    result["relay"] = relay.stop()
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--netns-name", required=True)
+    ap.add_argument("--parent-netns", type=int, required=True)
+    ap.add_argument("--rtt", type=float, default=0.05, help="round-trip time, seconds")
+    ap.add_argument("--jitter", type=float, default=0.1, help="+/- share of the delay")
+    ap.add_argument("--method", choices=("auto", "netem", "relay", "direct"), default="auto")
+    ap.add_argument("--hosts", type=int, default=300)
+    ap.add_argument("--silent-share", type=float, default=0.2)
+    ap.add_argument("--port", type=int, default=21443)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--workers", type=int, default=1, help="scanner processes")
+    ap.add_argument("--rtt-samples", type=int, default=8)
+    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[2000])
+    args = ap.parse_args()
+    try:
+        result = run(args)
+    except Refused as exc:
+        print(json.dumps({"refused": str(exc)}))
+        return 3
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
