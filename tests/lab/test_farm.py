@@ -1,8 +1,15 @@
-"""A real 40-host lab checked with plain Python clients against its own ground truth."""
+"""A real 40-host lab checked with plain Python clients against its own ground truth.
+
+Every test runs against both backends (nginx, skipped where it is not installed, and the
+pure-Python one), so the same ground-truth checks prove they behave alike; one more test
+sends the same requests to both and compares the raw answers.
+"""
 
 from __future__ import annotations
 
 import http.client
+import itertools
+import json
 import os
 import re
 import signal
@@ -17,16 +24,16 @@ from typing import Any
 
 import pytest
 
-from exwatch.lab import Lab, find_nginx
+from exwatch.lab import Lab, LabError, find_nginx
 
 from .ntlm_decode import decode_type2
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        find_nginx() is None, reason="nginx not installed (apt-get install -y nginx)"
-    ),
-]
+pytestmark = pytest.mark.slow
+
+NO_NGINX = pytest.mark.skipif(
+    find_nginx() is None, reason="nginx not installed (apt-get install -y nginx)"
+)
+BACKENDS = [pytest.param("nginx", marks=NO_NGINX), "python"]
 
 BASE = "127.16.200.1"  # away from the default range, so a developer's own lab does not clash
 TYPE1 = "TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="  # as nmap's http-ntlm-info
@@ -52,10 +59,14 @@ def _ctx() -> ssl.SSLContext:
     return ctx
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("lab")
-    with Lab(hosts=40, port=_free_port(), seed=5, workdir=workdir, base=BASE) as running:
+    backend: str = request.param
+    with Lab(
+        hosts=40, port=_free_port(), seed=5, workdir=workdir, base=BASE, backend=backend
+    ) as running:
+        assert running.backend == backend
         yield running
 
 
@@ -283,8 +294,6 @@ def test_slow_drip_host(lab: Lab) -> None:
 
 
 def test_ground_truth_file_matches_api(lab: Lab) -> None:
-    import json
-
     assert lab.ground_truth_path is not None
     doc = json.loads(lab.ground_truth_path.read_text())
     assert doc["hosts"] == lab.ground_truth
@@ -292,7 +301,8 @@ def test_ground_truth_file_matches_api(lab: Lab) -> None:
     assert [ip for ip, _ in lab.targets] == list(lab.ground_truth)
 
 
-def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path, backend: str) -> None:
     port = _free_port()
     exe = Path(sys.executable).with_name("exwatch")
     argv = [
@@ -308,6 +318,8 @@ def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path) -> None:
         str(tmp_path),
         "--seed",
         "2",
+        "--backend",
+        backend,
     ]
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -321,15 +333,163 @@ def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path) -> None:
                     break
             out = "".join(lines)
             assert "127.16.201.1" in out, out
+            assert f"backend {backend}" in out, out
             assert (tmp_path / "ground-truth.json").exists()
-            nginx_pid = int((tmp_path / "nginx.pid").read_text())
-            os.kill(nginx_pid, 0)  # alive
+            pid_file = "nginx.pid" if backend == "nginx" else "python-backend.pid"
+            server_pid = int((tmp_path / pid_file).read_text())
+            os.kill(server_pid, 0)  # alive
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
             assert "lab: stopped" in proc.stdout.read()
             with pytest.raises(ProcessLookupError):
-                os.kill(nginx_pid, 0)
+                os.kill(server_pid, 0)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(LabError, match="unknown lab backend"):
+        Lab(hosts=3, port=_free_port(), backend="apache")
+
+
+def test_python_backend_dies_with_the_lab_process(tmp_path: Path) -> None:
+    """A lab process killed outright (no cleanup) takes its Python backend with it."""
+    port = _free_port()
+    code = (
+        "import sys, time; from exwatch.lab import Lab; "
+        f"lab = Lab(hosts=6, port={port}, base='127.16.202.1', workdir={str(tmp_path)!r}, "
+        "backend='python'); lab.start(); print('up', flush=True); time.sleep(60)"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "up"
+            server_pid = int((tmp_path / "python-backend.pid").read_text())
+            proc.kill()
+            proc.wait(timeout=10)
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                try:
+                    os.kill(server_pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            with pytest.raises(ProcessLookupError):
+                os.kill(server_pid, 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+# -- both backends, byte for byte ------------------------------------------------------
+
+_NTLM_AUTH = f"Authorization: NTLM {TYPE1}\r\n"
+_CORPUS: list[bytes] = [
+    *(
+        f"GET {p} HTTP/1.1\r\nHost: h.example\r\n{auth}Connection: close\r\n\r\n".encode()
+        for p in (
+            "/",
+            "/owa",
+            "/owa/",
+            "/owa/auth/logon.aspx",
+            "/owa/auth/",
+            "/owa/auth/missing.css",
+            "/owa/service",
+            "/ECP/default.aspx",
+            "/ecp/Current/exporttool/",
+            MANIFEST,
+            "/EWS/Exchange.asmx",
+            "/Autodiscover/Autodiscover.xml",
+            "/x/../owa/%61uth/logon.aspx?q=1",
+            "/index.html",
+            "/lab-404.html",
+        )
+        for auth in ("", _NTLM_AUTH)
+    ),
+    b"POST /owa/auth/logon.aspx HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+    b"Connection: close\r\n\r\nabc",
+    b"HEAD /owa/auth/logon.aspx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET /owa/ HTTP/1.0\r\n\r\n",
+]
+# Malformed, oversized and kept-alive requests: the same on every host, tried on one.
+_EDGE: list[bytes] = [
+    b"GET /owa/ HTTP/1.1\r\n\r\n",
+    b"GARBAGE\r\n\r\n",
+    b"GET /../etc/passwd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"GET /owa/service HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n",
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+    # keep-alive: two pipelined requests, then the client stops reading (short timeout)
+    b"GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\nGET /owa/service HTTP/1.1\r\nHost: a\r\n\r\n",
+]
+
+
+def _bound_pair(ports: Iterator[int]) -> tuple[socket.socket, socket.socket]:
+    """Two client sockets on one source port: a load balancer then picks the same backend."""
+    while True:
+        port = next(ports)
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(2):
+                s = socket.socket()
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms stalls
+                s.settimeout(3)
+                s.bind(("127.0.0.1", port))
+            return socks[0], socks[1]
+        except OSError:
+            for s in socks:
+                s.close()
+
+
+def _exchange(sock: socket.socket, ip: str, port: int, request: bytes) -> bytes:
+    sock.connect((ip, port))
+    with sock, _ctx().wrap_socket(sock) as tls:
+        tls.sendall(request)
+        # Requests that keep the connection open: read what comes within a short time.
+        tls.settimeout(3 if b"close" in request or b"HTTP/1.0" in request else 0.2)
+        out = b""
+        while True:
+            try:
+                data = tls.recv(65536)
+            except (TimeoutError, ssl.SSLError, OSError):
+                break
+            if not data:
+                break
+            out += data
+        return out
+
+
+def _normal(raw: bytes, port: int) -> bytes:
+    """Drop what differs between any two runs: dates, request ids, file times, the port."""
+    raw = raw.replace(str(port).encode(), b"PORT")
+    raw = re.sub(rb"(Date|Last-Modified): [^\r]*", rb"\1: -", raw)
+    raw = re.sub(rb'ETag: "[0-9a-f]+-', b'ETag: "-', raw)
+    return re.sub(rb"request-id: [0-9a-f]{32}", b"request-id: -", raw)
+
+
+@NO_NGINX
+def test_both_backends_answer_byte_for_byte_alike(tmp_path: Path) -> None:
+    base = "127.16.203.1"
+    kw: dict[str, Any] = {"hosts": 40, "seed": 5, "base": base}
+    with (
+        Lab(port=_free_port(), workdir=tmp_path / "n", backend="nginx", **kw) as ngx,
+        Lab(port=_free_port(), workdir=tmp_path / "p", backend="python", **kw) as py,
+    ):
+        hosts = [gt for gt in ngx.ground_truth.values() if gt["kind"] in {"exchange", "web"}]
+        # One host of every profile keeps the test quick; the load balancer is among them.
+        picked = {gt["profile"]: gt["ip"] for gt in hosts}
+        for flavour in ("nginx-default", "apache-default"):  # web pages differ only in text
+            picked.pop(flavour, None)
+        assert "load-balancer" in picked
+        ports = itertools.count(41000)
+        for profile, ip in sorted(picked.items()):
+            for request in _CORPUS + (_EDGE if profile == "full" else []):
+                a, b = _bound_pair(ports)
+                got_nginx = _normal(_exchange(a, ip, ngx.port, request), ngx.port)
+                got_python = _normal(_exchange(b, ip, py.port, request), py.port)
+                assert got_python == got_nginx, (profile, request[:80])

@@ -55,7 +55,16 @@ from exwatch.lab import Lab, LabError
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="nginx worker processes.",
+    help="nginx worker processes (the Python backend runs one process).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "nginx", "python"]),
+    default="auto",
+    show_default=True,
+    help="What serves the web hosts: nginx (fast, thousands of hosts), the pure-Python "
+    "server (no system package needed; enough for a few hundred hosts), or nginx when "
+    "installed.",
 )
 def lab(
     hosts: int,
@@ -65,13 +74,15 @@ def lab(
     workdir: Path | None,
     gt_path: Path | None,
     workers: int,
+    backend: str,
 ) -> None:
     """Run a farm of simulated Exchange and other servers on 127.x.y.z.
 
     Exchange hosts of every product line (2010 SP3 to SE) show their build through a
     realistic mix of headers, logon pages, the eDiscovery manifest and NTLM; other hosts
     are ordinary web servers, closed ports, silent or hostile servers.  The ground-truth
-    file says what a perfect scanner reports for each address.  Needs nginx.
+    file says what a perfect scanner reports for each address.  Uses nginx when
+    installed, else a slower pure-Python server that answers the same way.
     """
     try:
         farm = Lab(
@@ -82,6 +93,7 @@ def lab(
             base=base,
             workers=workers,
             ground_truth_path=gt_path,
+            backend=backend,
         )
     except LabError as exc:
         raise UsageError(str(exc)) from exc
@@ -95,6 +107,7 @@ def lab(
         with farm:
             counts = farm.ground_truth_document["counts"]
             click.echo(f"lab: {hosts} hosts on port {port}: {', '.join(farm.cidr)}")
+            click.echo(f"lab: backend {farm.backend}")
             click.echo("lab: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             click.echo(f"lab: ground truth {farm.ground_truth_path}")
             click.echo("lab: running; Ctrl-C or SIGTERM stops it")

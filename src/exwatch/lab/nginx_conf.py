@@ -131,7 +131,7 @@ def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
     if os.geteuid() == 0:
         head.append("user root;")  # workers must read the 0700 working directory
     tmp = workdir / "tmp"
-    types = {}
+    types: dict[str, list[str]] = {}
     for ext, mime in routes.MIME_TYPES.items():
         types.setdefault(mime, []).append(ext)
     head += [

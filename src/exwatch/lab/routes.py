@@ -144,7 +144,7 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
             Location(
                 "=",
                 "/owa/auth/logon.aspx",
-                eh + (("X-OWA-Version", "$lab_owa_logon"), ("Cache-Control", "no-cache, no-store")),
+                (*eh, ("X-OWA-Version", "$lab_owa_logon"), ("Cache-Control", "no-cache, no-store")),
                 try_files=("/owa/auth/logon.aspx", "=404"),
             ),
             _say("=", "/owa/service", 440, (("X-OWA-Version", "$lab_owa_service"),)),
@@ -283,7 +283,11 @@ def site(host: Host, workdir: Path) -> Site:
     cert = str(workdir / "certs" / f"{host.ip}.pem")
     if host.kind == "web":
         return Site(
-            host.ip, cert, host.server_header, "web", ({"lab_root": str(write_web_root(www, host))},)
+            host.ip,
+            cert,
+            host.server_header,
+            "web",
+            ({"lab_root": str(write_web_root(www, host))},),
         )
     stripped = host.profile == "proxy-stripped"
     aspnet = "2.0.50727" if host.backends[0].build.line == "2010" else "4.0.30319"
