@@ -166,3 +166,34 @@ def test_sigterm_marks_scan_interrupted(big_lab: Lab, tmp_path: Path) -> None:
     assert row is not None
     assert row[0] == "interrupted"
     assert n > 0
+
+
+def test_two_workers_share_the_space_without_gaps_or_duplicates(
+    big_lab: Lab, tmp_path: Path
+) -> None:
+    out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
+    job = ScanJob(
+        specs=list(big_lab.cidr),
+        port=big_lab.port,
+        timeout=2.0,
+        concurrency=400,
+        allow_private=True,
+        output=str(out),
+        db=str(db),
+        workers=2,
+    )
+    summary = execute(job)
+    assert not summary.interrupted
+    records = _records(out)
+    ips = [r["ip"] for r in records]
+    assert len(ips) == len(set(ips)) == len(big_lab.ground_truth)
+    assert set(ips) == set(big_lab.ground_truth)
+    assert summary.tally.done == len(records)
+    result = score(records, big_lab.ground_truth)
+    assert result.all_right, "\n".join(result.lines(50))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (rows,) = con.execute("select count(*) from results").fetchone() or (0,)
+    finally:
+        con.close()
+    assert rows == len(records)
