@@ -58,6 +58,15 @@ class Tally:
             if "vulnerable" in (record.get("cves") or {}).values():
                 self.vulnerable += 1
 
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (a worker's batch) to this one."""
+        self.done += other.done
+        self.exchange += other.exchange
+        self.vulnerable += other.vulnerable
+        self.errors += other.errors
+        self.skipped += other.skipped
+        self.statuses.update(other.statuses)
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -32,16 +31,11 @@ ProbeFn = Callable[[str, int, str | None], Any]
 class _Batch:
     worker: int
     lines: list[str]
-    done: int
-    exchange: int
-    vulnerable: int
-    errors: int
-    skipped: int
-    statuses: Counter[str]
+    tally: Tally
 
 
 class _QueueSink:
-    """The worker side of the writer: ships serialised batches to the parent."""
+    """The worker side of the writer: ships serialised batches and their counts to the parent."""
 
     def __init__(self, q: Any, worker: int) -> None:
         self.q = q
@@ -50,25 +44,14 @@ class _QueueSink:
         self.tally: Tally | None = None
 
     def append(self, records: list[dict[str, Any]]) -> int:
-        statuses: Counter[str] = Counter()
-        exchange = vulnerable = errors = 0
+        counts = Tally()
         for r in records:
-            status = r.get("status", "unknown-error")
-            statuses[status] += 1
-            errors += status not in ("success", "connection-refused")
-            if r.get("exchange"):
-                exchange += 1
-                vulnerable += "vulnerable" in (r.get("cves") or {}).values()
-        skipped = 0
-        if self.tally is not None:
-            skipped = self.tally.skipped - self.skipped_sent
+            counts.count(r)
+        if self.tally is not None:  # skips happen in the worker's runner, not in records
+            counts.skipped = self.tally.skipped - self.skipped_sent
             self.skipped_sent = self.tally.skipped
         lines = [json.dumps(r, separators=(",", ":")) for r in records]
-        self.q.put(
-            _Batch(
-                self.worker, lines, len(records), exchange, vulnerable, errors, skipped, statuses
-            )
-        )
+        self.q.put(_Batch(self.worker, lines, counts))
         return len(records)
 
 
@@ -197,12 +180,7 @@ def run_workers(
                 jsonl.flush()
             if store is not None:
                 store.append_lines(item.lines, scan_id=scan_id)
-            tally.done += item.done
-            tally.exchange += item.exchange
-            tally.vulnerable += item.vulnerable
-            tally.errors += item.errors
-            tally.skipped += item.skipped
-            tally.statuses.update(item.statuses)
+            tally.merge(item.tally)
             if on_progress is not None:
                 on_progress()
     finally:
