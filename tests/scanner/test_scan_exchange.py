@@ -80,7 +80,7 @@ def test_exchange_2016_full_sequence_one_connection(
     assert ex["precision"] == "su"
     assert ex["product"] == "Exchange Server 2016"
     assert ex["builds_seen"] == ["15.1.2176.9"]
-    assert ex["sources"][:3] == ["x-owa-version", "exporttool", "owa-path"]
+    assert ex["sources"][:2] == ["x-owa-version", "owa-path"]
     assert {"owa-logon-page", "x-feserver", "owa-redirect", "ntlm"} <= set(ex["sources"])
     assert record["cves"], "a known build gets verdicts"
     assert record["ntlm"] == {
@@ -101,18 +101,24 @@ def test_exchange_2016_full_sequence_one_connection(
     assert tls["version"] in ("TLSv1.2", "TLSv1.3")
     assert record["headers"]["x-feserver"] == "EXCH01"
     assert record["headers"]["x-owa-version"] == "15.1.2176.9"
-    # One TLS connection carries the whole sequence (keep-alive).
+    # One TLS connection carries the whole sequence (keep-alive); once the header gave the
+    # four-part build, the other build probes are spared.
     assert state.connections == 1
     paths = [r.path for r in state.requests]
-    assert paths == [
-        "/owa/",
-        "/owa/auth/logon.aspx",
-        EXPORTTOOL,
-        "/owa/service",
-        "/autodiscover/autodiscover.xml",
-        "/EWS/Exchange.asmx",
-        "/owa/",
-    ]
+    assert paths == ["/owa/", "/owa/auth/logon.aspx", "/EWS/Exchange.asmx", "/owa/"]
+
+
+def test_build_probes_continue_until_a_four_part_build_is_read(
+    run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
+) -> None:
+    routes = exchange_routes(
+        canned("positive/exchange2016-logon.http"), owa_version=None, exporttool="15.1.2176.9"
+    )
+    record, state = run(scan_routes(server_ctx, routes))
+    assert record["exchange"]["build"] == "15.1.2176.9"
+    assert record["exchange"]["sources"][:2] == ["exporttool", "owa-path"]
+    paths = [r.path for r in state.requests]
+    assert paths == ["/owa/", "/owa/auth/logon.aspx", EXPORTTOOL, "/EWS/Exchange.asmx", "/owa/"]
 
 
 @pytest.mark.parametrize(
@@ -296,8 +302,10 @@ def test_server_closing_each_connection_reconnects(
     record, state = run(scan_routes(server_ctx, routes))
     assert record["status"] == "success"
     assert record["error"] is None
-    assert len(state.requests) == 7
-    assert state.connections == 7
+    # /owa/, the logon page, EWS with NTLM, /owa/ again: the header's four-part build spares
+    # the other build probes; each request on its own connection
+    assert len(state.requests) == 4
+    assert state.connections == 4
     assert record["ntlm"] is not None
 
 
@@ -330,7 +338,7 @@ def test_idle_keepalive_close_is_retried(
     record, served = run(main())
     assert record["status"] == "success"
     assert record["error"] is None
-    assert served == 7
+    assert served == 4
     assert record["exchange"]["build"] == "15.1.2176.9"
 
 

@@ -33,7 +33,7 @@ def select(ids: tuple[str, ...] | None, *, allow_intrusive: bool) -> tuple[Probe
     """The probes to run, in registration order; refuses unknown ids and, unless allowed,
     intrusive probes (raise UsageError)."""
     if ids is None:
-        chosen = tuple(p for p in PROBES if p.risk is Risk.PASSIVE)
+        chosen = tuple(p for p in PROBES if p.risk is Risk.PASSIVE and p.default)
     else:
         unknown = sorted(set(ids) - BY_ID.keys())
         if unknown:

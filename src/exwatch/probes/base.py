@@ -65,6 +65,10 @@ class ProbeContext:
         self.sightings.extend(sightings(obs))
         return response
 
+    def has_su_build(self) -> bool:
+        """Whether a four-part build was already read: later build probes can stop there."""
+        return any(s.build is not None and s.build.count(".") == 3 for s in self.sightings)
+
     def fetched(self, path_prefix: str) -> bool:
         """Whether some response already came from a path starting with `path_prefix`."""
         prefix = path_prefix.lower()
@@ -79,6 +83,7 @@ class Probe:
     requests: tuple[str, ...]  # "METHOD /path" lines, as documentation
     description: str
     run: Callable[[ProbeContext], Awaitable[None]]
+    default: bool = True  # in the default set (passive ones only); others are asked for by id
 
 
 __all__ = ["Probe", "ProbeContext", "Risk", "Stage"]

@@ -13,6 +13,8 @@ PATH = "/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.applica
 
 
 async def run(ctx: ProbeContext) -> None:
+    if ctx.has_su_build():  # the security-update level is known: spare the request
+        return
     await ctx.fetch(ID, "GET", PATH)
 
 

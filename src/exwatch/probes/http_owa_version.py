@@ -14,6 +14,8 @@ PATHS = ("/owa/service", "/autodiscover/autodiscover.xml")
 
 async def run(ctx: ProbeContext) -> None:
     for path in PATHS:
+        if ctx.has_su_build():  # the security-update level is known: spare the requests
+            return
         await ctx.fetch(ID, "GET", path)
 
 
