@@ -112,6 +112,12 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 )
 @click.option("--plain-http", is_flag=True, help="Speak HTTP instead of HTTPS on the port.")
 @click.option(
+    "--follow-ups/--no-follow-ups",
+    default=True,
+    show_default=True,
+    help="Probe Exchange hosts further (manifest, OWA service, NTLM) or read only /owa/.",
+)
+@click.option(
     "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -131,6 +137,7 @@ def scan(
     no_db: bool,
     resume: bool,
     plain_http: bool,
+    follow_ups: bool,
     workers: int | None,
     quiet: bool,
 ) -> int:
@@ -156,6 +163,7 @@ def scan(
         db=None if no_db else db,
         resume=resume,
         tls=not plain_http,
+        follow_ups=follow_ups,
         workers=workers or default_workers(),
     )
     if job.db is None and job.output is None:

@@ -42,6 +42,7 @@ class ScanJob:
     db: str | None = "exwatch.duckdb"
     resume: bool = False
     tls: bool = True
+    follow_ups: bool = True
     workers: int = 1
 
     def params(self) -> dict[str, Any]:
@@ -105,6 +106,7 @@ class _ProbeFactory:
             read_timeout=job.timeout,
             host_timeout=max(20.0, 4 * job.timeout),
             tls=job.tls,
+            follow_ups=job.follow_ups,
         )
         host = functools.partial(scan_host, settings=settings)
 
