@@ -112,6 +112,11 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 )
 @click.option("--plain-http", is_flag=True, help="Speak HTTP instead of HTTPS on the port.")
 @click.option(
+    "--user-agent",
+    metavar="TEXT",
+    help="User-Agent to send; name your team and a contact URL so owners can reach you.",
+)
+@click.option(
     "--follow-ups/--no-follow-ups",
     default=True,
     show_default=True,
@@ -137,6 +142,7 @@ def scan(
     no_db: bool,
     resume: bool,
     plain_http: bool,
+    user_agent: str | None,
     follow_ups: bool,
     workers: int | None,
     quiet: bool,
@@ -164,6 +170,7 @@ def scan(
         resume=resume,
         tls=not plain_http,
         follow_ups=follow_ups,
+        user_agent=user_agent,
         workers=workers or default_workers(),
     )
     if job.db is None and job.output is None:

@@ -43,6 +43,7 @@ class ScanJob:
     resume: bool = False
     tls: bool = True
     follow_ups: bool = True
+    user_agent: str | None = None
     workers: int = 1
 
     def params(self) -> dict[str, Any]:
@@ -97,7 +98,7 @@ class _ProbeFactory:
         self.space = space
 
     def __call__(self) -> Callable[[str, int, str | None], Any]:
-        from exwatch.scan.host import HostSettings, scan_host
+        from exwatch.scan.host import DEFAULT_USER_AGENT, HostSettings, scan_host
 
         job, space = self.job, self.space
         settings = HostSettings(
@@ -107,6 +108,7 @@ class _ProbeFactory:
             host_timeout=max(20.0, 4 * job.timeout),
             tls=job.tls,
             follow_ups=job.follow_ups,
+            user_agent=job.user_agent or DEFAULT_USER_AGENT,
         )
         host = functools.partial(scan_host, settings=settings)
 
