@@ -17,7 +17,7 @@ import pytest
 
 from exwatch.lab import Lab
 from exwatch.lab.check import score
-from exwatch.scan.job import ScanJob, execute
+from exwatch.scan.job import ScanJob, ScanSummary, execute
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +34,25 @@ def _records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
+def _scan_lab(lab: Lab, tmp_path: Path, workers: int) -> tuple[ScanSummary, Path, Path]:
     out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
     job = ScanJob(
-        specs=list(big_lab.cidr),
-        port=big_lab.port,
+        specs=list(lab.cidr),
+        port=lab.port,
         timeout=2.0,
         concurrency=400,
         allow_private=True,
         output=str(out),
         db=str(db),
+        workers=workers,
     )
     summary = execute(job)
     assert not summary.interrupted
+    return summary, out, db
+
+
+def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
+    _, out, db = _scan_lab(big_lab, tmp_path, workers=1)
     records = _records(out)
     assert len(records) == len(big_lab.ground_truth)
     result = score(records, big_lab.ground_truth)
@@ -171,19 +177,7 @@ def test_sigterm_marks_scan_interrupted(big_lab: Lab, tmp_path: Path) -> None:
 def test_two_workers_share_the_space_without_gaps_or_duplicates(
     big_lab: Lab, tmp_path: Path
 ) -> None:
-    out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
-    job = ScanJob(
-        specs=list(big_lab.cidr),
-        port=big_lab.port,
-        timeout=2.0,
-        concurrency=400,
-        allow_private=True,
-        output=str(out),
-        db=str(db),
-        workers=2,
-    )
-    summary = execute(job)
-    assert not summary.interrupted
+    summary, out, db = _scan_lab(big_lab, tmp_path, workers=2)
     records = _records(out)
     ips = [r["ip"] for r in records]
     assert len(ips) == len(set(ips)) == len(big_lab.ground_truth)
