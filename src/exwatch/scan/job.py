@@ -21,7 +21,7 @@ from typing import Any
 from exwatch import __version__
 from exwatch.errors import UsageError
 from exwatch.model import Status
-from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_targets
+from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
 from exwatch.scan.targets import Spec, TargetSpace
 
 
@@ -146,25 +146,19 @@ async def _run_here(
     assert main is not None
     with contextlib.suppress(NotImplementedError, RuntimeError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-    writer.start()
-    interrupted = False
     try:
-        await run_targets(
+        return await run_slice(
             space.iter(job.seed, job.shard),
             _ProbeFactory(job, space)(),
             writer,
             scan_id,
             options,
             tally,
-            skip=(lambda ip, port: (ip, port) in done) if done else None,
+            done,
         )
-    except asyncio.CancelledError:
-        interrupted = True
     finally:
         if progress_task is not None:
             progress_task.cancel()
-        await writer.close()
-    return interrupted
 
 
 def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = None) -> ScanSummary:

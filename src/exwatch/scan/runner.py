@@ -268,6 +268,35 @@ async def run_targets(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def run_slice(
+    targets: Iterator[Target],
+    scan_host: ScanHost,
+    writer: Writer,
+    scan_id: str,
+    options: RunOptions,
+    tally: Tally,
+    done: set[tuple[str, int]] | None,
+) -> bool:
+    """Scan a slice of targets with the writer running; True when cancelled (Ctrl-C,
+    SIGTERM).  Everything finished is flushed either way; `done` targets are skipped."""
+    writer.start()
+    try:
+        await run_targets(
+            targets,
+            scan_host,
+            writer,
+            scan_id,
+            options,
+            tally,
+            skip=(lambda ip, port: (ip, port) in done) if done else None,
+        )
+    except asyncio.CancelledError:
+        return True
+    finally:
+        await writer.close()
+    return False
+
+
 def open_jsonl(path: Path | None, append: bool) -> IO[str] | None:
     if path is None:
         return None
@@ -275,4 +304,12 @@ def open_jsonl(path: Path | None, append: bool) -> IO[str] | None:
     return path.open("a" if append else "w", encoding="utf-8")
 
 
-__all__ = ["RunOptions", "Tally", "Writer", "failure_record", "open_jsonl", "run_targets"]
+__all__ = [
+    "RunOptions",
+    "Tally",
+    "Writer",
+    "failure_record",
+    "open_jsonl",
+    "run_slice",
+    "run_targets",
+]

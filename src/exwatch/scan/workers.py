@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from exwatch.scan.runner import RunOptions, Tally, Writer, run_targets
+from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
 from exwatch.scan.targets import TargetSpace
 
 ProbeFn = Callable[[str, int, str | None], Any]
@@ -84,23 +84,9 @@ def _worker_main(
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
             loop.add_signal_handler(signal.SIGINT, task.cancel)
         writer = Writer(None, sink)
-        writer.start()
-        interrupted = False
-        try:
-            await run_targets(
-                space.iter(seed, sub),
-                make_probe(),
-                writer,
-                scan_id,
-                options,
-                tally,
-                skip=(lambda ip, port: (ip, port) in done) if done else None,
-            )
-        except asyncio.CancelledError:
-            interrupted = True
-        finally:
-            await writer.close()
-        return interrupted
+        return await run_slice(
+            space.iter(seed, sub), make_probe(), writer, scan_id, options, tally, done
+        )
 
     interrupted = asyncio.run(main())
     q.put(("end", worker, interrupted))
