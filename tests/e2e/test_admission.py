@@ -84,3 +84,37 @@ def test_real_timeout_is_recorded_once() -> None:
     tally = asyncio.run(main())
     assert calls == 1
     assert dict(tally.statuses) == {"io-timeout": 1}
+
+
+def test_closing_the_writer_never_overlaps_store_writes() -> None:
+    """A flush cancelled mid-write (the 1 s tick, at close) must finish before the next one:
+    the DuckDB connection refuses concurrent calls."""
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.active = 0
+            self.overlaps = 0
+            self.rows = 0
+
+        def append(self, records: list[dict[str, Any]]) -> int:
+            self.active += 1
+            if self.active > 1:
+                self.overlaps += 1
+            time.sleep(0.2)  # a slow disk
+            self.rows += len(records)
+            self.active -= 1
+            return len(records)
+
+    store = SlowStore()
+
+    async def main() -> None:
+        writer = Writer(None, store, interval=0.01)
+        writer.start()
+        writer.add({"ip": "127.0.0.2"})
+        await asyncio.sleep(0.05)  # the tick is now inside store.append
+        writer.add({"ip": "127.0.0.3"})
+        await writer.close()
+
+    asyncio.run(main())
+    assert store.overlaps == 0
+    assert store.rows == 2

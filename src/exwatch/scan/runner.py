@@ -120,7 +120,14 @@ class Writer:
                 )
                 self.jsonl.flush()
             if self.store is not None:
-                await asyncio.to_thread(self.store.append, batch)
+                # The store is one connection: a cancelled flush must not leave its thread
+                # writing while the next flush starts, so the lock is held until it is done.
+                write = asyncio.ensure_future(asyncio.to_thread(self.store.append, batch))
+                try:
+                    await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    await write
+                    raise
             self.written += len(batch)
 
     async def close(self) -> None:
