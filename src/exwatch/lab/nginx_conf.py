@@ -1,11 +1,11 @@
 """nginx configuration for the lab's web-facing hosts, rendered from the route table.
 
-One `server` block per host (its own listen address and certificate); how the host
-behaves is held in per-host variables that one shared include file per layout reads, so
-a lab of thousands of hosts stays a small, fast config.  An empty variable makes
-`add_header` send nothing: that is how a header is present on one host and stripped on
-another.  What each layout does is data in `exwatch.lab.routes`, shared with the Python
-backend.
+One `server` block per host (its own listen address, certificate and TLS versions); how
+the host behaves is held in per-host variables that one shared include file per layout
+reads, so a lab of thousands of hosts stays a small, fast config.  An empty variable
+makes `add_header` send nothing: that is how a header is present on one host and
+stripped on another.  What each layout does is data in `exwatch.lab.routes`, shared with
+the Python backend.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
         "    server {",
         f"        listen {s.ip}:{port} ssl;",
         f"        ssl_certificate {s.cert};",
+        # Per server, not per http: each host offers what its emulated OS has (the one
+        # server on a listen address is its default, whose protocols the handshake uses).
+        f"        ssl_protocols {' '.join(s.tls_versions)};",
     ]
     if headers_more and s.server:
         lines.append(f"        more_set_headers {_q('Server: ' + s.server)};")
@@ -155,7 +158,6 @@ def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
         f'    default_type "{routes.DEFAULT_TYPE}";',  # ";" is fine inside quotes
         "    charset_types text/html text/xml text/css;",
         f"    keepalive_timeout {routes.KEEPALIVE_SECONDS}s;",
-        "    ssl_protocols TLSv1.2 TLSv1.3;",
         # Every connection a full handshake, as against thousands of distinct real servers.
         "    ssl_session_cache off;",
         "    ssl_session_tickets off;",

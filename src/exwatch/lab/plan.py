@@ -55,7 +55,13 @@ HOSTILE_STATUS = {
     "broken-tls": "tls-error",  # answers the ClientHello with something that is not TLS
     "reset": "connection-reset",  # accepts the connection, then resets it (RST)
 }
+# Hostile behaviours that finish the TLS handshake before misbehaving (hostile.TLS_BEHAVIOURS).
+HOSTILE_TLS = frozenset({"slow-drip", "endless-headers", "garbage", "early-close"})
 KIND_SHARE = {"exchange": 0.60, "web": 0.15, "closed": 0.15, "silent": 0.05, "hostile": 0.05}
+
+# TLS versions by the names nginx's ssl_protocols and ssl.SSLSocket.version() use.
+TLS12, TLS13 = "TLSv1.2", "TLSv1.3"
+SCHANNEL_TLS13 = (10, 0, 20348)  # Windows Server 2022: the first Schannel with TLS 1.3
 
 OS_BY_LINE: dict[str, tuple[tuple[int, int, int], ...]] = {
     "2010": ((6, 1, 7601),),  # Windows Server 2008 R2 SP1
@@ -135,6 +141,27 @@ class Plan:
         first = ipaddress.IPv4Address(self.hosts[0].ip)
         last = ipaddress.IPv4Address(self.hosts[-1].ip)
         return [str(n) for n in ipaddress.summarize_address_range(first, last)]
+
+
+def tls_versions(host: Host) -> tuple[str, ...]:
+    """The TLS versions `host` offers, oldest first; () if it never finishes a handshake.
+
+    Exchange: what Schannel of its emulated Windows has, TLS 1.3 only from Server 2022
+    (build 20348) on.  IIS web servers: IIS before 10 means Windows before 2016, so 1.2
+    only; IIS 10 runs on 2016 to 2025 and its Server header cannot tell them apart, so
+    it simply gets 1.2 and 1.3.  nginx, Apache and the hostile hosts that finish a
+    handshake: OpenSSL's 1.2 and 1.3.
+    """
+    if host.kind == "exchange":
+        return (TLS12, TLS13) if host.backends[0].ntlm.os_version >= SCHANNEL_TLS13 else (TLS12,)
+    if host.kind == "web":
+        product, _, version = host.server_header.partition("/")
+        if product == "Microsoft-IIS" and int(version.split(".")[0]) < 10:
+            return (TLS12,)
+        return (TLS12, TLS13)
+    if host.hostile_behaviour in HOSTILE_TLS:
+        return (TLS12, TLS13)
+    return ()
 
 
 def _counts(n: int) -> dict[str, int]:
@@ -368,6 +395,7 @@ def expected(host: Host, port: int) -> dict[str, Any]:
         "x_feserver": [],
         "server_header": host.server_header or None,
         "tls_cn": host.tls_cn,
+        "tls_versions": list(tls_versions(host)),
     }
     if host.kind == "closed":
         out["expected_status"] = "connection-refused"

@@ -31,6 +31,7 @@ from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from exwatch.lab import routes
+from exwatch.lab.plan import TLS12, TLS13
 from exwatch.lab.routes import Layout, Location, Site
 
 MAX_LINE = 8 * 1024  # nginx large_client_header_buffers 4 8k
@@ -497,10 +498,15 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def server_context(cert: str, key: str) -> ssl.SSLContext:
-    """TLS as the nginx config sets it: 1.2 and 1.3, nginx's default ciphers, no resumption."""
+_TLS_VERSIONS = {TLS12: ssl.TLSVersion.TLSv1_2, TLS13: ssl.TLSVersion.TLSv1_3}
+
+
+def server_context(cert: str, key: str, versions: tuple[str, ...]) -> ssl.SSLContext:
+    """TLS as the nginx config sets it: the host's versions (its `ssl_protocols`), nginx's
+    default ciphers, no resumption."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = min(_TLS_VERSIONS[v] for v in versions)
+    ctx.maximum_version = max(_TLS_VERSIONS[v] for v in versions)
     ctx.set_ciphers("HIGH:!aNULL:!MD5")
     ctx.options |= ssl.OP_NO_TICKET
     ctx.num_tickets = 0
@@ -515,6 +521,7 @@ def site_from_json(data: dict[str, Any]) -> Site:
         data["server"],
         data["layout"],
         tuple(dict(v) for v in data["variants"]),
+        tuple(data["tls_versions"]),
     )
 
 
@@ -532,7 +539,7 @@ async def serve(spec: dict[str, Any]) -> None:
                 functools.partial(Connection, host),
                 host=s.ip,
                 port=port,
-                ssl=server_context(s.cert, spec["key"]),
+                ssl=server_context(s.cert, spec["key"], s.tls_versions),
                 ssl_handshake_timeout=HEADER_TIMEOUT,
                 backlog=512,
                 reuse_address=True,

@@ -2,10 +2,10 @@
 
 A `Layout` is the shared behaviour of one kind of host (nginx renders it as one include
 file of `location` blocks); a `Site` is one host: its address, certificate, Server header,
-layout and the per-host variables the layout refers to as `$name` (nginx `set`s them, the
-Python backend substitutes them).  A load-balanced host has two variable sets and picks
-one per connection.  Keeping this knowledge in one place is what makes the nginx and the
-Python backend answer alike.
+TLS versions, layout and the per-host variables the layout refers to as `$name` (nginx
+`set`s them, the Python backend substitutes them).  A load-balanced host has two variable
+sets and picks one per connection.  Keeping this knowledge in one place is what makes the
+nginx and the Python backend answer alike.
 """
 
 from __future__ import annotations
@@ -17,7 +17,19 @@ from pathlib import Path
 from exwatch.lab import pages
 from exwatch.lab.builds import LabBuild
 from exwatch.lab.ntlm import challenge_header
-from exwatch.lab.plan import AUTODISCOVER, EWS, LOGON, OWA, SERVICE, Backend, Host, Plan
+from exwatch.lab.plan import (
+    AUTODISCOVER,
+    EWS,
+    LOGON,
+    OWA,
+    SERVICE,
+    TLS12,
+    TLS13,
+    Backend,
+    Host,
+    Plan,
+    tls_versions,
+)
 
 _FILETIME_2026 = 134_116_992_000_000_000  # a fixed FILETIME: the lab is deterministic
 
@@ -108,6 +120,7 @@ class Site:
     server: str  # the Server header; "" leaves the server's own
     layout: str
     variants: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    tls_versions: tuple[str, ...] = (TLS12, TLS13)  # what it offers, see plan.tls_versions
 
 
 def _say(match: str, pattern: str, status: int, extra: tuple[Header, ...] = ()) -> Location:
@@ -288,6 +301,7 @@ def site(host: Host, workdir: Path) -> Site:
             host.server_header,
             "web",
             ({"lab_root": str(write_web_root(www, host))},),
+            tls_versions(host),
         )
     stripped = host.profile == "proxy-stripped"
     aspnet = "2.0.50727" if host.backends[0].build.line == "2010" else "4.0.30319"
@@ -300,7 +314,7 @@ def site(host: Host, workdir: Path) -> Site:
         for b in host.backends
     )
     layout = exchange_layout_name(host.page, host.ecp, host.ews)
-    return Site(host.ip, cert, host.server_header, layout, variants)
+    return Site(host.ip, cert, host.server_header, layout, variants, tls_versions(host))
 
 
 def build_sites(plan: Plan, workdir: Path) -> list[Site]:
