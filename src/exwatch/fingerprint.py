@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
@@ -51,9 +51,11 @@ _MAX_BUILDS_PER_TEXT = 20  # a page naming hundreds of versions is hostile, not 
 _READS = re.compile(r"body|header\.[a-z0-9-]{1,64}")
 
 
-@dataclass(frozen=True, slots=True)
-class HttpObservation:
-    """One HTTP response as the fingerprints see it (header names lower-case)."""
+class HttpObservation(NamedTuple):
+    """One HTTP response as the fingerprints see it (header names lower-case).
+
+    Named tuples, not frozen dataclasses, for the per-response objects: a scan makes
+    several per host and a frozen dataclass costs about five times as much to build."""
 
     probe: str
     path: str
@@ -75,8 +77,7 @@ class Entry:
     counter_examples: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
+class Sighting(NamedTuple):
     """One entry matching one response (for build entries: one extracted build)."""
 
     entry: str
@@ -213,6 +214,7 @@ def match_text(entry: Entry, text: str) -> list[str | None]:
 def sightings(obs: HttpObservation) -> list[Sighting]:
     """Every entry that matches this response (each entry evaluated once per response)."""
     out: list[Sighting] = []
+    probe, path = obs.probe, obs.path
     texts: list[tuple[Entry, str]] = []
     for name, value in obs.headers:
         for entry in _HEADER_ENTRIES.get(name, ()):
@@ -220,21 +222,17 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
     if obs.body:
         texts.extend((entry, obs.body) for entry in _BODY_ENTRIES)
     for entry, text in texts:
-        if entry.probes is not None and obs.probe not in entry.probes:
+        if entry.probes is not None and probe not in entry.probes:
             continue
         if entry.kind != "build":
             if entry.pattern.search(text) is not None:
                 out.append(
-                    Sighting(
-                        entry.id, entry.kind, entry.source, entry.weight, None, obs.probe, obs.path
-                    )
+                    Sighting(entry.id, entry.kind, entry.source, entry.weight, None, probe, path)
                 )
             continue
         for build in match_text(entry, text):
             out.append(
-                Sighting(
-                    entry.id, entry.kind, entry.source, entry.weight, build, obs.probe, obs.path
-                )
+                Sighting(entry.id, entry.kind, entry.source, entry.weight, build, probe, path)
             )
     return out
 
@@ -265,6 +263,11 @@ def product_family(build: str) -> str | None:
     )
 
 
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Build:
+    return Build.parse(text)  # sightings hold normalised builds: this cannot fail
+
+
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -276,7 +279,7 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     for s in found:
         if s.kind == "build" and s.build is not None:
             by_build.setdefault(s.build, set()).add(s.source)
-    parsed = {text: Build.parse(text) for text in by_build}
+    parsed = {text: _parsed(text) for text in by_build}
     full_cus = {b.cu_key for b in parsed.values() if b.revision is not None}
     seen = [t for t, b in parsed.items() if b.revision is not None or b.cu_key not in full_cus]
 

@@ -39,11 +39,15 @@ class Canned:
     def encode(
         self, extra: list[tuple[str, str]] | None = None, drop: tuple[str, ...] = ()
     ) -> bytes:
+        """The canned response with `drop` removed from its own headers, then `extra`."""
         lines = [self.status_line]
-        for name, value in [*self.headers, *(extra or [])]:
+        for name, value in self.headers:
             if name.lower() in drop or name.lower() == "content-length":
                 continue
             lines.append(f"{name}: {value}")
+        lines += [
+            f"{name}: {value}" for name, value in extra or [] if name.lower() != "content-length"
+        ]
         lines.append(f"Content-Length: {len(self.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
@@ -182,7 +186,7 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def cert_pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed ECDSA certificate like Exchange's default one (CN = server name)."""
+    """A self-signed certificate naming the server (CN = server name, as Exchange's own)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [

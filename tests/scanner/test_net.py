@@ -21,7 +21,7 @@ from exwatch.model import Status
 from exwatch.net.http import Limits, Response, read_response, request_bytes
 from exwatch.net.mapper import ConnectionClosed, map_exception
 from exwatch.net.tls import certificate_fields
-from exwatch.probes.http_owa import same_host_target
+from exwatch.probes.http_owa_logon import same_host_target
 
 
 @pytest.mark.parametrize(

@@ -74,14 +74,14 @@ def test_exchange_2016_full_sequence_one_connection(
     check_shape(record)
     assert record["status"] == "success"
     assert record["error"] is None
-    assert record["http_status"] == 302
+    assert record["http_status"] == 200
     ex = record["exchange"]
     assert ex["build"] == "15.1.2176.9"
     assert ex["precision"] == "su"
     assert ex["product"] == "Exchange Server 2016"
     assert ex["builds_seen"] == ["15.1.2176.9"]
     assert ex["sources"][:2] == ["x-owa-version", "owa-path"]
-    assert {"owa-logon-page", "x-feserver", "owa-redirect", "ntlm"} <= set(ex["sources"])
+    assert {"owa-logon-page", "x-feserver", "ntlm"} <= set(ex["sources"])
     assert record["cves"], "a known build gets verdicts"
     assert record["ntlm"] == {
         "netbios_domain": "CONTOSO",
@@ -104,8 +104,10 @@ def test_exchange_2016_full_sequence_one_connection(
     # One TLS connection carries the whole sequence (keep-alive); once the header gave the
     # four-part build, the other build probes are spared.
     assert state.connections == 1
+    # The logon page is asked for directly (no /owa/ redirect); its header gave the
+    # four-part build, so only the NTLM request follows.
     paths = [r.path for r in state.requests]
-    assert paths == ["/owa/", "/owa/auth/logon.aspx", "/EWS/Exchange.asmx", "/owa/"]
+    assert paths == ["/owa/auth/logon.aspx", "/EWS/Exchange.asmx"]
 
 
 def test_build_probes_continue_until_a_four_part_build_is_read(
@@ -118,7 +120,7 @@ def test_build_probes_continue_until_a_four_part_build_is_read(
     assert record["exchange"]["build"] == "15.1.2176.9"
     assert record["exchange"]["sources"][:2] == ["exporttool", "owa-path"]
     paths = [r.path for r in state.requests]
-    assert paths == ["/owa/", "/owa/auth/logon.aspx", EXPORTTOOL, "/EWS/Exchange.asmx", "/owa/"]
+    assert paths == ["/owa/auth/logon.aspx", EXPORTTOOL, "/EWS/Exchange.asmx"]
 
 
 @pytest.mark.parametrize(
@@ -204,7 +206,7 @@ def test_non_exchange_costs_one_request(
     run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
 ) -> None:
     iis = canned("negative/iis-404.http")
-    record, state = run(scan_routes(server_ctx, {"/owa/": lambda r: iis.encode()}))
+    record, state = run(scan_routes(server_ctx, {"/owa/auth/logon.aspx": lambda r: iis.encode()}))
     check_shape(record)
     assert record["status"] == "success"
     assert record["http_status"] == 404
@@ -213,9 +215,10 @@ def test_non_exchange_costs_one_request(
     assert record["tls"]["subject_cn"] == "EXCH01"
     assert record["headers"]["server"] == "Microsoft-IIS/10.0"
     assert state.connections == 1
-    # An IIS server whose /owa/ says nothing may still publish Autodiscover/EWS only:
-    # two more keep-alive requests on the same connection, nothing else.
+    # An IIS server whose logon page says nothing may publish OWA elsewhere or only
+    # Autodiscover/EWS: three more keep-alive requests on the same connection, nothing else.
     assert [r.path for r in state.requests] == [
+        "/owa/auth/logon.aspx",
         "/owa/",
         "/owa/service",
         "/autodiscover/autodiscover.xml",
@@ -226,11 +229,11 @@ def test_non_iis_non_exchange_costs_one_request(
     run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
 ) -> None:
     page = canned("negative/nginx-welcome.http")
-    record, state = run(scan_routes(server_ctx, {"/owa/": lambda r: page.encode()}))
+    record, state = run(scan_routes(server_ctx, {"/owa/auth/logon.aspx": lambda r: page.encode()}))
     assert record["status"] == "success"
     assert record["exchange"] is None
     assert state.connections == 1
-    assert [r.path for r in state.requests] == ["/owa/"]
+    assert [r.path for r in state.requests] == ["/owa/auth/logon.aspx"]
 
 
 def test_plain_http_port(server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]) -> None:
@@ -261,8 +264,7 @@ def test_host_header_sni_and_user_agent(
     assert {r.headers["host"] for r in state.requests} == {f"mail.contoso.example:{port}"}
     assert {r.headers["user-agent"] for r in state.requests} == {DEFAULT_USER_AGENT}
     assert record["hostname"] == "mail.contoso.example"
-    # the redirect named the same host and port, so it was followed
-    assert state.requests[1].path == "/owa/auth/logon.aspx"
+    assert state.requests[0].path == "/owa/auth/logon.aspx"
 
     seen_sni.clear()
     settings = HostSettings(
@@ -278,7 +280,7 @@ def test_redirect_to_other_host_not_followed(
     server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
 ) -> None:
     routes = exchange_routes(canned("positive/exchange2016-logon.http"), owa_version="15.1.2176.9")
-    routes["/owa/"] = lambda r: response(
+    routes["/owa/auth/logon.aspx"] = lambda r: response(
         302,
         [
             ("Location", "https://elsewhere.example/owa/auth/logon.aspx?url=x&reason=0"),
@@ -288,8 +290,9 @@ def test_redirect_to_other_host_not_followed(
     )
     record, state = asyncio.run(scan_routes(server_ctx, routes))
     assert all(r.headers["host"].startswith("127.0.0.1") for r in state.requests)
-    # the follow-up probe fetched the logon page on this address instead
-    assert [r.path for r in state.requests][:2] == ["/owa/", "/owa/auth/logon.aspx"]
+    # not followed; X-FEServer made it Exchange, and the follow-ups read the build here
+    assert [r.path for r in state.requests][:2] == ["/owa/auth/logon.aspx", EXPORTTOOL]
+    assert record["http_status"] == 302
     assert record["exchange"]["build"] == "15.1.2176.9"
 
 
@@ -302,10 +305,10 @@ def test_server_closing_each_connection_reconnects(
     record, state = run(scan_routes(server_ctx, routes))
     assert record["status"] == "success"
     assert record["error"] is None
-    # /owa/, the logon page, EWS with NTLM, /owa/ again: the header's four-part build spares
-    # the other build probes; each request on its own connection
-    assert len(state.requests) == 4
-    assert state.connections == 4
+    # the logon page and EWS with NTLM: the header's four-part build spares the other
+    # build probes; each request on its own connection
+    assert len(state.requests) == 2
+    assert state.connections == 2
     assert record["ntlm"] is not None
 
 
@@ -338,7 +341,7 @@ def test_idle_keepalive_close_is_retried(
     record, served = run(main())
     assert record["status"] == "success"
     assert record["error"] is None
-    assert served == 4
+    assert served == 2
     assert record["exchange"]["build"] == "15.1.2176.9"
 
 
@@ -348,7 +351,7 @@ def test_follow_ups_can_be_switched_off(
     routes = exchange_routes(canned("positive/exchange2016-logon.http"), owa_version="15.1.2176.9")
     settings = HostSettings(read_timeout=0.5, follow_ups=False)
     record, state = asyncio.run(scan_routes(server_ctx, routes, settings=settings))
-    assert [r.path for r in state.requests] == ["/owa/", "/owa/auth/logon.aspx"]
+    assert [r.path for r in state.requests] == ["/owa/auth/logon.aspx"]
     assert record["exchange"]["build"] == "15.1.2176.9"
     assert record["ntlm"] is None
 

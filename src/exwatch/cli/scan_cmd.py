@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from exwatch.errors import UsageError
-from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute
+from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
 from exwatch.scan.runner import Tally
 from exwatch.scan.targets import Spec, parse_shard, read_specs
 
@@ -120,7 +120,14 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     "--follow-ups/--no-follow-ups",
     default=True,
     show_default=True,
-    help="Probe Exchange hosts further (manifest, OWA service, NTLM) or read only /owa/.",
+    help="Probe Exchange hosts further (manifest, NTLM, OWA headers) or read only the logon page.",
+)
+@click.option(
+    "--add-probe",
+    "extra_probes",
+    multiple=True,
+    metavar="ID",
+    help="Also run this passive probe that is not in the default set (e.g. http-frontend).",
 )
 @click.option(
     "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
@@ -144,6 +151,7 @@ def scan(
     plain_http: bool,
     user_agent: str | None,
     follow_ups: bool,
+    extra_probes: tuple[str, ...],
     workers: int | None,
     quiet: bool,
 ) -> int:
@@ -172,7 +180,9 @@ def scan(
         follow_ups=follow_ups,
         user_agent=user_agent,
         workers=workers or default_workers(),
+        extra_probes=list(extra_probes),
     )
+    probe_ids(job.extra_probes)  # refuse unknown probe ids before anything starts
     if job.db is None and job.output is None:
         raise UsageError("--no-db needs --output, or nothing would be kept")
     console = Console(stderr=True, highlight=False)

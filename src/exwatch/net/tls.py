@@ -45,7 +45,8 @@ def client_context() -> ssl.SSLContext:
 
 
 def _utc(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times cheaper than strftime; the values are UTC already.
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _name(name: x509.Name) -> str:
@@ -66,11 +67,18 @@ def _san(cert: x509.Certificate) -> list[str]:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
+    # Exact type checks: isinstance on the GeneralName ABCs costs several times more, and
+    # a certificate may list thousands of names.
     names: list[str] = []
     for general in ext.value:
-        if isinstance(general, x509.DNSName | x509.UniformResourceIdentifier | x509.RFC822Name):
+        kind = type(general)
+        if (
+            kind is x509.DNSName
+            or kind is x509.UniformResourceIdentifier
+            or kind is x509.RFC822Name
+        ):
             names.append(general.value[:_MAX_NAME_CHARS])
-        elif isinstance(general, x509.IPAddress):
+        elif kind is x509.IPAddress:
             names.append(str(general.value))
         if len(names) >= _MAX_SAN:
             break
@@ -104,8 +112,11 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
     try:
         cert = x509.load_der_x509_certificate(der)
         fields["subject_cn"] = _common_name(cert.subject)
-        fields["subject"] = _name(cert.subject)
-        fields["issuer"] = _name(cert.issuer)
+        subject, issuer = cert.subject, cert.issuer
+        fields["subject"] = _name(subject)
+        # Most certificates found by address are self-signed: render the name once.
+        same = subject.public_bytes() == issuer.public_bytes()
+        fields["issuer"] = fields["subject"] if same else _name(issuer)
         fields["not_before"] = _utc(cert.not_valid_before_utc)
         fields["not_after"] = _utc(cert.not_valid_after_utc)
         fields["san"] = _san(cert)

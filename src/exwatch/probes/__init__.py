@@ -1,8 +1,9 @@
 """The scanner's probes, registered explicitly and run in this order.
 
-The FIRST stage (`http-owa`) runs on every host: one TLS handshake and, for a host that is
-not Exchange, one request.  The EXCHANGE stage runs only where the first stage found
-Exchange markers, on the same keep-alive connection.
+The FIRST stage (`http-owa-logon`) runs on every host: one TLS handshake and, for a host
+that is not Exchange, one request.  The EXCHANGE stage runs only where the first stage found
+Exchange markers, on the same keep-alive connection; its build probes stop as soon as a
+four-part build is read, so they are ordered by how often each one gives it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from exwatch.probes import (
 from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
 
 PROBES: tuple[Probe, ...] = (
-    http_owa.PROBE,
     http_owa_logon.PROBE,
     http_ecp_exporttool.PROBE,
+    http_ews_ntlm.PROBE,  # its 401 often carries X-OWA-Version: before the header probes
     http_owa_version.PROBE,
-    http_ews_ntlm.PROBE,
+    http_owa.PROBE,
     http_frontend.PROBE,
 )
 BY_ID: dict[str, Probe] = {p.id: p for p in PROBES}

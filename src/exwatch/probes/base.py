@@ -69,10 +69,10 @@ class ProbeContext:
         """Whether a four-part build was already read: later build probes can stop there."""
         return any(s.build is not None and s.build.count(".") == 3 for s in self.sightings)
 
-    def fetched(self, path_prefix: str) -> bool:
-        """Whether some response already came from a path starting with `path_prefix`."""
-        prefix = path_prefix.lower()
-        return any(o.path.lower().startswith(prefix) for o in self.observations)
+    def fetched_target(self, target: str) -> bool:
+        """Whether this exact request target was already asked (redirect loops, repeats)."""
+        wanted = target.lower()
+        return any(o.path.lower() == wanted for o in self.observations)
 
 
 @dataclass(frozen=True, slots=True)

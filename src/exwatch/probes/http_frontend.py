@@ -3,7 +3,8 @@
 X-FEServer, X-BEServer and X-OWA-Version differ between the servers behind a load
 balancer; a second look on the same address is the cheap way to catch a mixed estate
 (every response of every probe is read for these headers anyway).  Load balancers that
-pin a TCP connection to one server show the same front-end again: that is a known limit.
+pin a TCP connection to one server show the same front-end again: that is a known limit,
+and why this probe is not in the default set (ask for it with `--probe`).
 """
 
 from __future__ import annotations
@@ -24,4 +25,5 @@ PROBE = Probe(
     requests=("GET /owa/",),
     description="Front-end headers (X-FEServer and kin) on a second request",
     run=run,
+    default=False,  # balancers mostly pin the connection: rarely worth a request per host
 )

@@ -1,7 +1,7 @@
 """Scan one address: the probe sequence, the fingerprint and the scan record.
 
 `scan_host` never raises for anything a server does: every outcome is a record with a
-status.  The status is that of the first stage (the /owa/ request on every host);
+status.  The status is that of the first stage (the logon-page request on every host);
 failures of the Exchange follow-up probes keep what was gathered and are noted in
 `error`.  The orchestrator adds `scan_id` and owns concurrency, rate limits and output.
 """
@@ -141,7 +141,8 @@ async def _run_stage(
     return first
 
 
-_IIS_FALLBACK = frozenset({"http-owa-version"})
+# Asked, in this order, on an IIS server whose logon page showed no Exchange.
+_IIS_FALLBACK = ("http-owa", "http-owa-version")
 
 
 def _is_iis(ctx: ProbeContext) -> bool:
@@ -209,15 +210,17 @@ async def scan_host(
         elif failure is not None:
             record["status"] = failure.status.value
         later = tuple(p for p in probes if p.stage is Stage.EXCHANGE)
-        # Some organisations publish EWS/Autodiscover but not OWA: on an IIS server whose
-        # /owa/ says nothing, ask Autodiscover too (two keep-alive requests, IIS only).
+        # OWA may sit behind another path, or only EWS/Autodiscover may be published: on an
+        # IIS server whose logon page says nothing, ask /owa/ and the header endpoints too
+        # (three keep-alive requests, IIS only).
         if (
             ctx.observations
             and settings.follow_ups
             and not is_exchange(ctx.sightings)
             and _is_iis(ctx)
         ):
-            fallback = tuple(p for p in later if p.id in _IIS_FALLBACK)
+            by_id = {p.id: p for p in later}
+            fallback = tuple(by_id[i] for i in _IIS_FALLBACK if i in by_id)
             await _run_stage(fallback, ctx, stop_on_error=False)
             later = tuple(p for p in later if p.id not in _IIS_FALLBACK)
         if ctx.observations and settings.follow_ups and is_exchange(ctx.sightings):

@@ -45,6 +45,7 @@ class ScanJob:
     follow_ups: bool = True
     user_agent: str | None = None
     workers: int = 1
+    extra_probes: list[str] = field(default_factory=list)  # non-default probes, by id
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not)."""
@@ -90,6 +91,19 @@ def install_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def probe_ids(extra: list[str]) -> tuple[str, ...] | None:
+    """The probe ids to run: None (the default set) or the default set plus `extra`;
+    refuses unknown or intrusive ids (UsageError)."""
+    from exwatch.probes import PROBES, select
+
+    if not extra:
+        return None
+    wanted = {p.id for p in select(None, allow_intrusive=False)} | set(extra)
+    ids = tuple(p.id for p in PROBES if p.id in wanted)
+    select(tuple(wanted), allow_intrusive=False)  # unknown ids are named here
+    return ids
+
+
 class _ProbeFactory:
     """Builds the per-host probe function inside whichever process runs the event loop."""
 
@@ -109,6 +123,7 @@ class _ProbeFactory:
             tls=job.tls,
             follow_ups=job.follow_ups,
             user_agent=job.user_agent or DEFAULT_USER_AGENT,
+            probes=probe_ids(job.extra_probes),
         )
         host = functools.partial(scan_host, settings=settings)
 
