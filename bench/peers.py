@@ -1,5 +1,6 @@
 """exwatch against its peers, side by side, on one lab in one invocation.
 
+    .venv/bin/pip install -e '.[bench]'   # httpx and aiohttp, the Python peers
     .venv/bin/python bench/peers.py [--hosts 2000] [--repeat 3] [--json]
 
 Starts one `exwatch lab` (default 2,000 addresses on 127.77.0.1.., port 443, one nginx
@@ -44,6 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -658,6 +660,12 @@ def main() -> None:
     if missing:
         ap.error(
             f"not installed: {', '.join(missing)} (Debian: apt-get install -y {' '.join(missing)})"
+        )
+    absent = [m for m in ("httpx", "aiohttp") if m in chosen and find_spec(m) is None]
+    if absent:
+        ap.error(
+            f"not installed: {', '.join(absent)} (pip install -e '.[bench]', or leave them out"
+            " with --only)"
         )
     has_workers = has_workers_flag()
     if not has_workers and "exwatch-w2" in chosen:

@@ -75,6 +75,12 @@ class Entry:
     probes: frozenset[str] | None
     examples: tuple[dict[str, Any], ...]
     counter_examples: tuple[str, ...]
+    # Lower-case text every match must contain (derived from the pattern): a substring
+    # test rules most responses out before the regex runs.
+    needle: str | None = None
+    # (?i) patterns also match U+0130, U+0131 (as i) and U+017F (as s), which lower() keeps:
+    # their needle is only trusted on ASCII text.
+    needle_ascii_only: bool = False
 
 
 class Sighting(NamedTuple):
@@ -165,9 +171,53 @@ def _load_entries(text: str) -> tuple[Entry, ...]:
                 probes=None if probes is None else frozenset(probes),
                 examples=tuple(examples),
                 counter_examples=tuple(counters),
+                needle=required_literal(pattern) if reads == "body" else None,
+                needle_ascii_only=bool(pattern.flags & re.IGNORECASE),
             )
         )
     return tuple(entries)
+
+
+_MIN_NEEDLE = 4  # shorter literals rule out too little to be worth a test
+
+
+def required_literal(pattern: re.Pattern[str]) -> str | None:
+    """The longest literal run every match of `pattern` contains, lower-cased; None when
+    there is none of useful length.  Only the top-level sequence and the groups in it are
+    read (each is mandatory); anything else ends a run, so the answer is never too long.
+    The test is case-insensitive, which keeps it safe for (?i) patterns."""
+    # The regex parser is private (no stable public API reads a pattern's structure); if a
+    # later Python changes it, the gate is simply off and every regex runs.
+    try:
+        from re import _constants as c  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+
+    best = ""
+    run: list[str] = []
+
+    def end_run() -> None:
+        nonlocal best
+        if len(run) > len(best):
+            best = "".join(run)
+        run.clear()
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            if op is c.LITERAL:
+                run.append(chr(arg))
+            elif op is c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # no local flags
+                walk(arg[3])
+            else:
+                end_run()
+
+    try:
+        walk(_parser.parse(pattern.pattern, pattern.flags))
+    except Exception:  # an unexpected parse tree: no gate rather than a wrong one
+        return None
+    end_run()
+    return best.lower() if len(best) >= _MIN_NEEDLE else None
 
 
 def _data_text() -> str:
@@ -192,8 +242,12 @@ def normalise_build(text: str) -> str | None:
         return None
 
 
-def match_text(entry: Entry, text: str) -> list[str | None]:
-    """What `entry` finds in one text: extracted builds (build entries) or [None] for a match."""
+def match_text(entry: Entry, text: str, lowered: str | None = None) -> list[str | None]:
+    """What `entry` finds in one text: extracted builds (build entries) or [None] for a match.
+
+    `lowered` is `text.lower()` when the caller has it (one per response body)."""
+    if _ruled_out(entry, text, text.lower() if lowered is None else lowered):
+        return []
     if entry.kind != "build":
         return [None] if entry.pattern.search(text) else []
     found: list[str | None] = []
@@ -211,6 +265,13 @@ def match_text(entry: Entry, text: str) -> list[str | None]:
     return found
 
 
+def _ruled_out(entry: Entry, text: str, lowered: str) -> bool:
+    """True when `entry` cannot match `text` because its needle is absent."""
+    if entry.needle is None or (entry.needle_ascii_only and not text.isascii()):
+        return False
+    return entry.needle not in lowered
+
+
 def sightings(obs: HttpObservation) -> list[Sighting]:
     """Every entry that matches this response (each entry evaluated once per response)."""
     out: list[Sighting] = []
@@ -219,18 +280,22 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
     for name, value in obs.headers:
         for entry in _HEADER_ENTRIES.get(name, ()):
             texts.append((entry, value))
-    if obs.body:
-        texts.extend((entry, obs.body) for entry in _BODY_ENTRIES)
+    body = obs.body
+    lowered = body.lower() if body else ""
+    if body:
+        texts.extend((entry, body) for entry in _BODY_ENTRIES)
     for entry, text in texts:
         if entry.probes is not None and probe not in entry.probes:
             continue
+        if entry.needle is not None and _ruled_out(entry, text, lowered):
+            continue  # only body entries have needles, so `lowered` is this text's
         if entry.kind != "build":
             if entry.pattern.search(text) is not None:
                 out.append(
                     Sighting(entry.id, entry.kind, entry.source, entry.weight, None, probe, path)
                 )
             continue
-        for build in match_text(entry, text):
+        for build in match_text(entry, text, lowered):
             out.append(
                 Sighting(entry.id, entry.kind, entry.source, entry.weight, build, probe, path)
             )
@@ -379,6 +444,7 @@ __all__ = [
     "match_text",
     "normalise_build",
     "product_family",
+    "required_literal",
     "selftest",
     "sightings",
 ]

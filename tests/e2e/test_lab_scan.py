@@ -94,6 +94,31 @@ def test_scan_cli_refuses_loopback_without_allow_private(tmp_path: Path) -> None
     assert "Traceback" not in p.stderr
 
 
+def test_scan_cli_refuses_unknown_extra_probe(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [
+            *EXWATCH,
+            "scan",
+            "127.16.0.1",
+            "--allow-private",
+            "--add-probe",
+            "http-exploit",
+            "--no-db",
+            "-o",
+            str(tmp_path / "x.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert "unknown probe" in p.stderr
+    assert "http-frontend" in p.stderr  # the message lists the known ids
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_interrupted_scan_keeps_results_and_resumes(big_lab: Lab, tmp_path: Path) -> None:
     out, db = tmp_path / "r.jsonl", tmp_path / "s.duckdb"
     args = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from exwatch.fingerprint import (
     _load_entries,
     combine,
     fingerprint,
+    match_text,
     product_family,
+    required_literal,
     selftest,
     sightings,
 )
@@ -223,3 +226,46 @@ def test_exporttool_pattern_only_reads_exporttool_responses() -> None:
 )
 def test_product_family(build: str, product: str | None) -> None:
     assert product_family(build) == product
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needle"),
+    [
+        (r"/owa/auth/(?P<build>15\.\d{1,2}\.\d{1,5})/(?:themes|scripts)/", "/owa/auth/15."),
+        (r"(?i)\{57A118C6-2DA9-419d-BE9A-F92B0F9A418B\}", "{57a118c6-2da9-419d-be9a-f92b0f9a418b}"),
+        (r"(?:abcdef|ghijkl)", None),  # an alternation has no literal every match contains
+        (r"a\d(?:bcd)?e", None),  # optional parts end a run; what is left is too short
+        (r"x(?i:ABCDEFG)y", None),  # a group with its own flags is not read
+        (r"(abc)(defg)", "abcdefg"),  # plain groups are part of the sequence
+        (r"foo\bbar", None),
+    ],
+)
+def test_required_literal(pattern: str, needle: str | None) -> None:
+    assert required_literal(re.compile(pattern)) == needle
+
+
+def test_every_body_entry_with_a_needle_finds_it_in_its_examples() -> None:
+    gated = [e for e in ENTRIES if e.needle is not None]
+    assert len(gated) >= 10, "the gate should cover most body entries"
+    for e in gated:
+        for ex in e.examples:
+            assert e.needle in ex["text"].lower(), e.id
+
+
+def test_needle_gate_keeps_unicode_case_folding_matches() -> None:
+    """(?i) also matches U+017F for s and U+0131/U+0130 for i: the gate must not drop them."""
+    entry = next(e for e in ENTRIES if e.id == "owa-title")
+    assert entry.needle == "</title>"
+    assert entry.needle_ascii_only
+    text = "<title>Outlook Web App</t\u0131tle>"  # dotless i inside the needle's span
+    assert entry.needle not in text.lower()
+    assert re.search(entry.pattern, text)
+    assert match_text(entry, text) == [None]
+    obs = HttpObservation("http-owa-logon", "/owa/auth/logon.aspx", 200, (), text)
+    assert "owa-title" in {s.entry for s in sightings(obs)}
+
+
+def test_needle_gate_rules_out_pages_without_the_literal() -> None:
+    body = "<html><head><title>Welcome</title></head><body>nothing here</body></html>"
+    obs = HttpObservation("http-owa-logon", "/owa/auth/logon.aspx", 200, (), body)
+    assert sightings(obs) == []

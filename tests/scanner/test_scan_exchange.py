@@ -13,8 +13,9 @@ import pytest
 
 from exwatch.errors import UsageError
 from exwatch.model import Status
-from exwatch.probes import PROBES, Probe, Risk, Stage
+from exwatch.probes import PROBES, Probe, Risk, Stage, select
 from exwatch.scan.host import DEFAULT_USER_AGENT, HostSettings, scan_host
+from exwatch.scan.job import probe_ids
 
 from .conftest import Canned, HttpServerState, Request, Servers, response
 from .exchange_sim import EXPORTTOOL, alternating, exchange_routes
@@ -377,3 +378,49 @@ def test_probe_selection_refuses_unknown_and_intrusive(monkeypatch: pytest.Monke
     # the default selection never includes an intrusive probe
     assert "http-behaviour" not in {p.id for p in registry.select(None, allow_intrusive=False)}
     assert all(p.risk is Risk.PASSIVE for p in PROBES)
+
+
+def test_front_end_probe_is_opt_in(
+    server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
+) -> None:
+    """`--add-probe http-frontend` adds a second /owa/ to the default sequence, nothing else."""
+    assert "http-frontend" not in {p.id for p in select(None, allow_intrusive=False)}
+    ids = probe_ids(["http-frontend"])
+    assert ids is not None
+    assert ids[-1] == "http-frontend"
+    assert set(ids) == {p.id for p in select(None, allow_intrusive=False)} | {"http-frontend"}
+    assert probe_ids([]) is None
+    with pytest.raises(UsageError, match="unknown probe"):
+        probe_ids(["http-nope"])
+
+    routes = exchange_routes(
+        canned("positive/exchange2016-logon.http"),
+        owa_version="15.1.2176.9",
+        feserver=alternating("EXCH01", "EXCH02"),
+    )
+    settings = HostSettings(read_timeout=0.5, probes=ids)
+    record, state = asyncio.run(scan_routes(server_ctx, routes, settings=settings))
+    assert [r.path for r in state.requests] == [
+        "/owa/auth/logon.aspx",
+        "/EWS/Exchange.asmx",
+        "/owa/",  # one request, its redirect not followed: it is only asked for headers
+    ]
+    assert record["headers"]["x-feserver"] == "EXCH01"
+    assert record["exchange"]["build"] == "15.1.2176.9"
+
+
+def test_iis_logon_page_elsewhere_is_found_through_owa(
+    run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
+) -> None:
+    """An IIS server whose /owa/auth/logon.aspx says nothing, but whose /owa/ is Exchange
+    (OWA published under another logon path): the fallback asks /owa/ and finds it."""
+    iis = canned("negative/iis-404.http")
+    routes = exchange_routes(canned("positive/exchange2016-logon.http"), owa_version="15.1.2176.9")
+    routes["/owa/auth/logon.aspx"] = lambda r: iis.encode()
+    record, state = run(scan_routes(server_ctx, routes))
+    assert record["http_status"] == 404
+    assert record["exchange"]["build"] == "15.1.2176.9"
+    paths = [r.path for r in state.requests]
+    assert paths[:2] == ["/owa/auth/logon.aspx", "/owa/"]
+    assert "/EWS/Exchange.asmx" in paths  # the Exchange follow-ups ran after the fallback
+    assert record["ntlm"] is not None
