@@ -81,42 +81,30 @@ def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
     assert (rows, scans) == (len(records), 1)
 
 
-def test_scan_cli_refuses_loopback_without_allow_private(tmp_path: Path) -> None:
+def _refused_scan(tmp_path: Path, *args: str) -> str:
+    """Run `exwatch scan ARGS --no-db -o FILE`, expect a usage error; its stderr."""
+    out = tmp_path / "x.jsonl"
     p = subprocess.run(
-        [*EXWATCH, "scan", "127.16.0.1", "--no-db", "-o", str(tmp_path / "x.jsonl")],
+        [*EXWATCH, "scan", *args, "--no-db", "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert p.returncode == 2
-    assert "127.16.0.1" in p.stderr
     assert "Traceback" not in p.stderr
+    assert not out.exists()
+    return p.stderr
+
+
+def test_scan_cli_refuses_loopback_without_allow_private(tmp_path: Path) -> None:
+    assert "127.16.0.1" in _refused_scan(tmp_path, "127.16.0.1")
 
 
 def test_scan_cli_refuses_unknown_extra_probe(tmp_path: Path) -> None:
-    p = subprocess.run(
-        [
-            *EXWATCH,
-            "scan",
-            "127.16.0.1",
-            "--allow-private",
-            "--add-probe",
-            "http-exploit",
-            "--no-db",
-            "-o",
-            str(tmp_path / "x.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert p.returncode == 2
-    assert "unknown probe" in p.stderr
-    assert "http-frontend" in p.stderr  # the message lists the known ids
-    assert "Traceback" not in p.stderr
-    assert not (tmp_path / "x.jsonl").exists()
+    err = _refused_scan(tmp_path, "127.16.0.1", "--allow-private", "--add-probe", "http-exploit")
+    assert "unknown probe" in err
+    assert "http-frontend" in err  # the message lists the known ids
 
 
 def test_interrupted_scan_keeps_results_and_resumes(big_lab: Lab, tmp_path: Path) -> None:

@@ -24,16 +24,13 @@ from typing import Any
 
 import pytest
 
-from exwatch.lab import Lab, LabError, find_nginx
+from exwatch.lab import Lab, LabError
 
 from .ntlm_decode import decode_type2
+from .running import BACKENDS, NO_NGINX, free_port, running_lab
 
 pytestmark = pytest.mark.slow
 
-NO_NGINX = pytest.mark.skipif(
-    find_nginx() is None, reason="nginx not installed (apt-get install -y nginx)"
-)
-BACKENDS = [pytest.param("nginx", marks=NO_NGINX), "python"]
 
 BASE = "127.16.200.1"  # away from the default range, so a developer's own lab does not clash
 TYPE1 = "TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="  # as nmap's http-ntlm-info
@@ -45,13 +42,6 @@ MANIFEST_RE = re.compile(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _ctx() -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -61,13 +51,7 @@ def _ctx() -> ssl.SSLContext:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("lab")
-    backend: str = request.param
-    with Lab(
-        hosts=40, port=_free_port(), seed=5, workdir=workdir, base=BASE, backend=backend
-    ) as running:
-        assert running.backend == backend
-        yield running
+    yield from running_lab(request, tmp_path_factory, hosts=40, seed=5, base=BASE)
 
 
 def _get(
@@ -303,7 +287,7 @@ def test_ground_truth_file_matches_api(lab: Lab) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path, backend: str) -> None:
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("exwatch")
     argv = [
         str(exe),
@@ -351,12 +335,12 @@ def test_cli_runs_until_sigterm_and_cleans_up(tmp_path: Path, backend: str) -> N
 
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(LabError, match="unknown lab backend"):
-        Lab(hosts=3, port=_free_port(), backend="apache")
+        Lab(hosts=3, port=free_port(), backend="apache")
 
 
 def test_python_backend_dies_with_the_lab_process(tmp_path: Path) -> None:
     """A lab process killed outright (no cleanup) takes its Python backend with it."""
-    port = _free_port()
+    port = free_port()
     code = (
         "import sys, time; from exwatch.lab import Lab; "
         f"lab = Lab(hosts=6, port={port}, base='127.16.202.1', workdir={str(tmp_path)!r}, "
@@ -477,8 +461,8 @@ def test_both_backends_answer_byte_for_byte_alike(tmp_path: Path) -> None:
     base = "127.16.203.1"
     kw: dict[str, Any] = {"hosts": 40, "seed": 5, "base": base}
     with (
-        Lab(port=_free_port(), workdir=tmp_path / "n", backend="nginx", **kw) as ngx,
-        Lab(port=_free_port(), workdir=tmp_path / "p", backend="python", **kw) as py,
+        Lab(port=free_port(), workdir=tmp_path / "n", backend="nginx", **kw) as ngx,
+        Lab(port=free_port(), workdir=tmp_path / "p", backend="python", **kw) as py,
     ):
         hosts = [gt for gt in ngx.ground_truth.values() if gt["kind"] in {"exchange", "web"}]
         # One host of every profile keeps the test quick; the load balancer is among them.

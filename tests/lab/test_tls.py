@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from exwatch.lab import Lab, find_nginx, hostile
+from exwatch.lab import Lab, hostile
 from exwatch.lab.builds import load_builds
 from exwatch.lab.ntlm import NtlmIdentity
 from exwatch.lab.plan import (
@@ -31,10 +30,8 @@ from exwatch.lab.plan import (
     tls_versions,
 )
 
-NO_NGINX = pytest.mark.skipif(
-    find_nginx() is None, reason="nginx not installed (apt-get install -y nginx)"
-)
-BACKENDS = [pytest.param("nginx", marks=NO_NGINX), "python"]
+from .running import BACKENDS, running_lab
+
 BASE = "127.16.204.1"  # apart from test_farm.py's ranges, so both modules can run at once
 BOTH = (TLS12, TLS13)
 
@@ -100,22 +97,9 @@ def test_ground_truth_records_the_versions_of_every_host() -> None:
 # -- a running lab ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir: Path = tmp_path_factory.mktemp("tls-lab")
-    backend: str = request.param
-    with Lab(
-        hosts=60, port=_free_port(), seed=3, workdir=workdir, base=BASE, backend=backend
-    ) as running:
-        assert running.backend == backend
-        yield running
+    yield from running_lab(request, tmp_path_factory, hosts=60, seed=3, base=BASE)
 
 
 def _client(
