@@ -11,27 +11,11 @@ Prints a one-line JSON summary with its scan-loop time.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import re
-import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-PATH = "/owa/auth/logon.aspx"
-BODY_BUILD = re.compile(r"/owa/auth/(\d+\.\d+\.\d+(?:\.\d+)?)/", re.IGNORECASE)
-
-
-def build_of(headers: Mapping[str, str], body: str) -> str | None:
-    header = headers.get("X-OWA-Version")
-    if header:
-        return header
-    m = BODY_BUILD.search(body)
-    return m.group(1) if m else None
+from peer_cli import PATH, build_of, main
 
 
 async def probe(
@@ -46,7 +30,7 @@ async def probe(
                     "port": port,
                     "ok": True,
                     "status": r.status,
-                    "build": build_of(r.headers, body),
+                    "build": build_of(r.headers.get("X-OWA-Version"), body),
                     "server": r.headers.get("Server"),
                 }
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -63,29 +47,5 @@ async def scan(ips: list[str], port: int, concurrency: int, seconds: float) -> l
         return await asyncio.gather(*(probe(session, sem, ip, port) for ip in ips))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("list", type=Path)
-    ap.add_argument("--port", type=int, default=443)
-    ap.add_argument("--concurrency", type=int, default=500)
-    ap.add_argument("--timeout", type=float, default=5.0)
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    args = ap.parse_args()
-    ips = [line.strip() for line in args.list.read_text().splitlines() if line.strip()]
-    t0 = time.perf_counter()
-    results = asyncio.run(scan(ips, args.port, args.concurrency, args.timeout))
-    elapsed = time.perf_counter() - t0
-    with args.output.open("w") as out:
-        for r in results:
-            out.write(json.dumps(r) + "\n")
-    summary = {
-        "hosts": len(results),
-        "ok": sum(r["ok"] for r in results),
-        "builds": sum(1 for r in results if r.get("build")),
-        "scan_s": round(elapsed, 3),
-    }
-    print(json.dumps(summary))
-
-
 if __name__ == "__main__":
-    main()
+    main(scan, __doc__)
