@@ -21,8 +21,8 @@ from exwatch.model import Status
 from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits
 from exwatch.probes import Probe, ProbeContext, Stage, select
+from exwatch.scan.record import new_record
 
-SCHEMA_VERSION = 1
 DEFAULT_USER_AGENT = (
     f"exwatch/{__version__} (Exchange exposure census; passive; contact: security@example.invalid)"
 )
@@ -164,22 +164,14 @@ async def scan_host(
     """Probe one address and return its scan record (every field but `scan_id`)."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "ip": ip,
-        "port": port,
-        "hostname": hostname,
-        "timestamp": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "duration_ms": 0.0,
-        "status": Status.UNKNOWN_ERROR.value,
-        "error": None,
-        "exchange": None,
-        "cves": {},
-        "tls": None,
-        "ntlm": None,
-        "headers": {},
-        "http_status": None,
-    }
+    record = new_record(
+        ip,
+        port,
+        hostname,
+        started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        Status.UNKNOWN_ERROR.value,
+        None,
+    )
     client: HttpClient | None = None
     ctx: ProbeContext | None = None
     try:

@@ -24,6 +24,7 @@ from typing import IO, Any, Protocol
 from exwatch.model import Status
 from exwatch.scan.admission import Admission
 from exwatch.scan.pacing import RateLimiter
+from exwatch.scan.record import new_record
 from exwatch.scan.targets import ResolutionError, Target, resolve
 
 log = logging.getLogger(__name__)
@@ -146,22 +147,7 @@ def failure_record(
     ip: str | None, port: int, hostname: str | None, status: Status, error: str
 ) -> dict[str, Any]:
     """A record for a target that never reached the probes (bad name, blocklisted, crash)."""
-    return {
-        "schema_version": 1,
-        "ip": ip,
-        "port": port,
-        "hostname": hostname,
-        "timestamp": _now(),
-        "duration_ms": 0.0,
-        "status": status.value,
-        "error": error,
-        "exchange": None,
-        "cves": {},
-        "tls": None,
-        "ntlm": None,
-        "headers": {},
-        "http_status": None,
-    }
+    return new_record(ip, port, hostname, _now(), status.value, error)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,36 @@
+"""The scan record: one JSON object per target address, whatever happened to it.
+
+Every record starts from `new_record`, so a host the probes reached and one that never got
+that far (bad name, blocklisted, crash) carry the same keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def new_record(
+    ip: str | None, port: int, hostname: str | None, timestamp: str, status: str, error: str | None
+) -> dict[str, Any]:
+    """A record with every field present and nothing found yet."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ip": ip,
+        "port": port,
+        "hostname": hostname,
+        "timestamp": timestamp,
+        "duration_ms": 0.0,
+        "status": status,
+        "error": error,
+        "exchange": None,
+        "cves": {},
+        "tls": None,
+        "ntlm": None,
+        "headers": {},
+        "http_status": None,
+    }
+
+
+__all__ = ["SCHEMA_VERSION", "new_record"]
