@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import random
@@ -37,6 +36,8 @@ import sys
 from collections import deque
 from pathlib import Path
 from typing import Any, cast
+
+from exwatch.lab.farm import die_with_parent
 
 # What a direction's queue holds besides data: a half-close, a close, a reset.
 EOF, CLOSE, RESET = "eof", "close", "reset"
@@ -270,21 +271,12 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _die_with_parent() -> None:
-    # The relay must not outlive the scenario that started it, even a killed one.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: delay_relay.py SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    _die_with_parent()
+    die_with_parent()  # the relay must not outlive the scenario that started it, even a killed one
     _raise_fd_limit()
     try:
         import uvloop

@@ -54,8 +54,9 @@ def find_nginx() -> str | None:
     return None
 
 
-def _die_with_parent() -> None:
-    # Linux: the child gets SIGTERM when the lab's process dies, even by SIGKILL.
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL (as a
+    `preexec_fn`, or called first thing in a helper process)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -233,7 +234,7 @@ class Lab:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdout_pipe else log,
             stderr=log,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._procs.append(proc)
         return proc
