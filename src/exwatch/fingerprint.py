@@ -242,12 +242,15 @@ def normalise_build(text: str) -> str | None:
         return None
 
 
-def match_text(entry: Entry, text: str, lowered: str | None = None) -> list[str | None]:
-    """What `entry` finds in one text: extracted builds (build entries) or [None] for a match.
-
-    `lowered` is `text.lower()` when the caller has it (one per response body)."""
-    if _ruled_out(entry, text, text.lower() if lowered is None else lowered):
+def match_text(entry: Entry, text: str) -> list[str | None]:
+    """What `entry` finds in one text: extracted builds (build entries) or [None] for a match."""
+    if _ruled_out(entry, text, text.lower()):
         return []
+    return _found(entry, text)
+
+
+def _found(entry: Entry, text: str) -> list[str | None]:
+    """`match_text` once the needle test has passed."""
     if entry.kind != "build":
         return [None] if entry.pattern.search(text) else []
     found: list[str | None] = []
@@ -266,7 +269,8 @@ def match_text(entry: Entry, text: str, lowered: str | None = None) -> list[str 
 
 
 def _ruled_out(entry: Entry, text: str, lowered: str) -> bool:
-    """True when `entry` cannot match `text` because its needle is absent."""
+    """True when `entry` cannot match `text` (whose lower-case form is `lowered`) because
+    its needle is absent."""
     if entry.needle is None or (entry.needle_ascii_only and not text.isascii()):
         return False
     return entry.needle not in lowered
@@ -281,21 +285,16 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
         for entry in _HEADER_ENTRIES.get(name, ()):
             texts.append((entry, value))
     body = obs.body
-    lowered = body.lower() if body else ""
+    lowered = body.lower()  # once per response, for the body entries' needles
     if body:
         texts.extend((entry, body) for entry in _BODY_ENTRIES)
     for entry, text in texts:
         if entry.probes is not None and probe not in entry.probes:
             continue
-        if entry.needle is not None and _ruled_out(entry, text, lowered):
-            continue  # only body entries have needles, so `lowered` is this text's
-        if entry.kind != "build":
-            if entry.pattern.search(text) is not None:
-                out.append(
-                    Sighting(entry.id, entry.kind, entry.source, entry.weight, None, probe, path)
-                )
+        # Only body entries have needles, so `lowered` is this text's whenever it is read.
+        if _ruled_out(entry, text, lowered):
             continue
-        for build in match_text(entry, text, lowered):
+        for build in _found(entry, text):
             out.append(
                 Sighting(entry.id, entry.kind, entry.source, entry.weight, build, probe, path)
             )

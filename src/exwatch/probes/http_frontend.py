@@ -4,7 +4,7 @@ X-FEServer, X-BEServer and X-OWA-Version differ between the servers behind a loa
 balancer; a second look on the same address is the cheap way to catch a mixed estate
 (every response of every probe is read for these headers anyway).  Load balancers that
 pin a TCP connection to one server show the same front-end again: that is a known limit,
-and why this probe is not in the default set (ask for it with `--probe`).
+and why this probe is not in the default set (`exwatch scan --add-probe http-frontend`).
 """
 
 from __future__ import annotations
