@@ -28,7 +28,6 @@ import contextlib
 import functools
 import json
 import random
-import resource
 import signal
 import socket
 import struct
@@ -37,7 +36,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, cast
 
-from exwatch.lab.farm import die_with_parent
+from exwatch.lab.process import die_with_parent, raise_fd_limit
 
 # What a direction's queue holds besides data: a half-close, a close, a reset.
 EOF, CLOSE, RESET = "eof", "close", "reset"
@@ -265,19 +264,13 @@ class Relay:
         print(json.dumps(report), flush=True)
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: delay_relay.py SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     die_with_parent()  # the relay must not outlive the scenario that started it, even a killed one
-    _raise_fd_limit()
+    raise_fd_limit()
     try:
         import uvloop
     except ImportError:

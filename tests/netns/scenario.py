@@ -17,7 +17,6 @@ import argparse
 import ipaddress
 import json
 import os
-import resource
 import socket
 import ssl
 import statistics
@@ -32,6 +31,7 @@ from typing import Any
 
 from exwatch.lab import Lab
 from exwatch.lab.check import score
+from exwatch.lab.process import raise_fd_limit
 from exwatch.scan.job import ScanJob, execute
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
@@ -67,11 +67,6 @@ def check_targets(addresses: list[str]) -> None:
 
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-
-
-def _raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # -- the network ------------------------------------------------------------------------
@@ -289,7 +284,7 @@ def one_host_fingerprint(ip: str, port: int, timeout: float, workdir: Path) -> f
 # -- the whole scenario ----------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"where": check_own_namespace(args.netns_name, args.parent_netns)}
-    _raise_fd_limit()
+    raise_fd_limit()
     if args.method == "direct":  # a control run: no delay at all
         refusal, method = None, "direct"
     else:

@@ -14,12 +14,10 @@ Only loopback addresses are ever used (make_plan refuses anything else).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -33,6 +31,7 @@ from typing import IO, Any
 from exwatch.errors import ExwatchError
 from exwatch.lab import certs, nginx_conf, routes
 from exwatch.lab.plan import DEFAULT_BASE, Plan, ground_truth, make_plan
+from exwatch.lab.process import die_with_parent
 
 START_TIMEOUT = 60.0
 BACKENDS = ("auto", "nginx", "python")
@@ -52,16 +51,6 @@ def find_nginx() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL (as a
-    `preexec_fn`, or called first thing in a helper process)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _tls_ready(ip: str, port: int, timeout: float) -> bool:

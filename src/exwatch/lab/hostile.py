@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import resource
 import signal
 import socket
 import ssl
@@ -20,6 +19,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from exwatch.lab.process import raise_fd_limit
 
 HOLD_SECONDS = 300.0  # longest any connection is kept open
 DRIP_INTERVAL = 1.0
@@ -182,9 +183,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m exwatch.lab.hostile SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text("utf-8"))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    del soft
+    raise_fd_limit()
     # The lab starts this process with PR_SET_PDEATHSIG: it ends when the lab does.
     asyncio.run(serve(spec))
     return 0

@@ -19,7 +19,6 @@ import functools
 import json
 import os
 import re
-import resource
 import secrets
 import signal
 import ssl
@@ -32,6 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from exwatch.lab import routes
 from exwatch.lab.plan import TLS12, TLS13
+from exwatch.lab.process import raise_fd_limit
 from exwatch.lab.routes import Layout, Location, Site
 
 MAX_LINE = 8 * 1024  # nginx large_client_header_buffers 4 8k
@@ -570,8 +570,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m exwatch.lab.python_backend SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text("utf-8"))
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     _event_loop_policy()
     # The lab starts this process with PR_SET_PDEATHSIG: it ends when the lab does.
     asyncio.run(serve(spec))
