@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing
-from exwatch.cli.report_cmd import emit, source_fields
-from exwatch.report import trends
-from exwatch.store import Store
+from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing, open_db
+from exwatch.cli.report_cmd import emit, footnote_of, source_fields
+from exwatch.report import aggregate, trends
 
 _GROUP_COLUMNS = [
     ("key", "key"),
@@ -66,17 +65,18 @@ def diff(
     Patch rate = patched / (patched + still vulnerable): hosts of A that did not answer in B
     are counted apart, never as patched.
     """
-    with Store.open(db_path) as store:
-        fill_missing(store, geo_db, asn_db, constituency, rdns)
-        con = store.connection
-        fields = source_fields(con, [scan_a, scan_b])
-        fields_note = f"Country: {fields['geo_source']}. AS: {fields['asn_source']}."
+    with open_db(db_path) as store:
+        scan_a = aggregate.resolve_scan(store, scan_a)
+        scan_b = aggregate.resolve_scan(store, scan_b)
+        fill_missing(store, geo_db, asn_db, constituency, rdns, scan_ids=[scan_a, scan_b])
+        fields = source_fields(store, [scan_a, scan_b])
+        fields_note = footnote_of(fields)
         base = {"scan_a": scan_a, "scan_b": scan_b, **fields}
         if hosts:
-            rows = [{**h, **base} for h in trends.host_changes(con, scan_a, scan_b)]
+            rows = [{**h, **base} for h in trends.host_changes(store, scan_a, scan_b)]
             columns = _HOST_COLUMNS
         else:
-            diffs = trends.diff_scans(con, scan_a, scan_b, by)  # type: ignore[arg-type]
+            diffs = trends.diff_scans(store, scan_a, scan_b, by)  # type: ignore[arg-type]
             rows = [{**d.to_json(), **base} for d in diffs]
             columns = _GROUP_COLUMNS
         emit(

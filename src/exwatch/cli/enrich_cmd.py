@@ -1,19 +1,19 @@
 """`exwatch enrich`: add country, AS, organisation and sector to stored results.
 
-`report`, `diff` and `export` take the same source options and enrich rows still missing
-before they read, so running `enrich` first is only needed to re-enrich (`--refresh`) or to
-do the slow part (e.g. `--rdns`) once.
+`report`, `diff` and `export` take the same source options and enrich before they read, so
+running `enrich` first is only needed to do the slow part (e.g. `--rdns`) once.  Options that
+differ from those a scan was enriched with re-enrich that scan; the sources used are stated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
-from exwatch.report.enrichment import EnrichOutcome, enrich_store
-from exwatch.store import DEFAULT_PATH, Store
+from exwatch.report.enrichment import EnrichOptions, EnrichOutcome, prepare
+from exwatch.store import DEFAULT_PATH, Store, open_store
 from exwatch.untrusted import plain_for_terminal
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,13 +25,22 @@ def db_option(func: F) -> F:
         "db_path",
         default=DEFAULT_PATH,
         show_default=True,
-        type=click.Path(dir_okay=False),
-        help="DuckDB result store.",
+        metavar="PATH|URL",
+        help="Result store: a DuckDB file, or postgresql://user@host/database.",
     )(func)
 
 
+def note(message: str) -> None:
+    click.echo(f"exwatch: {plain_for_terminal(message, 2000)}", err=True)
+
+
+def open_db(db_path: str, *, create: bool = False, read_only: bool = False) -> Store:
+    """The store for a command; readers do not create one, and say when they wait for it."""
+    return open_store(db_path, create=create, read_only=read_only, on_wait=note)
+
+
 def enrichment_options(func: F) -> F:
-    """--geo-db, --asn-db, --constituency, --rdns: the sources used for rows not yet enriched."""
+    """--geo-db, --asn-db, --constituency, --rdns: the sources enrichment uses."""
     options = [
         click.option(
             "--geo-db",
@@ -59,13 +68,23 @@ def enrichment_options(func: F) -> F:
     return func
 
 
-def make_enricher(
-    geo_db: str | None, asn_db: str | None, constituency: str | None, rdns: bool
-) -> Any:
+def make_enricher(options: EnrichOptions) -> Any:
     # Imported here: building an Enricher loads databases, which `--help` should not pay for.
     from exwatch.enrich import Enricher
 
-    return Enricher(geo_db=geo_db, asn_db=asn_db, constituency=constituency, rdns=rdns)
+    return Enricher(
+        geo_db=options.geo_db,
+        asn_db=options.asn_db,
+        constituency=options.constituency,
+        rdns=options.rdns,
+    )
+
+
+def describe(sources: dict[str, Any]) -> str:
+    return (
+        f"country: {sources.get('country')}; AS: {sources.get('asn')};"
+        f" constituency: {sources.get('constituency') or 'none'}"
+    )
 
 
 def fill_missing(
@@ -75,26 +94,22 @@ def fill_missing(
     constituency: str | None,
     rdns: bool,
     *,
+    scan_ids: Sequence[str] | None = None,
     refresh: bool = False,
     quiet: bool = False,
+    check_all: bool = False,
 ) -> EnrichOutcome:
-    """Enrich rows that lack enrichment (all rows with `refresh`); notes go to stderr."""
-    from exwatch.report.enrichment import missing_count
-
-    con = store.connection
-    if not refresh and missing_count(con) == 0:
-        return EnrichOutcome()
-    enricher = make_enricher(geo_db, asn_db, constituency, rdns)
-    for warning in enricher.warnings:
-        click.echo(f"exwatch: warning: {plain_for_terminal(warning)}", err=True)
-    outcome = enrich_store(con, enricher, refresh=refresh)
+    """Make enrichment complete and true to the options given; notes go to stderr."""
+    options = EnrichOptions(geo_db, asn_db, constituency, rdns)
+    outcome = prepare(store, make_enricher, options, scan_ids, refresh=refresh, check_all=check_all)
+    for text in outcome.notes:
+        note(f"warning: {text}")
+    for scan_id in outcome.reenriched:
+        note(f"scan {scan_id} was enriched with other options; enriched it again")
     if not quiet and outcome.rows:
-        sources = enricher.sources
-        click.echo(
+        note(
             f"enriched {outcome.rows} results in {len(outcome.scans)} scans"
-            f" (country: {plain_for_terminal(sources.get('country'))};"
-            f" AS: {plain_for_terminal(sources.get('asn'))})",
-            err=True,
+            f" ({describe(outcome.sources)})"
         )
     return outcome
 
@@ -114,12 +129,18 @@ def enrich(
     """Add country, AS, organisation and sector to answering results in the store.
 
     Offline by default: country of registration from RIR data (iptocc), AS from an .mmdb if
-    one is given or found.  Only --rdns sends traffic (DNS queries).
+    one is given or found.  Only --rdns sends traffic (DNS queries).  A scan enriched with
+    other options than these is enriched again with these.
     """
-    with Store.open(db_path) as store:
+    with open_db(db_path) as store:
         outcome = fill_missing(
-            store, geo_db, asn_db, constituency, rdns, refresh=refresh, quiet=True
-        )
+            store, geo_db, asn_db, constituency, rdns,
+            refresh=refresh, quiet=True, check_all=True,
+        )  # fmt: skip
     bad = f", {outcome.bad_records} unreadable records" if outcome.bad_records else ""
-    click.echo(f"enriched {outcome.rows} results in {len(outcome.scans)} scans{bad}")
+    used = f" ({describe(outcome.sources)})" if outcome.sources else ""
+    click.echo(
+        f"enriched {outcome.rows} results in {len(outcome.scans)} scans{bad}"
+        f"{plain_for_terminal(used, 2000)}"
+    )
     return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing
+from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing, open_db
 from exwatch.report import aggregate
 from exwatch.report.exports import FORMATS, export
-from exwatch.store import Store
 from exwatch.untrusted import plain_for_terminal
 
 
@@ -31,6 +30,12 @@ from exwatch.untrusted import plain_for_terminal
 @click.option(
     "-o", "--output", default="-", show_default=True, help="FILE, - for stdout, or DIR with --per."
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Write values exactly as servers sent them (no ' before cells that start like a"
+    " spreadsheet formula); for machine pipelines, never for people's spreadsheets.",
+)
 @enrichment_options
 def export_cmd(
     db_path: str,
@@ -39,20 +44,25 @@ def export_cmd(
     per: str | None,
     all_exchange: bool,
     output: str,
+    raw: bool,
     geo_db: str | None,
     asn_db: str | None,
     constituency: str | None,
     rdns: bool,
 ) -> int:
-    """Export one scan's vulnerable or end-of-life Exchange hosts for other tools."""
-    with Store.open(db_path) as store:
-        fill_missing(store, geo_db, asn_db, constituency, rdns)
-        con = store.connection
-        scan = aggregate.resolve_scan(con, scan_id)
-        started = aggregate.scan_info(con, scan)["started_at"]
+    """Export one scan's vulnerable or end-of-life Exchange hosts for other tools.
+
+    Shadowserver CSV cells that start like a spreadsheet formula (= + - @, tab, line break)
+    get a leading ' (OWASP's rule), since these files are opened in Excel; --raw turns that
+    off.  A file is written completely or not at all.
+    """
+    with open_db(db_path) as store:
+        scan = aggregate.resolve_scan(store, scan_id)
+        fill_missing(store, geo_db, asn_db, constituency, rdns, scan_ids=[scan])
+        started = aggregate.scan_info(store, scan)["started_at"]
         written = export(
-            con, scan, fmt, output,  # type: ignore[arg-type]
-            per=per, all_exchange=all_exchange, scan_date=started,  # type: ignore[arg-type]
+            store, scan, fmt, output,  # type: ignore[arg-type]
+            per=per, all_exchange=all_exchange, scan_date=started, raw=raw,  # type: ignore[arg-type]
         )  # fmt: skip
     if output != "-" or per is not None:
         for path, rows in written:

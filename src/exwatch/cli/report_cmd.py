@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing
+from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing, open_db
 from exwatch.errors import UsageError
 from exwatch.report import aggregate, enrichment, trends
 from exwatch.store import Store
@@ -32,26 +32,38 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("patched", "patched"), ("undetermined", "undetermined"), ("eol", "vuln+EOL"),
     ],
     "host": [
-        ("ip", "ip"), ("port", "port"), ("country", "country"), ("build", "build"),
+        ("ip", "ip"), ("port", "port"), ("country", "cc"), ("build", "build"),
         ("first_seen", "first seen"), ("last_seen", "last seen"),
-        ("vulnerable_now", "vulnerable"), ("vulnerable_since", "vulnerable since"),
+        ("vulnerable_now", "vuln"), ("vulnerable_since", "vulnerable since"),
         ("days_vulnerable", "days"), ("patched_transitions", "patched"),
         ("regressions", "regressed"),
     ],
     "scan": [
-        ("scan_id", "scan"), ("started_at", "started"), ("hosts", "hosts"),
-        ("exchange", "Exchange"), ("vulnerable", "vulnerable"), ("vulnerable_pct", "% vuln"),
-        ("eol", "EOL"),
+        ("scan_id", "scan"), ("started_at", "started"), ("status", "status"),
+        ("shards", "shards"), ("targets_done", "targets"), ("complete_pct", "% done"),
+        ("hosts", "hosts"), ("exchange", "Exchange"), ("vulnerable", "vuln"),
+        ("vulnerable_pct", "% vuln"), ("eol", "EOL"),
     ],
 }  # fmt: skip
 
+# Columns whose values must never be folded mid-value (an address cut in two misleads).
+_NO_WRAP = {"ip", "port", "key", "country", "scan_id", "build", "first_seen", "last_seen"}
 
-def source_fields(con: Any, scan_ids: Sequence[str] | None) -> dict[str, str]:
-    srcs = enrichment.sources(con, scan_ids)
+
+def source_fields(store: Store, scan_ids: Sequence[str] | None) -> dict[str, str]:
+    srcs = enrichment.sources(store, scan_ids)
     return {
         "geo_source": "; ".join(srcs["country"]) or "no enrichment",
         "asn_source": "; ".join(srcs["asn"]) or "no enrichment",
+        "constituency_source": "; ".join(srcs["constituency"]) or "none",
     }
+
+
+def footnote_of(fields: dict[str, str]) -> str:
+    return (
+        f"Country: {fields['geo_source']}. AS: {fields['asn_source']}."
+        f" Constituency: {fields['constituency_source']}."
+    )
 
 
 def emit(
@@ -82,8 +94,11 @@ def emit(
             caption=for_terminal(footnote, 400),
             caption_justify="left",
         )
-        for _, head in columns:
-            table.add_column(head, overflow="fold")
+        for name, head in columns:
+            if name in _NO_WRAP:
+                table.add_column(head, no_wrap=True, overflow="ellipsis")
+            else:
+                table.add_column(head, overflow="fold")
         for row in rows:
             table.add_row(*(for_terminal(_cell(row.get(c))) for c, _ in columns))
         if output is None:
@@ -151,14 +166,17 @@ def report(
     """
     if vulnerable_days is not None and by != "host":
         raise UsageError("--vulnerable-days only applies with --by host")
-    with Store.open(db_path) as store:
-        fill_missing(store, geo_db, asn_db, constituency, rdns)
-        con = store.connection
-        scan = aggregate.resolve_scan(con, scan_id)
+    aggregate.country_code(country)  # a bad --country is refused before anything is read
+    with open_db(db_path) as store:
+        scan = aggregate.resolve_scan(store, scan_id)
+        every_scan = fmt == "html" or by in ("host", "scan")
+        fill_missing(
+            store, geo_db, asn_db, constituency, rdns, scan_ids=None if every_scan else [scan]
+        )
         if fmt == "html":
             from exwatch.report.html import render_html
 
-            page = render_html(con, scan, country=country)
+            page = render_html(store, scan, country=country)
             if output is None:
                 click.echo(page, nl=False)
             else:
@@ -168,25 +186,25 @@ def report(
             return 0
         if by == "host":
             history = trends.host_history(
-                con, country=country, vulnerable_days=vulnerable_days, limit=limit
+                store, country=country, vulnerable_days=vulnerable_days, limit=limit
             )
-            fields = source_fields(con, None)
+            fields = source_fields(store, None)
             rows = [{**h, **fields} for h in history]
             columns = _COLUMNS["host"]
             title = "Exchange hosts across all scans"
         elif by == "scan":
-            fields = source_fields(con, None)
-            rows = [{**t, **fields} for t in trends.scan_trend(con, country=country)]
+            fields = source_fields(store, None)
+            rows = [{**t, **fields} for t in trends.scan_trend(store, country=country)]
             columns = _COLUMNS["scan"]
-            title = "Trend across scans"
+            title = "Trend across scans (shards: present/of; targets recorded)"
         else:
-            groups = aggregate.group_counts(con, scan, by, country=country, limit=limit)  # type: ignore[arg-type]
-            fields = source_fields(con, [scan])
+            groups = aggregate.group_counts(store, scan, by, country=country, limit=limit)  # type: ignore[arg-type]
+            fields = source_fields(store, [scan])
             rows = aggregate.group_rows_json(groups, scan_id=scan, **fields)
             columns = _COLUMNS["cve" if by == "cve" else "group"]
             title = f"Per {by}, scan {scan}"
         if country:
             title += f", country {country.upper()}"
-        footnote = f"Country: {fields['geo_source']}. AS: {fields['asn_source']}."
+        footnote = footnote_of(fields)
         emit(rows, columns, fmt, output, title=title, footnote=footnote)
     return 0

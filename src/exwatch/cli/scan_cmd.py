@@ -99,10 +99,20 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="Scan only shard i of N (1-based, as masscan: 1/4 ... 4/4).",
 )
 @click.option(
+    "--scan-id",
+    metavar="NAME",
+    help="Census id shared by every shard and machine of one census (default with --shard"
+    " i/N: census-DAY-DIGEST of the targets, seed, port and probe settings).",
+)
+@click.option(
     "-o", "--output", metavar="FILE.jsonl", help="Write one JSON object per target address."
 )
 @click.option(
-    "--db", default="exwatch.duckdb", show_default=True, metavar="PATH", help="DuckDB store."
+    "--db",
+    default="exwatch.duckdb",
+    show_default=True,
+    metavar="PATH|URL",
+    help="Result store: a DuckDB file, or postgresql://user@host/database.",
 )
 @click.option("--no-db", is_flag=True, help="Do not store results (only --output).")
 @click.option(
@@ -144,6 +154,7 @@ def scan(
     exclude: tuple[str, ...],
     seed: int,
     shard: str,
+    scan_id: str | None,
     output: str | None,
     db: str,
     no_db: bool,
@@ -181,6 +192,7 @@ def scan(
         user_agent=user_agent,
         workers=workers or default_workers(),
         extra_probes=list(extra_probes),
+        scan_id=scan_id,
     )
     probe_ids(job.extra_probes)  # refuse unknown probe ids before anything starts
     if job.db is None and job.output is None:

@@ -3,8 +3,8 @@
 Units: a *host* is one answering target address (ip:port, one result row with status
 `success`); `exchange` are hosts identified as Exchange; `vulnerable` Exchange hosts with at
 least one `vulnerable` verdict; `eol` Exchange hosts on an end-of-life product.  Percentages:
-exchange of hosts, vulnerable and eol of Exchange hosts.  All counts read the `enrichment`
-table (see enrichment.py), which holds the verdict columns beside the country.
+exchange of hosts, vulnerable and eol of Exchange hosts.  Counts come from the scan's rollup
+(rollup.py), so they cost the same for a thousand hosts or ten million.
 """
 
 # SQL here is assembled from fixed column names and clauses of this module only; every
@@ -17,22 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import duckdb
-
 from exwatch.errors import StoreError, UsageError
+from exwatch.report import rollup
 from exwatch.report.worldmap import country_name
+from exwatch.store import Store
 
 GroupBy = Literal["country", "asn", "sector", "organisation", "version", "cve"]
 GROUPS: tuple[GroupBy, ...] = ("country", "asn", "sector", "organisation", "version", "cve")
-
-# key expression, label expression, rows restricted to Exchange hosts?
-_GROUP_SQL: dict[str, tuple[str, str]] = {
-    "country": ("country", "country"),
-    "asn": ("asn", "any_value(as_name)"),
-    "sector": ("coalesce(sector, 'unknown')", "NULL"),
-    "organisation": ("organisation", "any_value(sector)"),
-    "version": ("build", "any_value(concat_ws(' ', product, cu))"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,54 +67,54 @@ def pct(part: int, whole: int) -> float | None:
     return None if whole <= 0 else round(100.0 * part / whole, 1)
 
 
-def scan_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """All scans, oldest first (by start, then first result)."""
-    rows = con.execute(
-        "SELECT scan_id FROM scans ORDER BY started_at NULLS LAST, scan_id"
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+def scan_ids(store: Store) -> list[str]:
+    """All scans, oldest first (by start)."""
+    return store.scan_ids()
 
 
-def resolve_scan(con: duckdb.DuckDBPyConnection, scan_id: str | None) -> str:
+def resolve_scan(store: Store, scan_id: str | None) -> str:
     """The given scan (checked) or the latest one."""
     if scan_id is not None:
-        row = con.execute("SELECT 1 FROM scans WHERE scan_id = ?", [scan_id]).fetchone()
-        if row is None:
-            known = ", ".join(scan_ids(con)[-5:]) or "none"
+        if not store.query("SELECT 1 FROM scans WHERE scan_id = ?", [scan_id]):
+            known = ", ".join(scan_ids(store)[-5:]) or "none"
             raise UsageError(f"no scan {scan_id!r} in the store (latest: {known})")
         return scan_id
-    ids = scan_ids(con)
+    ids = scan_ids(store)
     if not ids:
         raise UsageError("the store holds no scans yet; run `exwatch scan` or `exwatch ingest`")
     return ids[-1]
 
 
-def scan_info(con: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
-    row = con.execute(
+def scan_info(store: Store, scan_id: str) -> dict[str, Any]:
+    d = store.dialect
+    started = "coalesce(s.started_at, (SELECT min(ts) FROM results r WHERE r.scan_id = s.scan_id))"
+    rows = store.query(
         "SELECT s.scan_id, s.name, s.origin, s.status,"
-        " strftime(coalesce(s.started_at, (SELECT min(ts) FROM results"
-        " WHERE scan_id = s.scan_id)), '%Y-%m-%dT%H:%M:%SZ'),"
-        " strftime(s.finished_at, '%Y-%m-%dT%H:%M:%SZ') FROM scans s WHERE s.scan_id = ?",
+        f" {d.iso(started)},"
+        f" {d.iso('s.finished_at')} FROM scans s WHERE s.scan_id = ?",
         [scan_id],
-    ).fetchone()
-    if row is None:
-        raise StoreError(f"no scan {scan_id}")
-    return dict(
-        zip(("scan_id", "name", "origin", "status", "started_at", "finished_at"), row, strict=True)
     )
+    if not rows:
+        raise StoreError(f"no scan {scan_id}")
+    keys = ("scan_id", "name", "origin", "status", "started_at", "finished_at")
+    return dict(zip(keys, rows[0], strict=True))
 
 
-def _country_filter(country: str | None, column: str = "country") -> tuple[str, list[Any]]:
+def country_code(country: str | None) -> str | None:
     if country is None:
-        return "", []
+        return None
     code = country.strip().upper()
     if len(code) != 2 or not code.isalpha():
         raise UsageError(f"--country takes an ISO 3166-1 alpha-2 code such as BE, not {country!r}")
-    return f" AND {column} = ?", [code]
+    return code
+
+
+def _sort_key(row: GroupRow) -> tuple[Any, ...]:
+    return (-row.vulnerable, -row.exchange, -row.hosts, row.key is None, str(row.key))
 
 
 def group_counts(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     scan_id: str,
     by: GroupBy,
     *,
@@ -131,94 +122,59 @@ def group_counts(
     limit: int | None = None,
 ) -> list[GroupRow]:
     """Counts per group for one scan, most vulnerable first."""
-    where, args = _country_filter(country)
-    if by == "cve":
-        return _cve_counts(con, scan_id, where, args, limit)
-    if by not in _GROUP_SQL:
+    code = country_code(country)
+    if by not in GROUPS:
         raise UsageError(f"cannot group by {by!r}; one of {', '.join(GROUPS)}")
-    key, label = _GROUP_SQL[by]
-    only_exchange = " AND is_exchange" if by == "version" else ""
-    sql = (
-        f"SELECT {key} AS key, {label} AS label, count(*) AS hosts,"
-        " count(*) FILTER (WHERE is_exchange) AS exchange,"
-        " count(*) FILTER (WHERE is_exchange AND vulnerable) AS vulnerable,"
-        " count(*) FILTER (WHERE is_exchange AND eol) AS eol"
-        f" FROM enrichment WHERE scan_id = ?{where}{only_exchange}"
-        " GROUP BY 1 ORDER BY vulnerable DESC, exchange DESC, hosts DESC, key NULLS LAST"
-    )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows = con.execute(sql, [scan_id, *args]).fetchall()
+    merged: dict[Any, list[Any]] = {}
+    for _, key, label, *counts in rollup.rows(store, scan_id, by, code):
+        slot = merged.setdefault(key, [label, 0, 0, 0, 0, 0, 0])
+        if slot[0] is None:
+            slot[0] = label
+        for i, n in enumerate(counts):
+            slot[i + 1] += int(n or 0)
     out = []
-    for k, name, hosts, exchange, vulnerable, eol in rows:
+    for key, (label, hosts, exchange, vulnerable, eol, patched, undetermined) in merged.items():
+        value: str | int | None = key
+        name = label
         if by == "country":
-            name = country_name(k) if k else "unknown"
-        out.append(GroupRow(k, name, int(hosts), int(exchange), int(vulnerable), int(eol)))
-    return out
+            name = country_name(key) if key else "unknown"
+        elif by == "asn" and key is not None:
+            value = int(key)
+        elif by == "version" and key == rollup.HIDDEN_BUILD:
+            value = None
+        extra = {"patched": patched, "undetermined": undetermined} if by == "cve" else {}
+        out.append(GroupRow(value, name, hosts, exchange, vulnerable, eol, extra))
+    out.sort(key=_sort_key)
+    return out[:limit] if limit is not None else out
 
 
-def _cve_counts(
-    con: duckdb.DuckDBPyConnection, scan_id: str, where: str, args: list[Any], limit: int | None
-) -> list[GroupRow]:
-    # hosts = Exchange hosts with a verdict for the CVE; `vulnerable`/`eol` among them.
-    sql = (
-        "SELECT e.key, count(*) AS hosts,"
-        " count(*) FILTER (WHERE e.value = 'vulnerable') AS vulnerable,"
-        " count(*) FILTER (WHERE e.value = 'vulnerable' AND eol) AS eol,"
-        " count(*) FILTER (WHERE e.value = 'patched') AS patched,"
-        " count(*) FILTER (WHERE e.value = 'undetermined') AS undetermined"
-        " FROM (SELECT unnest(map_entries(cves)) AS e, eol FROM enrichment"
-        f" WHERE scan_id = ?{where} AND is_exchange AND cves IS NOT NULL)"
-        " GROUP BY 1 ORDER BY vulnerable DESC, hosts DESC, 1"
-    )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows = con.execute(sql, [scan_id, *args]).fetchall()
-    return [
-        GroupRow(
-            str(k),
-            None,
-            int(h),
-            int(h),
-            int(v),
-            int(eol),
-            {"patched": int(p), "undetermined": int(u)},
-        )
-        for k, h, v, eol, p, u in rows
-    ]
-
-
-def totals(con: duckdb.DuckDBPyConnection, scan_id: str, *, country: str | None = None) -> GroupRow:
+def totals(store: Store, scan_id: str, *, country: str | None = None) -> GroupRow:
     """Headline numbers for one scan (optionally one country)."""
-    where, args = _country_filter(country)
-    row = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE is_exchange),"
-        " count(*) FILTER (WHERE is_exchange AND vulnerable),"
-        " count(*) FILTER (WHERE is_exchange AND eol),"
-        " count(DISTINCT country) FILTER (WHERE is_exchange AND vulnerable)"
-        f" FROM enrichment WHERE scan_id = ?{where}",
-        [scan_id, *args],
-    ).fetchone()
-    hosts, exchange, vulnerable, eol, countries = row if row else (0, 0, 0, 0, 0)
+    code = country_code(country)
+    rows = rollup.rows(store, scan_id, "country", code)
+    hosts = sum(int(r[3]) for r in rows)
+    exchange = sum(int(r[4]) for r in rows)
+    vulnerable = sum(int(r[5]) for r in rows)
+    eol = sum(int(r[6]) for r in rows)
+    countries = sum(1 for r in rows if r[1] is not None and int(r[5]) > 0)
     return GroupRow(
-        country.upper() if country else "all",
-        country_name(country) if country else "all countries",
-        int(hosts),
-        int(exchange),
-        int(vulnerable),
-        int(eol),
-        {"countries_with_vulnerable": int(countries)},
+        code or "all",
+        country_name(code) if code else "all countries",
+        hosts,
+        exchange,
+        vulnerable,
+        eol,
+        {"countries_with_vulnerable": countries},
     )
 
 
-def scanned_count(con: duckdb.DuckDBPyConnection, scan_id: str) -> int:
+def scanned_count(store: Store, scan_id: str) -> int:
     """Target addresses attempted in the scan (answering or not)."""
-    row = con.execute("SELECT count(*) FROM results WHERE scan_id = ?", [scan_id]).fetchone()
-    return int(row[0]) if row else 0
+    return store.result_count(scan_id)
 
 
 def exchange_hosts(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     scan_id: str,
     *,
     country: str | None = None,
@@ -226,25 +182,23 @@ def exchange_hosts(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Exchange hosts of one scan with what identifies them (all server-given strings raw)."""
-    where, args = _country_filter(country, "e.country")
+    code = country_code(country)
+    d = store.dialect
+    where = " AND e.country = ?" if code else ""
     vuln = " AND (e.vulnerable OR e.eol)" if only_vulnerable else ""
-    cur = con.execute(
+    return store.dicts(
         "SELECT e.ip, e.port, r.hostname, e.country, e.asn, e.organisation, e.sector, e.build,"
         " e.product, e.cu, e.vulnerable, e.eol, e.vulnerable_cves, r.tls_subject_cn,"
-        " json_extract_string(r.record, '$.tls.subject') AS tls_subject,"
-        " r.ntlm_dns_domain, r.ntlm_netbios_domain,"
-        " json_extract_string(r.record, '$.ntlm.netbios_computer') AS ntlm_computer,"
-        " json_extract_string(r.record, '$.headers.\"x-feserver\"') AS x_feserver,"
-        " strftime(e.ts, '%Y-%m-%dT%H:%M:%SZ') AS ts"
+        " r.tls_subject, r.ntlm_dns_domain, r.ntlm_netbios_domain,"
+        " r.ntlm_netbios_computer AS ntlm_computer, r.x_feserver,"
+        f" {d.iso('e.ts')} AS ts"
         " FROM enrichment e JOIN results r ON r.scan_id = e.scan_id AND r.ip = e.ip"
         " AND r.port = e.port AND r.ts = e.ts"
         f" WHERE e.scan_id = ? AND e.is_exchange{vuln}{where}"
-        " ORDER BY e.vulnerable DESC, len(e.vulnerable_cves) DESC, e.country, e.ip, e.port"
-        f" LIMIT {int(limit)}",
-        [scan_id, *args],
+        f" ORDER BY e.vulnerable DESC, {d.array_len('e.vulnerable_cves')} DESC, e.country,"
+        f" e.ip_sort, e.port LIMIT {int(limit)}",
+        [scan_id, *([code] if code else [])],
     )
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def group_rows_json(rows: Sequence[GroupRow], **fields: Any) -> list[dict[str, Any]]:
@@ -256,6 +210,7 @@ __all__ = [
     "GROUPS",
     "GroupBy",
     "GroupRow",
+    "country_code",
     "exchange_hosts",
     "group_counts",
     "group_rows_json",

@@ -3,8 +3,10 @@
 The CSV has exactly Shadowserver's columns, so IntelMQ's Shadowserver parser (and AbuseIO)
 ingest it unchanged: `tag` is `exchange;cve-…` (lower case), `version` the build, `servername`
 the NTLM NetBIOS computer name or else the X-FEServer header, `geo` the country, `sector` our
-sector.  Values are written as the servers sent them (machines read this file); the csv module
-quotes separators and newlines.  Split exports name files like Shadowserver does:
+sector.  A cell a spreadsheet would take for a formula (starting with = + - @ or a tab or line
+break: OWASP's CSV injection rule) gets a leading ', since CERTs forward these files to people
+who open them in Excel; `--raw` writes values exactly as the servers sent them, for machines.
+The csv module quotes separators and newlines.  Split exports name files like Shadowserver does:
 `YYYY-MM-DD-scan_exchange-<country or organisation>.<ext>`.
 """
 
@@ -14,18 +16,21 @@ quotes separators and newlines.  Split exports name files like Shadowserver does
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import duckdb
-
 from exwatch.errors import UsageError
+from exwatch.store import Store
 
 ExportFormat = Literal["shadowserver", "jsonl", "parquet"]
 FORMATS: tuple[ExportFormat, ...] = ("shadowserver", "jsonl", "parquet")
@@ -41,33 +46,61 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 # Rows exported: Exchange hosts with a vulnerable verdict or an end-of-life product, unless
 # every Exchange host is asked for.
 _SELECT = """
-SELECT {ts}strftime(e.ts, '%Y-%m-%d %H:%M:%S') AS ts_text, e.ip, e.port, r.hostname, e.ptr,
+SELECT {stamp} AS ts_text, {iso} AS ts, e.ip, e.port, r.hostname, e.ptr,
        e.country, e.asn, e.as_name, e.organisation,
        e.sector, e.build, e.product, e.cu, e.vulnerable, e.eol, e.vulnerable_cves,
-       json_extract_string(r.record, '$.ntlm.netbios_computer') AS ntlm_computer,
-       json_extract_string(r.record, '$.headers."x-feserver"') AS x_feserver,
+       r.ntlm_netbios_computer AS ntlm_computer, r.x_feserver,
        r.record, e.evidence, e.country_source, e.asn_source, e.scan_id
 FROM enrichment e JOIN results r
   ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
-WHERE e.scan_id = $scan AND e.is_exchange {only} {group}
-ORDER BY e.country NULLS LAST, e.ip, e.port
+WHERE e.scan_id = ? AND e.is_exchange {only} {group}
+ORDER BY e.country NULLS LAST, e.ip_sort, e.port
 """
+
+_EXPORT_NAMES = (
+    "ts_text", "ts", "ip", "port", "hostname", "ptr", "country", "asn", "as_name",
+    "organisation", "sector", "build", "product", "cu", "vulnerable", "eol", "vulnerable_cves",
+    "ntlm_computer", "x_feserver", "record", "evidence", "country_source", "asn_source",
+    "scan_id",
+)  # fmt: skip
+
+# Parquet columns (written by DuckDB in memory, whatever the store's backend).
+_PARQUET_TYPES = {
+    "ts": "TIMESTAMPTZ", "ip": "VARCHAR", "port": "INTEGER", "hostname": "VARCHAR",
+    "ptr": "VARCHAR", "country": "VARCHAR", "asn": "BIGINT", "as_name": "VARCHAR",
+    "organisation": "VARCHAR", "sector": "VARCHAR", "build": "VARCHAR", "product": "VARCHAR",
+    "cu": "VARCHAR", "vulnerable": "BOOLEAN", "eol": "BOOLEAN", "vulnerable_cves": "VARCHAR[]",
+    "ntlm_computer": "VARCHAR", "x_feserver": "VARCHAR", "record": "JSON", "evidence": "JSON",
+    "country_source": "VARCHAR", "asn_source": "VARCHAR", "scan_id": "VARCHAR",
+}  # fmt: skip
+
+# OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: prefixed with ' when it starts like a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _where(
-    all_exchange: bool, per: Per | None, value: object, fmt: ExportFormat
-) -> tuple[str, dict[str, Any]]:
-    # Python never fetches the TIMESTAMPTZ itself (that would need pytz); Parquet keeps it.
-    ts = "e.ts, " if fmt == "parquet" else ""
+    store: Store, all_exchange: bool, per: Per | None, value: object
+) -> tuple[str, list[Any]]:
     only = "" if all_exchange else "AND (e.vulnerable OR e.eol)"
-    group, params = "", {}
+    group, params = "", []
     if per is not None:
         column = "e.country" if per == "country" else "e.organisation"
         if value is None:
             group = f"AND {column} IS NULL"
         else:
-            group, params = f"AND {column} = $group", {"group": value}
-    return _SELECT.format(ts=ts, only=only, group=group), params
+            group, params = f"AND {column} = ?", [value]
+    d = store.dialect
+    sql = _SELECT.format(
+        stamp=d.stamp("e.ts"), iso=d.iso("e.ts", micro=True), only=only, group=group
+    )
+    return sql, params
 
 
 def severity(vulnerable: bool, eol: bool) -> str:
@@ -122,51 +155,95 @@ def jsonl_object(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    cur = con.cursor()
-    try:
-        cur.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        while batch := cur.fetchmany(10_000):
-            for values in batch:
-                yield dict(zip(names, values, strict=True))
-    finally:
-        cur.close()
-
-
 def _write_text(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     fmt: ExportFormat,
     sql: str,
-    params: dict[str, Any],
+    params: list[Any],
     out: IO[str],
+    raw: bool,
 ) -> int:
     count = 0
+    names = _names(sql)
+    rows = (dict(zip(names, values, strict=True)) for values in store.stream(sql, params))
     if fmt == "shadowserver":
         writer = csv.DictWriter(out, fieldnames=SHADOWSERVER_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for row in _rows(con, sql, params):
-            writer.writerow(shadowserver_row(row))
+        for row in rows:
+            line = shadowserver_row(row)
+            writer.writerow(line if raw else {k: neutralise(v) for k, v in line.items()})
             count += 1
     else:
-        for row in _rows(con, sql, params):
+        for row in rows:
             out.write(json.dumps(jsonl_object(row), separators=(",", ":"), default=str))
             out.write("\n")
             count += 1
     return count
 
 
-def _write_parquet(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], path: Path
+def _names(sql: str) -> list[str]:
+    """Output column names of _SELECT, in order (the store streams bare tuples)."""
+    return list(_EXPORT_NAMES)
+
+
+def _write_parquet(store: Store, sql: str, params: list[Any], path: Path) -> int:
+    # Rows go through a temporary JSON lines file into an in-memory DuckDB, which writes the
+    # Parquet (no pyarrow needed), whatever backend holds the store.
+    import duckdb
+
+    names = _names(sql)
+    fd, tmp = tempfile.mkstemp(prefix="exwatch-export-", suffix=".jsonl")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for values in store.stream(sql, params):
+                row = dict(zip(names, values, strict=True))
+                item = {k: row.get(k) for k in _PARQUET_TYPES}
+                for key in ("record", "evidence"):
+                    text = item[key]
+                    item[key] = json.loads(text) if isinstance(text, str) else text
+                handle.write(json.dumps(item, default=str) + "\n")
+                count += 1
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            columns = ", ".join(f"'{k}': '{v}'" for k, v in _PARQUET_TYPES.items())
+            con.execute(
+                f"COPY (SELECT * FROM read_json(?, format = 'newline_delimited',"
+                f" columns = {{{columns}}}, maximum_object_size = 268435456))"
+                " TO ? (FORMAT parquet, COMPRESSION zstd)",
+                [tmp, str(path)],
+            )
+        finally:
+            con.close()
+    finally:
+        os.unlink(tmp)
+    return count
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, renamed over it only when complete: a failed export
+    never leaves half a file (nor a header without rows)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _one_file(
+    store: Store, fmt: ExportFormat, sql: str, params: list[Any], path: Path, raw: bool
 ) -> int:
-    # The typed columns plus the record and enrichment; written by DuckDB (no pyarrow needed).
-    con.execute(
-        f"COPY ({sql}) TO $path (FORMAT parquet, COMPRESSION zstd)", {**params, "path": str(path)}
-    )
-    row = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
-    return int(row[0]) if row else 0
+    with _atomic(path) as tmp:
+        if fmt == "parquet":
+            return _write_parquet(store, sql, params, tmp)
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            return _write_text(store, fmt, sql, params, handle, raw)
 
 
 def slug(value: object) -> str:
@@ -176,7 +253,7 @@ def slug(value: object) -> str:
 
 
 def export(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     scan_id: str,
     fmt: ExportFormat,
     output: str,
@@ -184,21 +261,31 @@ def export(
     per: Per | None = None,
     all_exchange: bool = False,
     scan_date: str | None = None,
+    raw: bool = False,
 ) -> list[tuple[str, int]]:
-    """Write the export; returns (file, rows) for each file written (`-` is stdout)."""
+    """Write the export; returns (file, rows) for each file written (`-` is stdout).
+
+    Shadowserver CSV cells that a spreadsheet would take for a formula are prefixed with '
+    unless `raw` (for machine pipelines that want the values exactly as servers sent them).
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}")
     if per is None:
-        sql, params = _where(all_exchange, None, None, fmt)
-        params["scan"] = scan_id
+        sql, params = _where(store, all_exchange, None, None)
+        params.insert(0, scan_id)
         if fmt == "parquet":
             if output == "-":
                 raise UsageError("Parquet cannot go to standard output; give -o FILE")
-            return [(output, _write_parquet(con, sql, params, Path(output)))]
+            return [(output, _one_file(store, fmt, sql, params, Path(output), raw))]
         if output == "-":
-            return [("-", _write_text(con, fmt, sql, params, sys.stdout))]
-        with open(output, "w", encoding="utf-8", newline="") as handle:
-            return [(output, _write_text(con, fmt, sql, params, handle))]
+            # Everything is gathered before the first byte goes out: no half export on error.
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+                count = _write_text(store, fmt, sql, params, spool, raw)
+                spool.seek(0)
+                shutil.copyfileobj(spool, sys.stdout)
+                sys.stdout.flush()
+            return [("-", count)]
+        return [(output, _one_file(store, fmt, sql, params, Path(output), raw))]
     if output == "-":
         raise UsageError("--per writes one file per group; give -o DIRECTORY")
     folder = Path(output)
@@ -209,11 +296,11 @@ def export(
     only = "" if all_exchange else " AND (vulnerable OR eol)"
     groups = [
         r[0]
-        for r in con.execute(
+        for r in store.query(
             f"SELECT DISTINCT {column} FROM enrichment WHERE scan_id = ? AND is_exchange{only}"
             " ORDER BY 1 NULLS LAST",
             [scan_id],
-        ).fetchall()
+        )
     ]
     day = (scan_date or datetime.now(UTC).isoformat())[:10]  # YYYY-MM-DD of the scan
     written: list[tuple[str, int]] = []
@@ -225,13 +312,9 @@ def export(
             name, n = f"{base}-{n}", n + 1
         used.add(name)
         path = folder / f"{day}-scan_exchange-{name}.{_EXTENSION[fmt]}"
-        sql, params = _where(all_exchange, per, value, fmt)
-        params["scan"] = scan_id
-        if fmt == "parquet":
-            written.append((str(path), _write_parquet(con, sql, params, path)))
-        else:
-            with open(path, "w", encoding="utf-8", newline="") as handle:
-                written.append((str(path), _write_text(con, fmt, sql, params, handle)))
+        sql, params = _where(store, all_exchange, per, value)
+        params.insert(0, scan_id)
+        written.append((str(path), _one_file(store, fmt, sql, params, path, raw)))
     return written
 
 
@@ -242,6 +325,7 @@ __all__ = [
     "Per",
     "export",
     "jsonl_object",
+    "neutralise",
     "severity",
     "shadowserver_row",
     "slug",

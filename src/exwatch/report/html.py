@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
-import duckdb
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -22,6 +21,7 @@ from exwatch import __version__
 from exwatch.report import aggregate, enrichment, trends
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg
+from exwatch.store import Store
 
 
 def _environment() -> Environment:
@@ -44,27 +44,25 @@ def _script() -> tuple[Markup, Markup]:
     return Markup(text), Markup(f"'sha256-{digest}'")  # noqa: S704
 
 
-def build_context(
-    con: duckdb.DuckDBPyConnection, scan_id: str, *, country: str | None = None
-) -> dict[str, Any]:
+def build_context(store: Store, scan_id: str, *, country: str | None = None) -> dict[str, Any]:
     """Every number and table the report shows (also handy for tests)."""
-    info = aggregate.scan_info(con, scan_id)
-    head = aggregate.totals(con, scan_id, country=country)
-    by_country = aggregate.group_counts(con, scan_id, "country", country=country)
-    sectors = aggregate.group_counts(con, scan_id, "sector", country=country)
-    versions = aggregate.group_counts(con, scan_id, "version", country=country, limit=25)
-    cves = aggregate.group_counts(con, scan_id, "cve", country=country, limit=25)
-    orgs = aggregate.group_counts(con, scan_id, "organisation", country=country, limit=100)
-    asns = aggregate.group_counts(con, scan_id, "asn", country=country, limit=50)
-    trend = trends.scan_trend(con, country=country)
-    hosts = aggregate.exchange_hosts(con, scan_id, country=country, limit=500)
-    longest = trends.host_history(con, country=country, vulnerable_days=0, limit=100)
-    srcs = enrichment.sources(con, [scan_id])
+    info = aggregate.scan_info(store, scan_id)
+    head = aggregate.totals(store, scan_id, country=country)
+    by_country = aggregate.group_counts(store, scan_id, "country", country=country)
+    sectors = aggregate.group_counts(store, scan_id, "sector", country=country)
+    versions = aggregate.group_counts(store, scan_id, "version", country=country, limit=25)
+    cves = aggregate.group_counts(store, scan_id, "cve", country=country, limit=25)
+    orgs = aggregate.group_counts(store, scan_id, "organisation", country=country, limit=100)
+    asns = aggregate.group_counts(store, scan_id, "asn", country=country, limit=50)
+    trend = trends.scan_trend(store, country=country)
+    hosts = aggregate.exchange_hosts(store, scan_id, country=country, limit=500)
+    longest = trends.host_history(store, country=country, vulnerable_days=0, limit=100)
+    srcs = enrichment.sources(store, [scan_id])
     return {
         "scan": info,
         "country": country.upper() if country else None,
         "head": head,
-        "scanned": aggregate.scanned_count(con, scan_id),
+        "scanned": aggregate.scanned_count(store, scan_id),
         "by_country": by_country,
         "sectors": sectors,
         "versions": versions,
@@ -75,19 +73,20 @@ def build_context(
         "hosts": hosts,
         "longest": longest,
         "geo_sources": srcs["country"] or ["no enrichment"],
+        "constituency_sources": srcs["constituency"] or ["none"],
         "asn_sources": srcs["asn"] or ["no enrichment"],
         "shapes_source": SHAPES_SOURCE,
     }
 
 
 def render_html(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     scan_id: str,
     *,
     country: str | None = None,
     generated_at: datetime | None = None,
 ) -> str:
-    ctx = build_context(con, scan_id, country=country)
+    ctx = build_context(store, scan_id, country=country)
     vulnerable_map = {str(r.key): r.vulnerable for r in ctx["by_country"] if r.key}
     hosts_map = {str(r.key): r.hosts for r in ctx["by_country"] if r.key}
     trend = ctx["trend"]

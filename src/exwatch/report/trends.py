@@ -13,14 +13,13 @@ vulnerable verdict), other (answered, not Exchange).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
-import duckdb
-
 from exwatch.errors import UsageError
-from exwatch.report.aggregate import pct, resolve_scan
+from exwatch.report import rollup
+from exwatch.report.aggregate import country_code, pct, resolve_scan
 from exwatch.report.worldmap import country_name
+from exwatch.store import Store
 
 DiffBy = Literal["country", "asn", "sector", "organisation", "version", "total"]
 DIFF_GROUPS: tuple[DiffBy, ...] = ("country", "asn", "sector", "organisation", "version", "total")
@@ -34,45 +33,80 @@ _DIFF_KEY = {
 }
 
 
-def _where_country(country: str | None) -> tuple[str, list[Any]]:
-    if country is None:
-        return "", []
-    return " AND country = ?", [country.strip().upper()]
+def shard_completeness(store: Store, scan_id: str) -> dict[str, Any]:
+    """Which shards of a census are in the store, how many targets each recorded, and how
+    many it was to scan (known for shards scanned into this store)."""
+    parts = {p["part"]: p for p in store.scan_parts(scan_id)}
+    recorded = {
+        (str(shard) if shard is not None else None): int(n)
+        for shard, n in store.query(
+            "SELECT shard, count(*) FROM results WHERE scan_id = ? GROUP BY shard", [scan_id]
+        )
+    }
+    counts = [int(p["shard_count"]) for p in parts.values() if p["shard_count"]]
+    counts += [int(s.split("/")[1]) for s in recorded if s]
+    of = max(counts) if counts else 1
+    seen = sorted(set(parts) | {s for s in recorded if s}, key=lambda s: int(s.split("/")[0]))
+    if not seen and recorded:
+        seen = ["1/1"]  # rows without a shard: a single-process scan
+        recorded = {"1/1": sum(recorded.values())}
+    done = sum(recorded.values())
+    expected: int | None = None
+    if len(parts) == of and all(p["targets"] is not None for p in parts.values()):
+        expected = sum(int(p["targets"]) for p in parts.values())
+    missing = [f"{i}/{of}" for i in range(1, of + 1) if f"{i}/{of}" not in seen]
+    return {
+        "shards": f"{len(seen)}/{of}",
+        "missing_shards": missing,
+        "targets_done": done,
+        "targets_expected": expected,
+        "complete_pct": pct(done, expected) if expected else None,
+        "parts": [
+            {
+                "part": s,
+                "status": parts[s]["status"] if s in parts else "ingested",
+                "targets": parts[s]["targets"] if s in parts else None,
+                "recorded": recorded.get(s, 0),
+            }
+            for s in seen
+        ],
+    }
 
 
-def scan_trend(
-    con: duckdb.DuckDBPyConnection, *, country: str | None = None
-) -> list[dict[str, Any]]:
-    """Per scan, oldest first: hosts, Exchange, vulnerable and EOL counts."""
-    where, args = _where_country(country)
-    rows = con.execute(
-        "SELECT s.scan_id, strftime(coalesce(s.started_at, min(e.ts)), '%Y-%m-%dT%H:%M:%SZ')"
-        " AS started,"
-        " count(e.ip) AS hosts,"
-        " count(*) FILTER (WHERE e.is_exchange) AS exchange,"
-        " count(*) FILTER (WHERE e.is_exchange AND e.vulnerable) AS vulnerable,"
-        " count(*) FILTER (WHERE e.is_exchange AND e.eol) AS eol"
-        " FROM scans s LEFT JOIN enrichment e ON e.scan_id = s.scan_id"
-        f"{where.replace('country', 'e.country')}"
-        " GROUP BY s.scan_id, s.started_at ORDER BY s.started_at NULLS LAST, s.scan_id",
-        args,
-    ).fetchall()
-    return [
-        {
-            "scan_id": scan_id,
-            "started_at": _iso(started),
-            "hosts": int(hosts),
-            "exchange": int(exchange),
-            "vulnerable": int(vulnerable),
-            "eol": int(eol),
-            "vulnerable_pct": pct(int(vulnerable), int(exchange)),
-        }
-        for scan_id, started, hosts, exchange, vulnerable, eol in rows
-    ]
+def scan_trend(store: Store, *, country: str | None = None) -> list[dict[str, Any]]:
+    """Per scan, oldest first: hosts, Exchange, vulnerable and EOL counts, and how complete
+    the census is (shards present, targets recorded of those to scan)."""
+    code = country_code(country)
+    d = store.dialect
+    out = []
+    for scan_id, started, status in store.query(
+        f"SELECT s.scan_id, {d.iso('s.started_at')}, s.status FROM scans s"
+        " ORDER BY s.started_at NULLS LAST, s.scan_id"
+    ):
+        rows = rollup.rows(store, str(scan_id), "country", code)
+        hosts = sum(int(r[3]) for r in rows)
+        exchange = sum(int(r[4]) for r in rows)
+        vulnerable = sum(int(r[5]) for r in rows)
+        eol = sum(int(r[6]) for r in rows)
+        shards = shard_completeness(store, str(scan_id))
+        out.append(
+            {
+                "scan_id": scan_id,
+                "started_at": started,
+                "status": status,
+                "hosts": hosts,
+                "exchange": exchange,
+                "vulnerable": vulnerable,
+                "eol": eol,
+                "vulnerable_pct": pct(vulnerable, exchange),
+                **shards,
+            }
+        )
+    return out
 
 
 def host_history(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     *,
     country: str | None = None,
     vulnerable_days: int | None = None,
@@ -85,66 +119,69 @@ def host_history(
     sightings; `days_vulnerable` counts from it to the last sighting.  With `vulnerable_days`
     only hosts still vulnerable after at least that many days are listed.
     """
-    where, args = _where_country(country)
+    code = country_code(country)
+    d = store.dialect
+    args: list[Any] = []
+    where = ""
+    if code:
+        where, args = " AND country = ?", [code]
+    days = d.days_between("st.since", "p.last_seen")
     sql = f"""
     WITH h AS (
-        SELECT ip, port, ts::TIMESTAMP AS ts, scan_id, country, organisation, build,
-               coalesce(is_exchange, false) AS x,
-               coalesce(is_exchange AND vulnerable, false) AS v
-        FROM enrichment WHERE true{where}
+        SELECT ip, port, ip_sort, ts, country, organisation, build,
+               coalesce(is_exchange, FALSE) AS x,
+               coalesce(is_exchange AND vulnerable, FALSE) AS v
+        FROM enrichment WHERE TRUE{where}
     ), s AS (
-        SELECT *, lag(v) OVER w AS prev_v, lag(x) OVER w AS prev_x FROM h
-        WINDOW w AS (PARTITION BY ip, port ORDER BY ts)
+        SELECT h.*, lag(v) OVER w AS prev_v, lag(x) OVER w AS prev_x,
+               row_number() OVER (PARTITION BY ip, port ORDER BY ts DESC) AS rn
+        FROM h WINDOW w AS (PARTITION BY ip, port ORDER BY ts)
     ), runs AS (
-        SELECT *, sum(CASE WHEN v AND coalesce(prev_v, false) THEN 0 ELSE 1 END)
+        SELECT s.*, sum(CASE WHEN v AND coalesce(prev_v, FALSE) THEN 0 ELSE 1 END)
                   OVER (PARTITION BY ip, port ORDER BY ts) AS run
         FROM s
     ), per_host AS (
-        SELECT ip, port, min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS sightings,
+        SELECT ip, port, min(ip_sort) AS ip_sort, min(ts) AS first_seen, max(ts) AS last_seen,
+               count(*) AS sightings,
                min(ts) FILTER (WHERE x) AS first_exchange,
                min(ts) FILTER (WHERE v) AS first_vulnerable,
                max(ts) FILTER (WHERE v) AS last_vulnerable,
-               arg_max(v, ts) AS vulnerable_now, arg_max(x, ts) AS exchange_now,
-               arg_max(build, ts) AS build, arg_max(country, ts) AS country,
-               arg_max(organisation, ts) AS organisation, arg_max(run, ts) AS last_run,
+               bool_or(v AND rn = 1) AS vulnerable_now, bool_or(x AND rn = 1) AS exchange_now,
+               max(build) FILTER (WHERE rn = 1) AS build,
+               max(country) FILTER (WHERE rn = 1) AS country,
+               max(organisation) FILTER (WHERE rn = 1) AS organisation,
+               max(run) FILTER (WHERE rn = 1) AS last_run,
                count(*) FILTER (WHERE prev_v AND x AND NOT v) AS patched_transitions,
-               count(*) FILTER (WHERE v AND prev_v = false AND prev_x) AS regressions,
+               count(*) FILTER (WHERE v AND prev_v = FALSE AND prev_x) AS regressions,
                bool_or(x) AS ever_exchange
         FROM runs GROUP BY ip, port
     ), streak AS (
         SELECT ip, port, run, min(ts) AS since FROM runs WHERE v GROUP BY ip, port, run
     )
-    SELECT p.*, CASE WHEN p.vulnerable_now THEN st.since END AS vulnerable_since,
-           CASE WHEN p.vulnerable_now THEN date_diff('day', st.since, p.last_seen) END
-               AS days_vulnerable
+    SELECT p.ip, p.port, p.country, p.organisation, p.build,
+           {d.iso("p.first_seen")} AS first_seen, {d.iso("p.last_seen")} AS last_seen,
+           p.sightings, {d.iso("p.first_exchange")} AS first_exchange,
+           {d.iso("p.first_vulnerable")} AS first_vulnerable,
+           {d.iso("p.last_vulnerable")} AS last_vulnerable,
+           p.vulnerable_now, p.exchange_now, p.patched_transitions, p.regressions,
+           CASE WHEN p.vulnerable_now THEN {d.iso("st.since")} END AS vulnerable_since,
+           CASE WHEN p.vulnerable_now THEN {days} END AS days_vulnerable
     FROM per_host p LEFT JOIN streak st
       ON st.ip = p.ip AND st.port = p.port AND st.run = p.last_run
-    WHERE {"p.ever_exchange" if only_exchange else "true"}
+    WHERE {"p.ever_exchange" if only_exchange else "TRUE"}
     """
     if vulnerable_days is not None:
-        sql += " AND p.vulnerable_now AND date_diff('day', st.since, p.last_seen) >= ?"
+        sql += f" AND p.vulnerable_now AND {days} >= ?"
         args.append(int(vulnerable_days))
-    sql += " ORDER BY days_vulnerable DESC NULLS LAST, p.ip, p.port"
+    sql += " ORDER BY days_vulnerable DESC NULLS LAST, p.ip_sort, p.port"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    cur = con.execute(sql, args)
-    names = [d[0] for d in cur.description or ()]
     out = []
-    for row in cur.fetchall():
-        item = dict(zip(names, row, strict=True))
-        item.pop("last_run", None)
-        item.pop("ever_exchange", None)
-        for key in (
-            "first_seen",
-            "last_seen",
-            "first_exchange",
-            "first_vulnerable",
-            "last_vulnerable",
-            "vulnerable_since",
-        ):
-            item[key] = _iso(item[key])
+    for item in store.dicts(sql, args):
         for key in ("sightings", "patched_transitions", "regressions"):
             item[key] = int(item[key])
+        if item["days_vulnerable"] is not None:
+            item["days_vulnerable"] = int(item["days_vulnerable"])
         out.append(item)
     return out
 
@@ -181,26 +218,30 @@ class DiffRow:
         }
 
 
-def _side(scan_param: int, key: str) -> str:
+def _side(key: str) -> str:
     return (
-        f"SELECT ip, port, any_value({key}) AS k, bool_or(coalesce(is_exchange, false)) AS x,"
-        " bool_or(coalesce(is_exchange AND vulnerable, false)) AS v"
-        f" FROM enrichment WHERE scan_id = ${scan_param} GROUP BY ip, port"
+        f"SELECT ip, port, min(ip_sort) AS ip_sort, CAST(min({key}) AS VARCHAR) AS k,"
+        " bool_or(coalesce(is_exchange, FALSE)) AS x,"
+        " bool_or(coalesce(is_exchange AND vulnerable, FALSE)) AS v"
+        " FROM enrichment WHERE scan_id = ? GROUP BY ip, port"
     )
 
 
-def diff_scans(
-    con: duckdb.DuckDBPyConnection, scan_a: str, scan_b: str, by: DiffBy = "country"
-) -> list[DiffRow]:
+# A host's group in the diff: B's, unless B does not know it ("unknown" sector, no
+# organisation) and A does - a lookup that failed in B must not move a host out of its group.
+_GROUP_OF = "CASE WHEN b.k IS NULL OR b.k = 'unknown' THEN coalesce(a.k, b.k) ELSE b.k END"
+
+
+def diff_scans(store: Store, scan_a: str, scan_b: str, by: DiffBy = "country") -> list[DiffRow]:
     """Per group: what became of scan A's vulnerable hosts in scan B, and what is new."""
-    scan_a = resolve_scan(con, scan_a)
-    scan_b = resolve_scan(con, scan_b)
+    scan_a = resolve_scan(store, scan_a)
+    scan_b = resolve_scan(store, scan_b)
     if by not in _DIFF_KEY:
         raise UsageError(f"cannot group a diff by {by!r}; one of {', '.join(DIFF_GROUPS)}")
     key = _DIFF_KEY[by]
-    rows = con.execute(
-        f"WITH a AS ({_side(1, key)}), b AS ({_side(2, key)})"
-        " SELECT coalesce(b.k, a.k) AS key,"
+    rows = store.query(
+        f"WITH a AS ({_side(key)}), b AS ({_side(key)}), g AS ("
+        f" SELECT {_GROUP_OF} AS key,"
         " count(*) FILTER (WHERE a.v) AS vulnerable_a,"
         " count(*) FILTER (WHERE b.v) AS vulnerable_b,"
         " count(*) FILTER (WHERE a.v AND b.x AND NOT b.v) AS patched,"
@@ -208,47 +249,44 @@ def diff_scans(
         " count(*) FILTER (WHERE a.v AND b.ip IS NULL) AS not_seen,"
         " count(*) FILTER (WHERE a.v AND b.ip IS NOT NULL AND NOT b.x) AS no_longer_exchange,"
         " count(*) FILTER (WHERE b.v AND (a.ip IS NULL OR NOT a.v)) AS newly_vulnerable"
-        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port"
-        " GROUP BY 1 HAVING vulnerable_a + vulnerable_b > 0"
-        " ORDER BY vulnerable_a DESC, vulnerable_b DESC, 1 NULLS LAST",
+        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port GROUP BY 1)"
+        " SELECT * FROM g WHERE vulnerable_a + vulnerable_b > 0"
+        " ORDER BY vulnerable_a DESC, vulnerable_b DESC, key NULLS LAST",
         [scan_a, scan_b],
-    ).fetchall()
+    )
     out = []
     for k, *counts in rows:
-        name = (country_name(k) if k else "unknown") if by == "country" else None
-        out.append(DiffRow(k, name, *(int(c) for c in counts)))
+        value: str | int | None = k
+        name = None
+        if by == "country":
+            name = country_name(k) if k else "unknown"
+        elif by == "asn" and k is not None:
+            value = int(k)
+        out.append(DiffRow(value, name, *(int(c) for c in counts)))
     return out
 
 
 def host_changes(
-    con: duckdb.DuckDBPyConnection, scan_a: str, scan_b: str, *, limit: int = 10_000
+    store: Store, scan_a: str, scan_b: str, *, limit: int = 10_000
 ) -> list[dict[str, Any]]:
     """Hosts whose state differs between A and B (vulnerable/patched/other/not-seen)."""
     state = (
         "CASE WHEN {t}.ip IS NULL THEN 'not-seen' WHEN {t}.v THEN 'vulnerable'"
         " WHEN {t}.x THEN 'patched' ELSE 'other' END"
     )
-    rows = con.execute(
-        f"WITH a AS ({_side(1, 'country')}), b AS ({_side(2, 'country')})"
+    rows = store.query(
+        f"WITH a AS ({_side('country')}), b AS ({_side('country')}), c AS ("
         " SELECT coalesce(a.ip, b.ip) AS ip, coalesce(a.port, b.port) AS port,"
-        f" coalesce(b.k, a.k) AS country, {state.format(t='a')} AS before,"
+        " coalesce(a.ip_sort, b.ip_sort) AS ip_sort,"
+        f" {_GROUP_OF} AS country, {state.format(t='a')} AS before,"
         f" {state.format(t='b')} AS after"
-        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port"
-        " WHERE (a.v OR b.v) AND before <> after ORDER BY before, after, ip, port"
-        f" LIMIT {int(limit)}",
-        [resolve_scan(con, scan_a), resolve_scan(con, scan_b)],
-    ).fetchall()
+        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port WHERE (a.v OR b.v))"
+        " SELECT ip, port, country, before, after FROM c WHERE before <> after"
+        f" ORDER BY before, after, ip_sort, port LIMIT {int(limit)}",
+        [resolve_scan(store, scan_a), resolve_scan(store, scan_b)],
+    )
     keys = ("ip", "port", "country", "before", "after")
     return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
-def _iso(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        # Naive values are UTC: the store sets the session time zone to UTC.
-        return value.replace(tzinfo=None).isoformat() + "Z"
-    return str(value)
 
 
 __all__ = [
@@ -259,4 +297,5 @@ __all__ = [
     "host_changes",
     "host_history",
     "scan_trend",
+    "shard_completeness",
 ]

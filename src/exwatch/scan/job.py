@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import json
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +50,31 @@ class ScanJob:
     user_agent: str | None = None
     workers: int = 1
     extra_probes: list[str] = field(default_factory=list)  # non-default probes, by id
+    scan_id: str | None = None  # a census shared by several shards/machines (--scan-id)
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not)."""
         p = asdict(self)
-        for key in ("resume", "workers"):
+        for key in ("resume", "workers", "scan_id"):
             p.pop(key)
         p["specs"] = [s.text if isinstance(s, Spec) else s for s in self.specs]
-        p["shard"] = f"{self.shard[0] + 1}/{self.shard[1]}"
+        p["shard"] = self.part
         return p
+
+    @property
+    def part(self) -> str:
+        return f"{self.shard[0] + 1}/{self.shard[1]}"
+
+    def census_id(self, day: str | None = None) -> str:
+        """The id every shard of one census shares when no --scan-id is given: the UTC day
+        it starts plus a digest of what defines the census (targets, exclusions, seed, port,
+        probe settings), not of what differs between shards (shard, output, store)."""
+        p = self.params()
+        for key in ("shard", "output", "db"):
+            p.pop(key, None)
+        digest = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()
+        stamp = day or datetime.now(UTC).strftime("%Y%m%d")
+        return f"census-{stamp}-{digest[:10]}"
 
 
 @dataclass(slots=True)
@@ -176,17 +196,28 @@ async def _run_here(
             progress_task.cancel()
 
 
+def _store_note(message: str) -> None:
+    print(f"exwatch: {message}", file=sys.stderr, flush=True)
+
+
 def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = None) -> ScanSummary:
     """Run a scan to completion (or Ctrl-C / SIGTERM, which keep everything found so far)."""
-    from exwatch.store import Store
+    from exwatch.store import open_store
+    from exwatch.store.rows import valid_scan_id
 
     space = build_space(job)
     if job.workers < 1:
         raise UsageError("--workers must be at least 1")
-    store = Store.open(job.db) if job.db else None
+    if job.scan_id is not None and not valid_scan_id(job.scan_id):
+        raise UsageError(f"--scan-id {job.scan_id!r}: letters, digits and . _ : @ + - only")
+    # Transient: a DuckDB store is opened per batch, so reports can read it during the scan.
+    store = open_store(job.db, transient=True, on_wait=_store_note) if job.db else None
     try:
         resumed = False
         done: set[tuple[str, int]] = set()
+        total = space.shard_count(job.shard)
+        part = job.part
+        shared = job.scan_id or (job.census_id() if job.shard[1] > 1 else None)
         if job.resume:
             if store is None:
                 raise UsageError("--resume needs --db (the store remembers what was scanned)")
@@ -195,18 +226,24 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
                 raise UsageError(
                     "--resume: no interrupted scan with the same targets and options in the store"
                 )
-            scan_id = previous
-            store.resume_scan(scan_id)
+            scan_id, part = previous
+            store.resume_scan(scan_id, part)
             done = set(store.done_targets(scan_id))
             resumed = True
         elif store is not None:
-            scan_id = store.start_scan(job.params(), tool_version=__version__)
+            scan_id = store.start_scan(
+                job.params(), scan_id=shared, part=part, targets=total, tool_version=__version__
+            )
         else:
-            scan_id = uuid.uuid4().hex
-        total = space.shard_count(job.shard)
+            scan_id = shared or uuid.uuid4().hex
         tally = Tally()
         progress = (lambda: on_progress(tally, total)) if on_progress is not None else None
-        options = RunOptions(concurrency=job.concurrency, rate=job.rate, timeout=job.timeout)
+        options = RunOptions(
+            concurrency=job.concurrency,
+            rate=job.rate,
+            timeout=job.timeout,
+            shard=part if job.shard[1] > 1 else None,
+        )
         jsonl = open_jsonl(Path(job.output) if job.output else None, append=resumed)
         try:
             if job.workers == 1:
@@ -239,7 +276,7 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
         if progress is not None:
             progress()
         if store is not None:
-            store.finish_scan(scan_id, "interrupted" if interrupted else "finished")
+            store.finish_scan(scan_id, "interrupted" if interrupted else "finished", part=part)
         return ScanSummary(scan_id, total, tally, interrupted, resumed, job.output, job.db)
     finally:
         if store is not None:

@@ -157,6 +157,7 @@ class RunOptions:
     resolve_timeout: float = 5.0
     timeout: float = 5.0  # the per-phase timeout, to judge whether a timeout can be trusted
     distrust: float = 0.25  # retry a timeout when the loop lagged this share of the timeout
+    shard: str | None = None  # "i/N", stamped on every record of a sharded census
 
 
 # Outcomes that a starved event loop can fake; anything else is the network's answer.
@@ -185,6 +186,8 @@ async def run_targets(
 
     def emit(record: dict[str, Any]) -> None:
         record["scan_id"] = scan_id
+        if options.shard is not None:
+            record["shard"] = options.shard
         tally.count(record)
         writer.add(record)
 

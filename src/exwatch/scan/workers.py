@@ -117,6 +117,7 @@ def run_workers(
         resolve_timeout=options.resolve_timeout,
         timeout=options.timeout,
         distrust=options.distrust,
+        shard=options.shard,
     )
     procs = [
         ctx.Process(

@@ -1,167 +1,233 @@
-"""DuckDB schema of the result store and the SQL that turns a JSON record into a typed row.
+"""The store's tables, written once in portable types and spelled per backend, and migrations.
 
-`results` keeps typed columns for grouping (status, build, vulnerable, country-ready ip...)
-and the whole record as JSON, so nothing in a record is ever lost.  Record identity is
-(scan_id, ip, port, ts); ingest skips rows already present.  There is no primary key on
-`results`: DuckDB's ART index makes bulk appends slower and memory-hungry, and the
-anti-join at ingest time does the same job.
+Schema 2 (this one) differs from schema 1 (DuckDB only, exwatch up to 0.1) in that verdict
+maps are arrays (`vulnerable_cves`, `patched_cves`, `undetermined_cves`, `cve_ids`) instead of
+a DuckDB MAP, the report fields once read from the record JSON are columns, results carry the
+shard that wrote them, and enrichment records the options it was made with (`enrich_profiles`)
+and feeds a per-scan pre-aggregation (`rollup`) so reports read a few hundred rows, not 10 M.
+
+Tables
+  meta            key/value: schema_version
+  scans           one census (all its shards); origin scan|ingest; enrich_generation counts
+                  enrichment changes, so a stale rollup is seen without counting rows
+  scan_parts      one row per shard scanned into this store: targets, status, times
+  results         one row per target address and scan; the whole record as JSON
+  ingested_files  SHA-256 of every file ingested (a file is loaded once)
+  enrich_profiles the options and sources an enrichment used
+  enrichment      country, AS, organisation, sector per answering result, verdict columns copied
+  rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
+  rollup_state    the enrich_generation each scan's rollup was built from
 """
-
-# ruff: noqa: S608
-# (every statement here is built from constants at import time; values are bound parameters)
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from collections.abc import Sequence
 
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (
-    key VARCHAR PRIMARY KEY,
-    value VARCHAR
-);
-CREATE TABLE IF NOT EXISTS scans (
-    scan_id VARCHAR PRIMARY KEY,
-    name VARCHAR,
-    origin VARCHAR NOT NULL,          -- 'scan' (run here) or 'ingest' (loaded from JSONL)
-    params JSON,
-    tool_version VARCHAR,
-    status VARCHAR NOT NULL,          -- running | finished | interrupted | ingested
-    started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ,
-    counts JSON                       -- {status: rows}, filled by finish_scan / ingest
-);
-CREATE TABLE IF NOT EXISTS results (
-    scan_id VARCHAR NOT NULL,
-    ip VARCHAR NOT NULL,
-    port INTEGER NOT NULL,
-    hostname VARCHAR,
-    ts TIMESTAMPTZ NOT NULL,
-    duration_ms DOUBLE,
-    status VARCHAR NOT NULL,
-    error VARCHAR,
-    is_exchange BOOLEAN NOT NULL,
-    build VARCHAR,
-    precision VARCHAR,
-    product VARCHAR,
-    cu VARCHAR,
-    su VARCHAR,
-    eol BOOLEAN,
-    known BOOLEAN,
-    sources VARCHAR[],
-    cves MAP(VARCHAR, VARCHAR),
-    vulnerable BOOLEAN NOT NULL,      -- any CVE verdict is 'vulnerable'
-    vulnerable_cves VARCHAR[],
-    http_status INTEGER,
-    server VARCHAR,
-    tls_subject_cn VARCHAR,
-    tls_issuer VARCHAR,
-    tls_not_after VARCHAR,
-    tls_sha256 VARCHAR,
-    ntlm_dns_domain VARCHAR,
-    ntlm_dns_computer VARCHAR,
-    ntlm_netbios_domain VARCHAR,
-    record JSON NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ingested_files (
-    sha256 VARCHAR PRIMARY KEY,
-    path VARCHAR,
-    ingested_at TIMESTAMPTZ,
-    lines BIGINT,
-    new_rows BIGINT,
-    duplicates BIGINT,
-    bad_lines BIGINT
-);
-"""
+from exwatch.store.dialect import Dialect
 
-# One JSON parse per record: json_transform yields NULL for fields of the wrong type, so a
-# hostile or buggy record degrades to NULL columns instead of failing the batch.
-_SHAPE = (
-    '{"scan_id": "VARCHAR", "ip": "VARCHAR", "port": "INTEGER", "hostname": "VARCHAR",'
-    ' "timestamp": "VARCHAR", "duration_ms": "DOUBLE", "status": "VARCHAR", "error": "VARCHAR",'
-    ' "exchange": {"build": "VARCHAR", "precision": "VARCHAR", "product": "VARCHAR",'
-    ' "cu": "VARCHAR", "su": "VARCHAR", "eol": "BOOLEAN", "known": "BOOLEAN",'
-    ' "sources": ["VARCHAR"]},'
-    ' "cves": "MAP(VARCHAR, VARCHAR)", "http_status": "INTEGER",'
-    ' "headers": {"server": "VARCHAR"},'
-    ' "tls": {"subject_cn": "VARCHAR", "issuer": "VARCHAR", "not_after": "VARCHAR",'
-    ' "sha256": "VARCHAR"},'
-    ' "ntlm": {"dns_domain": "VARCHAR", "dns_computer": "VARCHAR",'
-    ' "netbios_domain": "VARCHAR"}}'
+SCHEMA_VERSION = 2
+
+Column = tuple[str, str]  # (name, portable type)
+
+SCANS: list[Column] = [
+    ("scan_id", "text"),
+    ("name", "text"),
+    ("origin", "text"),
+    ("params", "json"),
+    ("tool_version", "text"),
+    ("status", "text"),
+    ("started_at", "ts"),
+    ("finished_at", "ts"),
+    ("counts", "json"),
+    ("enrich_generation", "bigint"),
+    ("answered", "bigint"),  # results with status success, kept up to date by every load
+    ("enriched", "bigint"),  # enrichment rows; equal to `answered` when nothing is missing
+]
+
+SCAN_PARTS: list[Column] = [
+    ("scan_id", "text"),
+    ("part", "text"),  # "i/N"
+    ("shard_count", "int"),
+    ("targets", "bigint"),
+    ("status", "text"),
+    ("started_at", "ts"),
+    ("finished_at", "ts"),
+    ("host", "text"),
+    ("params", "json"),
+]
+
+RESULTS: list[Column] = [
+    ("scan_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("hostname", "text"),
+    ("ts", "ts"),
+    ("duration_ms", "double"),
+    ("status", "text"),
+    ("error", "text"),
+    ("is_exchange", "bool"),
+    ("build", "text"),
+    ("precision", "text"),
+    ("product", "text"),
+    ("cu", "text"),
+    ("su", "text"),
+    ("eol", "bool"),
+    ("known", "bool"),
+    ("sources", "text[]"),
+    ("vulnerable", "bool"),
+    ("vulnerable_cves", "text[]"),
+    ("patched_cves", "text[]"),
+    ("undetermined_cves", "text[]"),
+    ("cve_ids", "text[]"),
+    ("http_status", "int"),
+    ("server", "text"),
+    ("tls_subject_cn", "text"),
+    ("tls_subject", "text"),
+    ("tls_issuer", "text"),
+    ("tls_not_after", "text"),
+    ("tls_sha256", "text"),
+    ("ntlm_dns_domain", "text"),
+    ("ntlm_dns_computer", "text"),
+    ("ntlm_netbios_domain", "text"),
+    ("ntlm_netbios_computer", "text"),
+    ("x_feserver", "text"),
+    ("shard", "text"),
+    ("record", "json"),
+]
+RESULT_COLUMNS = [name for name, _ in RESULTS]
+
+INGESTED_FILES: list[Column] = [
+    ("sha256", "text"),
+    ("path", "text"),
+    ("ingested_at", "ts"),
+    ("lines", "bigint"),
+    ("new_rows", "bigint"),
+    ("duplicates", "bigint"),
+    ("bad_lines", "bigint"),
+]
+
+ENRICH_PROFILES: list[Column] = [
+    ("profile_id", "text"),
+    ("options", "json"),
+    ("sources", "json"),
+    ("created_at", "ts"),
+]
+
+ENRICHMENT: list[Column] = [
+    ("scan_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("ts", "ts"),
+    ("ip_sort", "text"),
+    ("country", "text"),
+    ("country_source", "text"),
+    ("asn", "bigint"),
+    ("as_name", "text"),
+    ("asn_source", "text"),
+    ("organisation", "text"),
+    ("sector", "text"),
+    ("matched_by", "text"),
+    ("confidence", "text"),
+    ("ptr", "text"),
+    ("status", "text"),
+    ("is_exchange", "bool"),
+    ("vulnerable", "bool"),
+    ("eol", "bool"),
+    ("build", "text"),
+    ("product", "text"),
+    ("cu", "text"),
+    ("vulnerable_cves", "text[]"),
+    ("patched_cves", "text[]"),
+    ("undetermined_cves", "text[]"),
+    ("cve_ids", "text[]"),
+    ("evidence", "json"),
+    ("enriched_at", "ts"),
+    ("profile_id", "text"),
+]
+ENRICHMENT_COLUMNS = [name for name, _ in ENRICHMENT]
+
+ROLLUP: list[Column] = [
+    ("scan_id", "text"),
+    ("dim", "text"),  # country | asn | sector | organisation | version | cve
+    ("country", "text"),
+    ("key", "text"),
+    ("label", "text"),
+    ("hosts", "bigint"),
+    ("exchange", "bigint"),
+    ("vulnerable", "bigint"),
+    ("eol", "bigint"),
+    ("patched", "bigint"),
+    ("undetermined", "bigint"),
+]
+ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
+
+ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
+
+TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
+    # name: (columns, primary key)
+    "meta": ([("key", "text"), ("value", "text")], ("key",)),
+    "scans": (SCANS, ("scan_id",)),
+    "scan_parts": (SCAN_PARTS, ("scan_id", "part")),
+    "results": (RESULTS, ()),
+    "ingested_files": (INGESTED_FILES, ("sha256",)),
+    "enrich_profiles": (ENRICH_PROFILES, ("profile_id",)),
+    "enrichment": (ENRICHMENT, ()),
+    "rollup": (ROLLUP, ()),
+    "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+}
+
+_NOT_NULL = {
+    "scans": {"scan_id", "origin", "status"},
+    "results": {"scan_id", "ip", "port", "ts", "status", "is_exchange", "vulnerable", "record"},
+    "enrichment": {"scan_id", "ip", "port", "ts"},
+}
+
+_COUNTERS = {"enrich_generation", "answered", "enriched"}
+
+# No indexes on DuckDB: its zone maps serve scans, and ART indexes slow bulk appends and cost
+# memory.  PostgreSQL needs them for the ingest anti-join, resume and per-scan reads.
+POSTGRES_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
+    "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
+    "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
 )
 
-# `staged(j JSON)` -> rows of `results` (NULL ip/port/ts rows are filtered by the caller).
-# $1 is the scan_id used when a record carries none.
-TYPED_SELECT = f"""
-SELECT
-    coalesce(r.scan_id, $1) AS scan_id,
-    r.ip AS ip,
-    r.port AS port,
-    r.hostname AS hostname,
-    TRY_CAST(r.timestamp AS TIMESTAMPTZ) AS ts,
-    r.duration_ms AS duration_ms,
-    coalesce(r.status, 'unknown-error') AS status,
-    r.error AS error,
-    coalesce(json_type(j, '$.exchange') = 'OBJECT', false) AS is_exchange,
-    r.exchange.build AS build,
-    r.exchange.precision AS precision,
-    r.exchange.product AS product,
-    r.exchange.cu AS cu,
-    r.exchange.su AS su,
-    r.exchange.eol AS eol,
-    r.exchange.known AS known,
-    r.exchange.sources AS sources,
-    r.cves AS cves,
-    coalesce(list_contains(map_values(r.cves), 'vulnerable'), false) AS vulnerable,
-    list_sort([e.key FOR e IN map_entries(r.cves) IF e.value = 'vulnerable']) AS vulnerable_cves,
-    r.http_status AS http_status,
-    r.headers.server AS server,
-    r.tls.subject_cn AS tls_subject_cn,
-    r.tls.issuer AS tls_issuer,
-    r.tls.not_after AS tls_not_after,
-    r.tls.sha256 AS tls_sha256,
-    r.ntlm.dns_domain AS ntlm_dns_domain,
-    r.ntlm.dns_computer AS ntlm_dns_computer,
-    r.ntlm.netbios_domain AS ntlm_netbios_domain,
-    j AS record
-FROM (SELECT j, json_transform(j, '{_SHAPE}') AS r FROM staged
-      WHERE j IS NOT NULL AND json_type(j) = 'OBJECT')
-"""
 
-RESULT_COLUMNS = (
-    "scan_id, ip, port, hostname, ts, duration_ms, status, error, is_exchange, build, precision,"
-    " product, cu, su, eol, known, sources, cves, vulnerable, vulnerable_cves, http_status,"
-    " server, tls_subject_cn, tls_issuer, tls_not_after, tls_sha256, ntlm_dns_domain,"
-    " ntlm_dns_computer, ntlm_netbios_domain, record"
-)
+def create_table(dialect: Dialect, name: str) -> str:
+    columns, key = TABLES[name]
+    not_null = _NOT_NULL.get(name, set())
+    parts = [
+        f"{col} {dialect.type(kind)}"
+        + (" NOT NULL" if col in not_null or col in key else "")
+        + (" DEFAULT 0" if col in _COUNTERS else "")
+        for col, kind in columns
+    ]
+    if key:
+        parts.append(f"PRIMARY KEY ({', '.join(key)})")
+    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(parts)})"
 
-_VALID = " WHERE ip IS NOT NULL AND port IS NOT NULL AND ts IS NOT NULL AND scan_id IS NOT NULL"
 
-# The scanner's own batches: straight in, no materialised intermediate.  $1: default scan_id.
-INSERT_DIRECT = f"INSERT INTO results ({RESULT_COLUMNS}) SELECT * FROM ({TYPED_SELECT}){_VALID}"
+def create_all(dialect: Dialect) -> list[str]:
+    statements = [create_table(dialect, name) for name in TABLES]
+    if dialect.name == "postgresql":
+        statements.extend(POSTGRES_INDEXES)
+    return statements
 
-# Ingest: materialise typed rows (to count and dedup), then insert the new ones only,
-# skipping rows already stored and repeats inside the file itself.
-CREATE_TYPED = f"CREATE OR REPLACE TEMP TABLE typed AS SELECT * FROM ({TYPED_SELECT}){_VALID}"
-INSERT_NEW_FROM_TYPED = (
-    f"INSERT INTO results ({RESULT_COLUMNS}) SELECT {RESULT_COLUMNS} FROM typed t"
-    " WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.scan_id = t.scan_id AND r.ip = t.ip"
-    " AND r.port = t.port AND r.ts = t.ts)"
-    " QUALIFY row_number() OVER (PARTITION BY scan_id, ip, port, ts) = 1"
-)
 
-EXPORT_ALL = "COPY (SELECT * FROM results) TO $path (FORMAT parquet, COMPRESSION zstd)"
-EXPORT_SCAN = (
-    "COPY (SELECT * FROM results WHERE scan_id = $scan) TO $path (FORMAT parquet, COMPRESSION zstd)"
-)
+def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
+    return {name: dialect.type(kind) for name, kind in columns}
+
 
 __all__ = [
-    "CREATE_TYPED",
-    "DDL",
-    "EXPORT_ALL",
-    "EXPORT_SCAN",
-    "INSERT_DIRECT",
-    "INSERT_NEW_FROM_TYPED",
+    "ENRICHMENT",
+    "ENRICHMENT_COLUMNS",
+    "RESULTS",
     "RESULT_COLUMNS",
+    "ROLLUP",
+    "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
-    "TYPED_SELECT",
+    "TABLES",
+    "column_types",
+    "create_all",
+    "create_table",
 ]
