@@ -1,4 +1,5 @@
-"""A real DuckDB store holding three ingested scans, enriched offline with a constituency."""
+"""A real store (DuckDB file, then PostgreSQL) holding three ingested scans, enriched offline
+with a constituency: every report test runs on both backends."""
 
 from __future__ import annotations
 
@@ -8,23 +9,30 @@ import pytest
 
 from exwatch.cli import main
 from tests.report.records import CONSTITUENCY, three_scans, write_jsonl
+from tests.store.backends import BACKENDS, new_target, pg_database  # noqa: F401  (fixture)
 
 
-def build_store(folder: Path, *, hostile: bool = False) -> tuple[Path, Path]:
-    db = folder / "store.duckdb"
+def build_store(
+    folder: Path, backend: str, request: pytest.FixtureRequest, *, hostile: bool = False
+) -> tuple[str, Path]:
+    db = new_target(backend, folder, request, "store")
     constituency = folder / "constituency.csv"
     constituency.write_text(CONSTITUENCY, encoding="utf-8")
     paths = write_jsonl(folder, three_scans(hostile))
-    assert main(["ingest", "--db", str(db), *map(str, paths)]) == 0
-    assert main(["enrich", "--db", str(db), "--constituency", str(constituency)]) == 0
+    assert main(["ingest", "--db", db, *map(str, paths)]) == 0
+    assert main(["enrich", "--db", db, "--constituency", str(constituency)]) == 0
     return db, constituency
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_store(tmp_path_factory.mktemp("store"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[str, Path]:
+    return build_store(tmp_path_factory.mktemp("store"), request.param, request)
 
 
-@pytest.fixture(scope="module")
-def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_store(tmp_path_factory.mktemp("hostile"), hostile=True)
+@pytest.fixture(scope="module", params=BACKENDS)
+def hostile_store(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[str, Path]:
+    return build_store(tmp_path_factory.mktemp("hostile"), request.param, request, hostile=True)

@@ -93,19 +93,17 @@ def test_usage_errors(store, tmp_path):
     assert main(["report", "--db", str(db), "--scan", "nope"]) == 2
     assert main(["report", "--db", str(db), "--country", "Belgium"]) == 2
     assert main(["report", "--db", str(db), "--vulnerable-days", "3"]) == 2
-    assert main(["report", "--db", str(tmp_path / "empty.duckdb")]) == 2
+    assert main(["report", "--db", str(tmp_path / "none.duckdb")]) == 2
 
 
 def test_reenrich_adds_nothing_twice(store):
     db, constituency = store
     assert main(["enrich", "--db", str(db), "--constituency", str(constituency)]) == 0
-    import duckdb
+    from exwatch.store import open_store
 
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT count(*), count(DISTINCT (scan_id, ip, port, ts)) FROM enrichment"
-        ).fetchone()
-    finally:
-        con.close()
-    assert rows == (23, 23)
+    with open_store(db, read_only=True) as handle:
+        rows = handle.query(
+            "SELECT count(*), count(DISTINCT scan_id || ip || CAST(port AS VARCHAR))"
+            " FROM enrichment"
+        )
+    assert rows == [(23, 23)]

@@ -1,4 +1,4 @@
-"""Synthetic scan records per the shared record contract, for the store tests."""
+"""Synthetic scan records per the shared record contract, and a store on each backend."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from tests.store.backends import backend, db, pg_database  # noqa: F401  (fixtures)
 
 
 def make_record(

@@ -406,7 +406,7 @@ def sources(store: Store, scan_ids: Iterable[str] | None = None) -> dict[str, li
         )
         out[kind] = [str(r[0]) for r in rows if r[0] is not None]
     rows = store.query(
-        "SELECT DISTINCT p.sources FROM enrich_profiles p WHERE p.profile_id IN"
+        "SELECT p.sources FROM enrich_profiles p WHERE p.profile_id IN"
         f" (SELECT DISTINCT e.profile_id FROM enrichment e WHERE TRUE{where})",
         args,
     )

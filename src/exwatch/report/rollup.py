@@ -24,7 +24,7 @@ from exwatch.store import Store
 from exwatch.store.schema import ROLLUP
 
 DIMS = ("country", "asn", "sector", "organisation", "version", "cve")
-HIDDEN_BUILD = "?hidden"  # version key of Exchange hosts whose build is hidden
+HIDDEN_BUILD = "~hidden"  # version key of Exchange hosts whose build is hidden
 
 _GROUPS = f"""
 SELECT
