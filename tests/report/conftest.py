@@ -9,7 +9,13 @@ import pytest
 
 from exwatch.cli import main
 from tests.report.records import CONSTITUENCY, three_scans, write_jsonl
-from tests.store.backends import BACKENDS, new_target, pg_database  # noqa: F401  (fixture)
+from tests.store.backends import (  # noqa: F401  (fixtures)
+    BACKENDS,
+    backend,
+    db,
+    new_target,
+    pg_database,
+)
 
 
 def build_store(

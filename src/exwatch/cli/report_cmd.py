@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing, open_db
 from exwatch.errors import UsageError
 from exwatch.report import aggregate, enrichment, trends
+from exwatch.report.exports import neutralise
 from exwatch.store import Store
 from exwatch.untrusted import for_terminal
 
@@ -34,7 +36,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
     "host": [
         ("ip", "ip"), ("port", "port"), ("country", "cc"), ("build", "build"),
         ("first_seen", "first seen"), ("last_seen", "last seen"),
-        ("vulnerable_now", "vuln"), ("vulnerable_since", "vulnerable since"),
+        ("vulnerable_now", "vuln"), ("vulnerable_since", "since"),
         ("days_vulnerable", "days"), ("patched_transitions", "patched"),
         ("regressions", "regressed"),
     ],
@@ -46,8 +48,19 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
 }  # fmt: skip
 
+# Left out first when a table is wider than the screen.
+_DROP_ORDER = (
+    "regressions", "patched_transitions", "first_seen", "eol_pct", "exchange_pct",
+    "undetermined", "status", "eol", "complete_pct", "name", "started_at", "vulnerable_pct",
+    "build", "exchange", "port",
+)  # fmt: skip
+_DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}
+
 # Columns whose values must never be folded mid-value (an address cut in two misleads).
-_NO_WRAP = {"ip", "port", "key", "country", "scan_id", "build", "first_seen", "last_seen"}
+_NO_WRAP = {
+    "ip", "port", "key", "country", "scan_id", "build", "first_seen", "last_seen",
+    "vulnerable_since", "started_at", "shards",
+}  # fmt: skip
 
 
 def source_fields(store: Store, scan_ids: Sequence[str] | None) -> dict[str, str]:
@@ -86,32 +99,70 @@ def emit(
         )
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            # Spreadsheets run cells that start like a formula (OWASP's CSV injection rule).
+            writer.writerow({k: neutralise(_cell(v)) for k, v in row.items()})
         text = buffer.getvalue()
     else:
+        # Compact enough for 80 columns: no vertical rules, dates without their time, values
+        # that must stay whole (addresses, keys) never folded, and the least useful columns
+        # left out when the screen is too narrow for all (JSON and CSV keep every field).
+        console = (
+            Console(highlight=False)
+            if output is None
+            else Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
+        )
+        cells = [[for_terminal(_table_cell(c, row.get(c))) for c, _ in columns] for row in rows]
+        keep = fit_columns(columns, cells, console.width)
         table = Table(
             title=for_terminal(title, 300),
             caption=for_terminal(footnote, 400),
             caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
         )
-        for name, head in columns:
+        for i in keep:
+            name, head = columns[i]
             if name in _NO_WRAP:
-                table.add_column(head, no_wrap=True, overflow="ellipsis")
+                table.add_column(head, no_wrap=True)
             else:
                 table.add_column(head, overflow="fold")
-        for row in rows:
-            table.add_row(*(for_terminal(_cell(row.get(c))) for c, _ in columns))
-        if output is None:
-            Console(highlight=False).print(table)
-            return
-        console = Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
+        for line in cells:
+            table.add_row(*(line[i] for i in keep))
         console.print(table)
+        if output is None:
+            return
         text = console.file.getvalue()  # type: ignore[attr-defined]
     if output is None:
         click.echo(text, nl=False)
     else:
         with open(output, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+
+
+def fit_columns(columns: list[tuple[str, str]], cells: list[list[str]], width: int) -> list[int]:
+    """Indexes of the columns to show so that the table fits `width` characters."""
+    sizes = [
+        max([len(head), *(len(line[i]) for line in cells)]) for i, (_, head) in enumerate(columns)
+    ]
+    keep = list(range(len(columns)))
+
+    def total() -> int:
+        return sum(sizes[i] for i in keep) + 3 * len(keep) + 1  # rich's rules and padding
+
+    for name in _DROP_ORDER:
+        if total() <= width:
+            break
+        keep = [i for i in keep if columns[i][0] != name]
+    return keep
+
+
+def _table_cell(column: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = _cell(value)
+    if column in _DATES and len(text) >= 10:
+        return text[:10]  # the day; JSON and CSV keep the full time
+    return text
 
 
 def _cell(value: object) -> str:
