@@ -87,9 +87,9 @@ def test_a_census_without_answering_hosts_reports_empty_tables(
     assert main(["export", "--db", db]) == 0
     assert capsys.readouterr().out.splitlines() == [",".join(_shadowserver_columns())]
     for fmt in ("jsonl", "parquet"):
-        out = tmp_path / f"x.{fmt}"
-        assert main(["export", "--db", db, "--format", fmt, "-o", str(out)]) == 0
-        assert out.exists()
+        target = tmp_path / f"x.{fmt}"
+        assert main(["export", "--db", db, "--format", fmt, "-o", str(target)]) == 0
+        assert target.exists()
     assert main(["diff", "quiet", "quiet", "--db", db]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
