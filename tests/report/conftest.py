@@ -19,15 +19,15 @@ from tests.store.backends import (  # noqa: F401  (fixtures)
 
 
 def build_store(
-    folder: Path, backend: str, request: pytest.FixtureRequest, *, hostile: bool = False
+    folder: Path, kind: str, request: pytest.FixtureRequest, *, hostile: bool = False
 ) -> tuple[str, Path]:
-    db = new_target(backend, folder, request, "store")
+    target = new_target(kind, folder, request, "store")
     constituency = folder / "constituency.csv"
     constituency.write_text(CONSTITUENCY, encoding="utf-8")
     paths = write_jsonl(folder, three_scans(hostile))
-    assert main(["ingest", "--db", db, *map(str, paths)]) == 0
-    assert main(["enrich", "--db", db, "--constituency", str(constituency)]) == 0
-    return db, constituency
+    assert main(["ingest", "--db", target, *map(str, paths)]) == 0
+    assert main(["enrich", "--db", target, "--constituency", str(constituency)]) == 0
+    return target, constituency
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -107,3 +107,26 @@ def test_reenrich_adds_nothing_twice(store):
             " FROM enrichment"
         )
     assert rows == [(23, 23)]
+
+
+def test_rollup_counted_while_enriching_equals_a_full_build(store):
+    from exwatch.report import aggregate
+    from exwatch.store import open_store
+
+    db, _ = store
+    with open_store(db) as handle:
+        dims = ("country", "asn", "sector", "organisation", "version", "cve")
+        scans = handle.scan_ids()
+        built = {
+            (s, by): [r.to_json() for r in aggregate.group_counts(handle, s, by)]
+            for s in scans
+            for by in dims
+        }
+        assert handle.query("SELECT count(*) FROM rollup_state") == [(3,)]
+        handle.execute("DELETE FROM rollup_state")  # stale: the next report builds it in SQL
+        again = {
+            (s, by): [r.to_json() for r in aggregate.group_counts(handle, s, by)]
+            for s in scans
+            for by in dims
+        }
+    assert again == built

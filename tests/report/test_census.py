@@ -89,11 +89,13 @@ def test_readme_census_sequence_across_two_shards(lab: Lab, tmp_path: Path) -> N
         )  # fmt: skip
     records = [r for i in (1, 2) for r in _lines(tmp_path / f"shard{i}.jsonl")]
     ids = {str(r["scan_id"]) for r in records}
-    assert len(ids) == 1 and next(iter(ids)).startswith("census-")  # one census
+    assert len(ids) == 1
+    assert next(iter(ids)).startswith("census-")
     # ... brought together, then the README's sequence.
     run(["ingest", "shard1.jsonl", "shard2.jsonl", "--db", "census.duckdb"], tmp_path, env)
     by_country = run(["report", "--db", "census.duckdb", "--by", "country"], tmp_path, env).stdout
-    assert "BE" in by_country and "Belgium" in by_country
+    assert "BE" in by_country
+    assert "Belgium" in by_country
     sectors = run(
         ["report", "--db", "census.duckdb", "--country", "BE", "--by", "sector",
          "--constituency", "be-constituency.csv"],
@@ -111,7 +113,8 @@ def test_readme_census_sequence_across_two_shards(lab: Lab, tmp_path: Path) -> N
     (be,) = (tmp_path / "out").iterdir()
     assert be.name.endswith("-scan_exchange-be.csv")
     rows = list(csv.DictReader(be.read_text(encoding="utf-8").splitlines()))
-    assert rows and {r["geo"] for r in rows} == {"BE"}
+    assert rows
+    assert {r["geo"] for r in rows} == {"BE"}
     assert "municipality" in {r["sector"] for r in rows}
     # One census: the whole lab but the excluded address, both shards present.
     trend = json.loads(
@@ -166,11 +169,11 @@ def test_two_shards_write_one_postgresql_census_at_once(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in (1, 2)
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     trend = json.loads(
         run(["report", "--db", db, "--by", "scan", "--format", "json"], tmp_path, env).stdout

@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from exwatch.report import rollup
 from exwatch.store import Store
 from exwatch.store.base import now
 from exwatch.store.dialect import Dialect
 from exwatch.store.rows import ip_sort_key, parse_timestamp
-from exwatch.store.schema import ENRICHMENT
+from exwatch.store.schema import ENRICHMENT, ENRICHMENT_COLUMNS
 
 _COPIED = (
     "status, is_exchange, vulnerable, eol, build, product, cu, vulnerable_cves, patched_cves,"
@@ -268,6 +269,8 @@ def _delete_scan(store: Store, scan_id: str) -> None:
     with store.transaction():
         store.lock(f"enrich:{scan_id}")
         store.execute("DELETE FROM enrichment WHERE scan_id = ?", [scan_id])
+        store.execute("DELETE FROM rollup WHERE scan_id = ?", [scan_id])
+        store.execute("DELETE FROM rollup_state WHERE scan_id = ?", [scan_id])
         store.execute("UPDATE scans SET enriched = 0 WHERE scan_id = ?", [scan_id])
         store.bump_generation([scan_id])
 
@@ -280,25 +283,38 @@ def enrich_rows(
     *,
     batch: int = 20_000,
 ) -> EnrichOutcome:
-    """Enrich every answering result of these scans that lacks a row."""
+    """Enrich every answering result of these scans that lacks a row.
+
+    One transaction per scan, under the scan's lock: two commands enriching the same scan
+    at once (PostgreSQL) never enrich a row twice.  The rows are counted into the scan's
+    rollup as they are written."""
     outcome = EnrichOutcome()
-    where, args = _scan_where(scan_ids)
     d = store.dialect
-    pending: list[tuple[Any, ...]] = []
-    for row in store.stream(
-        _MISSING.format(
-            select=f"r.scan_id, r.ip, r.port, {d.iso('r.ts', micro=True)}, {_COPIED}",
-            where=where,
-        ),
-        args,
-        batch,
-    ):
-        pending.append(row)
-        if len(pending) >= batch:
-            _write_batch(store, enricher, profile_id, pending, outcome)
-            pending = []
-    if pending:
-        _write_batch(store, enricher, profile_id, pending, outcome)
+    for scan_id in scan_ids:
+        with store.transaction():
+            store.lock(f"enrich:{scan_id}")
+            enriched_before = store.scalar(
+                "SELECT coalesce(enriched, 0) FROM scans WHERE scan_id = ?", [scan_id]
+            )
+            fresh = not enriched_before or rollup.is_current(store, scan_id)
+            acc = rollup.Accumulator()
+            pending: list[tuple[Any, ...]] = []
+            for row in store.stream(
+                _MISSING.format(
+                    select=f"r.scan_id, r.ip, r.port, {d.iso('r.ts', micro=True)}, {_COPIED}",
+                    where=" AND r.scan_id = ?",
+                ),
+                [scan_id],
+                batch,
+            ):
+                pending.append(row)
+                if len(pending) >= batch:
+                    _write_batch(store, enricher, profile_id, pending, outcome, acc)
+                    pending = []
+            if pending:
+                _write_batch(store, enricher, profile_id, pending, outcome, acc)
+            if acc.cells:
+                rollup.add(store, scan_id, acc, fresh=fresh)
     return outcome
 
 
@@ -316,6 +332,7 @@ def _write_batch(
     profile_id: str,
     rows: list[tuple[Any, ...]],
     outcome: EnrichOutcome,
+    acc: rollup.Accumulator,
 ) -> None:
     records: list[dict[str, Any]] = []
     for row in rows:
@@ -336,9 +353,9 @@ def _write_batch(
     per_scan: dict[str, int] = {}
     for row in rows:
         per_scan[str(row[0])] = per_scan.get(str(row[0]), 0) + 1
+    for values in typed:
+        acc.add(dict(zip(ENRICHMENT_COLUMNS, values, strict=True)))
     with store.transaction():
-        for scan_id in sorted(per_scan):
-            store.lock(f"enrich:{scan_id}")
         store.bulk_insert("enrichment", ENRICHMENT, typed)
         for scan_id, n in per_scan.items():
             store.execute(

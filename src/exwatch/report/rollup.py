@@ -56,26 +56,21 @@ GROUP BY GROUPING SETS ((country), (country, asn), (country, sector), (country, 
                         (country, vkey))
 """
 
+# One pass over the scan: each assessed CVE of each Exchange host, with its verdict.
 _CVES = """
 SELECT 'cve' AS dim, country, cve AS key, NULL AS label,
-       count(*) FILTER (WHERE verdict = 'any') AS hosts,
-       count(*) FILTER (WHERE verdict = 'any') AS exchange,
-       count(*) FILTER (WHERE verdict = 'vulnerable') AS vulnerable,
-       count(*) FILTER (WHERE verdict = 'vulnerable' AND eol) AS eol,
-       count(*) FILTER (WHERE verdict = 'patched') AS patched,
-       count(*) FILTER (WHERE verdict = 'undetermined') AS undetermined
+       count(*) AS hosts, count(*) AS exchange,
+       count(*) FILTER (WHERE verdict = 'v') AS vulnerable,
+       count(*) FILTER (WHERE verdict = 'v' AND eol) AS eol,
+       count(*) FILTER (WHERE verdict = 'p') AS patched,
+       count(*) FILTER (WHERE verdict = 'u') AS undetermined
 FROM (
-    SELECT country, coalesce(eol, FALSE) AS eol, unnest(cve_ids) AS cve, 'any' AS verdict
-        FROM enrichment WHERE scan_id = ? AND is_exchange
-    UNION ALL
-    SELECT country, coalesce(eol, FALSE), unnest(vulnerable_cves), 'vulnerable'
-        FROM enrichment WHERE scan_id = ? AND is_exchange
-    UNION ALL
-    SELECT country, coalesce(eol, FALSE), unnest(patched_cves), 'patched'
-        FROM enrichment WHERE scan_id = ? AND is_exchange
-    UNION ALL
-    SELECT country, coalesce(eol, FALSE), unnest(undetermined_cves), 'undetermined'
-        FROM enrichment WHERE scan_id = ? AND is_exchange
+    SELECT country, eol, cve,
+           CASE WHEN {vulnerable} THEN 'v' WHEN {patched} THEN 'p'
+                WHEN {undetermined} THEN 'u' ELSE 'n' END AS verdict
+    FROM (SELECT country, coalesce(eol, FALSE) AS eol, vulnerable_cves, patched_cves,
+                 undetermined_cves, unnest(cve_ids) AS cve
+          FROM enrichment WHERE scan_id = ? AND is_exchange) u
 ) c
 GROUP BY country, cve
 """
@@ -87,40 +82,134 @@ _MEMORY: dict[tuple[int, str], list[RollupRow]] = {}
 
 
 def _compute(store: Store, scan_id: str) -> list[RollupRow]:
-    groups = store.query(_GROUPS, [scan_id])
+    d = store.dialect
+    with store.transaction():
+        store.tune_for_aggregation()
+        groups = store.query(_GROUPS, [scan_id])
+        cves = _CVES.format(
+            vulnerable=d.array_has("vulnerable_cves", "cve"),
+            patched=d.array_has("patched_cves", "cve"),
+            undetermined=d.array_has("undetermined_cves", "cve"),
+        )
+        extra = store.query(cves, [scan_id])
     # Grouping sets give every set's rows; keep the version rows of Exchange hosts only.
     rows = [r for r in groups if not (r[0] == "version" and r[2] is None)]
-    rows.extend(store.query(_CVES, [scan_id] * 4))
+    rows.extend(extra)
     return [(scan_id, *r) for r in rows]
+
+
+class Accumulator:
+    """The rollup of rows as they are enriched (so a new scan's rollup costs no extra pass).
+
+    Same arithmetic as _GROUPS and _CVES, in Python, over enrichment rows as written."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str | None, str | None], list[Any]] = {}
+
+    def _add(
+        self, dim: str, country: str | None, key: str | None, label: str | None,
+        counts: tuple[int, int, int, int, int, int],
+    ) -> None:  # fmt: skip
+        cell = self.cells.get((dim, country, key))
+        if cell is None:
+            self.cells[(dim, country, key)] = [label, *counts]
+            return
+        if label is not None and (cell[0] is None or label < cell[0]):
+            cell[0] = label
+        for i, n in enumerate(counts, start=1):
+            cell[i] += n
+
+    def add(self, row: dict[str, Any]) -> None:
+        """One enrichment row, as a dict of ENRICHMENT columns."""
+        x = bool(row["is_exchange"])
+        v = x and bool(row["vulnerable"])
+        eol = x and bool(row["eol"])
+        counts = (1, int(x), int(v), int(eol), 0, 0)
+        country = row["country"]
+        asn = row["asn"]
+        self._add("country", country, country, None, counts)
+        self._add("asn", country, None if asn is None else str(asn), row["as_name"], counts)
+        self._add("sector", country, row["sector"] or "unknown", None, counts)
+        self._add("organisation", country, row["organisation"], row["sector"], counts)
+        if x:
+            label = " ".join(p for p in (row["product"], row["cu"]) if p is not None)
+            self._add(
+                "version",
+                country,
+                row["build"] or HIDDEN_BUILD,
+                label,
+                (1, 1, int(v), int(eol), 0, 0),
+            )
+            vulnerable = set(row["vulnerable_cves"] or ())
+            patched = set(row["patched_cves"] or ())
+            undetermined = set(row["undetermined_cves"] or ())
+            for cve in row["cve_ids"] or ():
+                hit = cve in vulnerable
+                self._add(
+                    "cve", country, cve, None,
+                    (1, 1, int(hit), int(hit and eol), int(not hit and cve in patched),
+                     int(not hit and cve not in patched and cve in undetermined)),
+                )  # fmt: skip
+
+    def rows(self, scan_id: str) -> list[RollupRow]:
+        return [
+            (scan_id, dim, country, key, *cell) for (dim, country, key), cell in self.cells.items()
+        ]
+
+
+def is_current(store: Store, scan_id: str) -> bool:
+    built = store.scalar("SELECT generation FROM rollup_state WHERE scan_id = ?", [scan_id])
+    generation = store.scalar(
+        "SELECT coalesce(enrich_generation, 0) FROM scans WHERE scan_id = ?", [scan_id]
+    )
+    return built is not None and generation is not None and int(built) == int(generation)
+
+
+def add(store: Store, scan_id: str, acc: Accumulator, *, fresh: bool) -> None:
+    """Fold newly enriched rows into the scan's rollup, inside the caller's transaction.
+
+    `fresh`: the rollup was current before these rows, or the scan had no enrichment at all
+    (then these rows are all of it).  Otherwise the rollup is left stale for a full build."""
+    if not fresh:
+        return
+    store.bulk_insert("rollup", ROLLUP, acc.rows(scan_id))
+    # Sum the pieces so that a scan enriched in many small steps keeps one row per cell.
+    store.staging_table("rollup_sum", ROLLUP)
+    store.execute(
+        "INSERT INTO rollup_sum SELECT scan_id, dim, country, key, min(label), sum(hosts),"
+        " sum(exchange), sum(vulnerable), sum(eol), sum(patched), sum(undetermined)"
+        " FROM rollup WHERE scan_id = ? GROUP BY scan_id, dim, country, key",
+        [scan_id],
+    )
+    store.execute("DELETE FROM rollup WHERE scan_id = ?", [scan_id])
+    store.execute("INSERT INTO rollup SELECT * FROM rollup_sum")
+    store.drop_staging("rollup_sum")
+    _mark(store, scan_id)
+
+
+def _mark(store: Store, scan_id: str) -> None:
+    generation = store.scalar(
+        "SELECT coalesce(enrich_generation, 0) FROM scans WHERE scan_id = ?", [scan_id]
+    )
+    store.execute("DELETE FROM rollup_state WHERE scan_id = ?", [scan_id])
+    store.execute(
+        "INSERT INTO rollup_state (scan_id, generation) VALUES (?, ?)",
+        [scan_id, int(generation or 0)],
+    )
 
 
 def ensure(store: Store, scan_id: str) -> None:
     """Build the scan's rollup if its enrichment changed since it was built."""
-    if store.read_only:
-        return
-    generation = store.scalar(
-        "SELECT coalesce(enrich_generation, 0) FROM scans WHERE scan_id = ?", [scan_id]
-    )
-    built = store.scalar("SELECT generation FROM rollup_state WHERE scan_id = ?", [scan_id])
-    if built is not None and generation is not None and int(built) == int(generation):
+    if store.read_only or is_current(store, scan_id):
         return
     with store.transaction():
-        store.lock(f"rollup:{scan_id}")
-        # Another process may have built it while we waited for the lock.
-        built = store.scalar("SELECT generation FROM rollup_state WHERE scan_id = ?", [scan_id])
-        generation = store.scalar(
-            "SELECT coalesce(enrich_generation, 0) FROM scans WHERE scan_id = ?", [scan_id]
-        )
-        if built is not None and generation is not None and int(built) == int(generation):
+        store.lock(f"enrich:{scan_id}")
+        if is_current(store, scan_id):  # another process built it while we waited
             return
         rows = _compute(store, scan_id)
         store.execute("DELETE FROM rollup WHERE scan_id = ?", [scan_id])
         store.bulk_insert("rollup", ROLLUP, rows)
-        store.execute("DELETE FROM rollup_state WHERE scan_id = ?", [scan_id])
-        store.execute(
-            "INSERT INTO rollup_state (scan_id, generation) VALUES (?, ?)",
-            [scan_id, int(generation or 0)],
-        )
+        _mark(store, scan_id)
 
 
 def rows(store: Store, scan_id: str, dim: str, country: str | None = None) -> list[RollupRow]:
@@ -145,4 +234,4 @@ def rows(store: Store, scan_id: str, dim: str, country: str | None = None) -> li
     return store.query(sql, args)
 
 
-__all__ = ["DIMS", "HIDDEN_BUILD", "ensure", "rows"]
+__all__ = ["DIMS", "HIDDEN_BUILD", "Accumulator", "add", "ensure", "is_current", "rows"]

@@ -196,6 +196,9 @@ async def _run_here(
             progress_task.cancel()
 
 
+_SCAN_WAIT = 7 * 24 * 3600.0
+
+
 def _store_note(message: str) -> None:
     print(f"exwatch: {message}", file=sys.stderr, flush=True)
 
@@ -210,8 +213,11 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
         raise UsageError("--workers must be at least 1")
     if job.scan_id is not None and not valid_scan_id(job.scan_id):
         raise UsageError(f"--scan-id {job.scan_id!r}: letters, digits and . _ : @ + - only")
-    # Transient: a DuckDB store is opened per batch, so reports can read it during the scan.
-    store = open_store(job.db, transient=True, on_wait=_store_note) if job.db else None
+    # Transient: a DuckDB store is opened per batch, so reports can read it during the scan;
+    # a scan waits as long as it takes for a report that holds the file (never drops rows).
+    store = (
+        open_store(job.db, transient=True, wait=_SCAN_WAIT, on_wait=_store_note) if job.db else None
+    )
     try:
         resumed = False
         done: set[tuple[str, int]] = set()

@@ -118,6 +118,9 @@ class Store:
         """Serialise writers on `name` until the transaction ends (no-op where one process
         writes at a time)."""
 
+    def tune_for_aggregation(self) -> None:
+        """Give the current transaction's big GROUP BYs room (PostgreSQL's work_mem)."""
+
     def bulk_insert(self, table: str, columns: Sequence[Column], rows: Iterable[Row]) -> int:
         """Append rows (values in `columns` order) in bulk; returns the rows written."""
         raise NotImplementedError

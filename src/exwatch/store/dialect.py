@@ -58,6 +58,9 @@ class Dialect:
         """Whole calendar days (UTC) from start to end."""
         raise NotImplementedError
 
+    def array_has(self, array: str, value: str) -> str:
+        raise NotImplementedError
+
     def sql(self, text: str) -> str:
         """The statement as the driver wants it (placeholders)."""
         return text
@@ -88,6 +91,9 @@ class DuckDialect(Dialect):
     def days_between(self, start: str, end: str) -> str:
         return f"date_diff('day', CAST({start} AS DATE), CAST({end} AS DATE))"
 
+    def array_has(self, array: str, value: str) -> str:
+        return f"list_contains({array}, {value})"
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -107,6 +113,9 @@ class PostgresDialect(Dialect):
         return (
             f"(CAST({end} AT TIME ZONE 'UTC' AS DATE) - CAST({start} AT TIME ZONE 'UTC' AS DATE))"
         )
+
+    def array_has(self, array: str, value: str) -> str:
+        return f"{value} = ANY({array})"
 
     def sql(self, text: str) -> str:
         # psycopg's placeholders are %s, so a literal % must be doubled.  The statements are

@@ -209,11 +209,12 @@ class DuckStore(Store):
         count = 0
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                plain_names = [names[i] for i in plain]
                 for row in rows:
                     head = json.dumps(
-                        {names[i]: _plain(row[i]) for i in plain},
+                        dict(zip(plain_names, [row[i] for i in plain], strict=True)),
                         separators=(",", ":"),
-                        default=str,
+                        default=_plain,
                     )
                     # JSON columns go in as they are (already JSON text): no second dump.
                     tail = "".join(
@@ -281,9 +282,10 @@ class DuckStore(Store):
 
 
 def _plain(value: Any) -> Any:
+    # json.dumps calls this only for what it cannot encode itself (timestamps).
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 # Schema 1 (exwatch 0.1, DuckDB only) -> 2: verdict MAP to arrays, report fields out of the

@@ -107,6 +107,10 @@ class PgStore(Store):
     def lock(self, name: str) -> None:
         self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [f"exwatch:{name}"])
 
+    def tune_for_aggregation(self) -> None:
+        # The default 4 MB makes a 10-million-row GROUPING SETS spill to disk (2x slower).
+        self.execute("SET LOCAL work_mem = '256MB'")
+
     def staging_table(self, name: str, columns: Sequence[Column]) -> None:
         parts = ", ".join(f"{col} {POSTGRES.type(kind)}" for col, kind in columns)
         self.execute(f"DROP TABLE IF EXISTS {name}")

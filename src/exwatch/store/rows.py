@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -81,7 +82,8 @@ def _int(value: object, name: str, low: int, high: int) -> int | None:
     return value
 
 
-def parse_timestamp(value: object) -> datetime:
+def parse_timestamp(value: object) -> str:
+    """The timestamp in the one ISO 8601 form both databases read (UTC, with offset)."""
     if not isinstance(value, str):
         raise RecordError("no timestamp" if value is None else "timestamp is not text")
     try:
@@ -90,7 +92,22 @@ def parse_timestamp(value: object) -> datetime:
         raise RecordError(f"timestamp {value[:40]!r} is not ISO 8601") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)  # the scanner writes UTC; a bare time is taken as UTC
-    return ts.astimezone(UTC)
+    elif ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    if not 1970 <= ts.year <= 9999:
+        raise RecordError(f"timestamp {value[:40]!r} is out of range")
+    return ts.isoformat()
+
+
+def canonical_ip(value: str) -> str:
+    """The address in its canonical text form (as `ipaddress` writes it, like the scanner);
+    RecordError if it is none.  IPv4 takes the fast C path."""
+    try:
+        if ":" not in value:
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
+        return str(ipaddress.IPv6Address(value))
+    except (OSError, ValueError):
+        raise RecordError(f"ip {value[:60]!r} is not an IP address") from None
 
 
 def _cves(record: Mapping[str, Any]) -> dict[str, str]:
@@ -135,10 +152,7 @@ def typed_row(
         raise RecordError(f"scan_id {str(scan_id)[:60]!r} is not a scan id")
     ip = _text(record, "ip", required=True)
     assert ip is not None
-    try:
-        ip = str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise RecordError(f"ip {ip[:60]!r} is not an IP address") from None
+    ip = canonical_ip(ip)
     port = _int(record.get("port"), "port", 1, 65535)
     if port is None:
         raise RecordError("no port")
@@ -208,6 +222,7 @@ __all__ = [
     "STATUSES",
     "VERDICTS",
     "RecordError",
+    "canonical_ip",
     "ip_sort_key",
     "parse_timestamp",
     "typed_row",
