@@ -9,8 +9,9 @@ record -> typed row -> DuckDB bulk file load / PostgreSQL COPY), enrich the answ
 (validation, dedup), then give --rows numbers an enrichment row each (generated in the
 database, the same values on both) and time the reports: by country cold (a full rollup
 build, which rows enriched by exwatch never need) and warm, by sector, headline totals, and
-the freshness check every report makes first.  Prints figures per backend and the PostgreSQL/DuckDB ratio.  The DuckDB file
-lives in a temporary directory; PostgreSQL gets a temporary database, dropped afterwards.
+the freshness check every report makes first.  Prints figures per backend and the
+PostgreSQL/DuckDB ratio.  The DuckDB file lives in a temporary directory; PostgreSQL gets a
+temporary database, dropped afterwards.
 No network traffic beyond the local PostgreSQL.
 """
 

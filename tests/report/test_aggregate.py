@@ -115,7 +115,7 @@ def test_rollup_counted_while_enriching_equals_a_full_build(store):
 
     db, _ = store
     with open_store(db) as handle:
-        dims = ("country", "asn", "sector", "organisation", "version", "cve")
+        dims = aggregate.GROUPS
         scans = handle.scan_ids()
         built = {
             (s, by): [r.to_json() for r in aggregate.group_counts(handle, s, by)]
