@@ -35,40 +35,29 @@ _DIFF_KEY = {
 
 def shard_completeness(store: Store, scan_id: str) -> dict[str, Any]:
     """Which shards of a census are in the store, how many targets each recorded, and how
-    many it was to scan (known for shards scanned into this store)."""
-    parts = {p["part"]: p for p in store.scan_parts(scan_id)}
-    recorded = {
-        (str(shard) if shard is not None else None): int(n)
-        for shard, n in store.query(
-            "SELECT shard, count(*) FROM results WHERE scan_id = ? GROUP BY shard", [scan_id]
-        )
-    }
-    counts = [int(p["shard_count"]) for p in parts.values() if p["shard_count"]]
-    counts += [int(s.split("/")[1]) for s in recorded if s]
-    of = max(counts) if counts else 1
-    seen = sorted(set(parts) | {s for s in recorded if s}, key=lambda s: int(s.split("/")[0]))
-    if not seen and recorded:
-        seen = ["1/1"]  # rows without a shard: a single-process scan
-        recorded = {"1/1": sum(recorded.values())}
-    done = sum(recorded.values())
+    many it was to scan (known for shards scanned into this store).  Reads the per-shard
+    counters, never the results themselves."""
+    parts = store.scan_parts(scan_id)
+    of = max([int(p["shard_count"] or 1) for p in parts] or [1])
+    seen = {str(p["part"]) for p in parts}
+    done = sum(int(p["recorded"]) for p in parts)
     expected: int | None = None
-    if len(parts) == of and all(p["targets"] is not None for p in parts.values()):
-        expected = sum(int(p["targets"]) for p in parts.values())
-    missing = [f"{i}/{of}" for i in range(1, of + 1) if f"{i}/{of}" not in seen]
+    if len(parts) == of and all(p["targets"] is not None for p in parts):
+        expected = sum(int(p["targets"]) for p in parts)
     return {
         "shards": f"{len(seen)}/{of}",
-        "missing_shards": missing,
+        "missing_shards": [f"{i}/{of}" for i in range(1, of + 1) if f"{i}/{of}" not in seen],
         "targets_done": done,
         "targets_expected": expected,
         "complete_pct": pct(done, expected) if expected else None,
         "parts": [
             {
-                "part": s,
-                "status": parts[s]["status"] if s in parts else "ingested",
-                "targets": parts[s]["targets"] if s in parts else None,
-                "recorded": recorded.get(s, 0),
+                "part": p["part"],
+                "status": p["status"],
+                "targets": p["targets"],
+                "recorded": int(p["recorded"]),
             }
-            for s in seen
+            for p in sorted(parts, key=lambda p: int(str(p["part"]).split("/")[0]))
         ],
     }
 

@@ -31,6 +31,7 @@ SCAN_STATUSES = ("running", "finished", "interrupted", "ingested")
 # How many rejected lines a load keeps with their reasons (ingest -v keeps all).
 KEEP_REJECTIONS = 10
 _STATUS = RESULT_COLUMNS.index("status")
+_SHARD = RESULT_COLUMNS.index("shard")
 
 Row = tuple[Any, ...]
 WaitNote = Callable[[str], None]
@@ -307,7 +308,7 @@ class Store:
     def scan_parts(self, scan_id: str) -> list[dict[str, Any]]:
         d = self.dialect
         return self.dicts(
-            "SELECT part, shard_count, targets, status, host,"
+            "SELECT part, shard_count, targets, coalesce(recorded, 0) AS recorded, status, host,"
             f" {d.iso('started_at')} AS started_at, {d.iso('finished_at')} AS finished_at"
             " FROM scan_parts WHERE scan_id = ? ORDER BY part",
             [scan_id],
@@ -321,22 +322,49 @@ class Store:
         return {str(s): int(n) for s, n in rows}
 
     def refresh_counts(self, scan_ids: Iterable[str]) -> None:
+        """Recount a scan's rows per status and per shard (after an ingest)."""
         for scan_id in scan_ids:
             counts = self.status_counts(scan_id)
             self.execute(
                 "UPDATE scans SET counts = ?, answered = ? WHERE scan_id = ?",
                 [json.dumps(counts), counts.get("success", 0), scan_id],
             )
+            shards = self.query(
+                "SELECT coalesce(shard, '1/1'), count(*) FROM results WHERE scan_id = ? GROUP BY 1",
+                [scan_id],
+            )
+            for part, n in shards:
+                changed = self.modify(
+                    "UPDATE scan_parts SET recorded = ? WHERE scan_id = ? AND part = ?",
+                    [int(n), scan_id, part],
+                )
+                if not changed:
+                    # A shard known only from its JSON lines: a part of the census too.
+                    self.execute(
+                        "INSERT INTO scan_parts (scan_id, part, shard_count, status, recorded)"
+                        " VALUES (?, ?, ?, 'ingested', ?)",
+                        [scan_id, part, int(str(part).split("/")[1]), int(n)],
+                    )
 
-    def _count_answered(self, rows: Sequence[Row]) -> None:
-        per_scan: dict[str, int] = {}
+    def _count_rows(self, rows: Sequence[Row]) -> None:
+        """Keep the per-scan `answered` and per-shard `recorded` counters true as rows land."""
+        answered: dict[str, int] = {}
+        recorded: dict[tuple[str, str], int] = {}
         for row in rows:
             if row[_STATUS] == "success":
-                per_scan[row[0]] = per_scan.get(row[0], 0) + 1
-        for scan_id, n in per_scan.items():
+                answered[row[0]] = answered.get(row[0], 0) + 1
+            key = (row[0], row[_SHARD] or "1/1")
+            recorded[key] = recorded.get(key, 0) + 1
+        for scan_id, n in answered.items():
             self.execute(
                 "UPDATE scans SET answered = coalesce(answered, 0) + ? WHERE scan_id = ?",
                 [n, scan_id],
+            )
+        for (scan_id, part), n in recorded.items():
+            self.execute(
+                "UPDATE scan_parts SET recorded = coalesce(recorded, 0) + ?"
+                " WHERE scan_id = ? AND part = ?",
+                [n, scan_id, part],
             )
 
     def bump_generation(self, scan_ids: Iterable[str]) -> None:
@@ -368,7 +396,7 @@ class Store:
         if rows:
             with self.transaction():
                 self.bulk_insert("results", RESULTS, rows)
-                self._count_answered(rows)
+                self._count_rows(rows)
         return len(rows)
 
     def append_lines(self, lines: Iterable[str], *, scan_id: str | None = None) -> LoadStats:
@@ -385,7 +413,7 @@ class Store:
         if rows:
             with self.transaction():
                 self.bulk_insert("results", RESULTS, rows)
-                self._count_answered(rows)
+                self._count_rows(rows)
         return LoadStats(seen, len(rows), 0, bad, (scan_id,) if scan_id else ())
 
     def load_lines(

@@ -348,9 +348,11 @@ def migrate_duckdb(store: DuckStore, found: int) -> None:
             store.execute(statement)
         # Schema 1 scans were single-process: one part each.
         store.execute(
-            "INSERT INTO scan_parts (scan_id, part, shard_count, targets, status, started_at,"
-            " finished_at, host, params) SELECT scan_id, '1/1', 1, NULL, status, started_at,"
-            " finished_at, NULL, params FROM scans WHERE origin = 'scan'"
+            "INSERT INTO scan_parts (scan_id, part, shard_count, targets, recorded, status,"
+            " started_at, finished_at, host, params) SELECT scan_id, '1/1', 1, NULL,"
+            " (SELECT count(*) FROM results r WHERE r.scan_id = scans.scan_id),"
+            " CASE WHEN origin = 'scan' THEN status ELSE 'ingested' END, started_at,"
+            " finished_at, NULL, params FROM scans"
         )
         if had_enrichment:
             ips = [str(r[0]) for r in store.query("SELECT DISTINCT ip FROM enrichment")]

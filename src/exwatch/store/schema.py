@@ -10,7 +10,7 @@ Tables
   meta            key/value: schema_version
   scans           one census (all its shards); origin scan|ingest; enrich_generation counts
                   enrichment changes, so a stale rollup is seen without counting rows
-  scan_parts      one row per shard scanned into this store: targets, status, times
+  scan_parts      one row per shard: targets to scan, results recorded, status, times
   results         one row per target address and scan; the whole record as JSON
   ingested_files  SHA-256 of every file ingested (a file is loaded once)
   enrich_profiles the options and sources an enrichment used
@@ -48,7 +48,8 @@ SCAN_PARTS: list[Column] = [
     ("scan_id", "text"),
     ("part", "text"),  # "i/N"
     ("shard_count", "int"),
-    ("targets", "bigint"),
+    ("targets", "bigint"),  # to scan (known for shards scanned into this store)
+    ("recorded", "bigint"),  # results stored so far
     ("status", "text"),
     ("started_at", "ts"),
     ("finished_at", "ts"),
@@ -182,7 +183,7 @@ _NOT_NULL = {
     "enrichment": {"scan_id", "ip", "port", "ts"},
 }
 
-_COUNTERS = {"enrich_generation", "answered", "enriched"}
+_COUNTERS = {"enrich_generation", "answered", "enriched", "recorded"}
 
 # No indexes on DuckDB: its zone maps serve scans, and ART indexes slow bulk appends and cost
 # memory.  PostgreSQL needs them for the ingest anti-join, resume and per-scan reads.
