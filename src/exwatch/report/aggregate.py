@@ -109,10 +109,6 @@ def country_code(country: str | None) -> str | None:
     return code
 
 
-def _sort_key(row: GroupRow) -> tuple[Any, ...]:
-    return (-row.vulnerable, -row.exchange, -row.hosts, row.key is None, str(row.key))
-
-
 def group_counts(
     store: Store,
     scan_id: str,
@@ -125,15 +121,10 @@ def group_counts(
     code = country_code(country)
     if by not in GROUPS:
         raise UsageError(f"cannot group by {by!r}; one of {', '.join(GROUPS)}")
-    merged: dict[Any, list[Any]] = {}
-    for _, key, label, *counts in rollup.rows(store, scan_id, by, code):
-        slot = merged.setdefault(key, [label, 0, 0, 0, 0, 0, 0])
-        if slot[0] is None:
-            slot[0] = label
-        for i, n in enumerate(counts):
-            slot[i + 1] += int(n or 0)
     out = []
-    for key, (label, hosts, exchange, vulnerable, eol, patched, undetermined) in merged.items():
+    for key, label, hosts, exchange, vulnerable, eol, patched, undetermined in rollup.merged(
+        store, scan_id, by, code, limit
+    ):
         value: str | int | None = key
         name = label
         if by == "country":
@@ -142,10 +133,11 @@ def group_counts(
             value = int(key)
         elif by == "version" and key == rollup.HIDDEN_BUILD:
             value = None
-        extra = {"patched": patched, "undetermined": undetermined} if by == "cve" else {}
-        out.append(GroupRow(value, name, hosts, exchange, vulnerable, eol, extra))
-    out.sort(key=_sort_key)
-    return out[:limit] if limit is not None else out
+        extra = {"patched": int(patched), "undetermined": int(undetermined)} if by == "cve" else {}
+        out.append(
+            GroupRow(value, name, int(hosts), int(exchange), int(vulnerable), int(eol), extra)
+        )
+    return out
 
 
 def totals(store: Store, scan_id: str, *, country: str | None = None) -> GroupRow:

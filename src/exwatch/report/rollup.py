@@ -234,4 +234,45 @@ def rows(store: Store, scan_id: str, dim: str, country: str | None = None) -> li
     return store.query(sql, args)
 
 
-__all__ = ["DIMS", "HIDDEN_BUILD", "Accumulator", "add", "ensure", "is_current", "rows"]
+_COUNTS = ("hosts", "exchange", "vulnerable", "eol", "patched", "undetermined")
+
+
+def merged(
+    store: Store, scan_id: str, dim: str, country: str | None = None, limit: int | None = None
+) -> list[tuple[Any, ...]]:
+    """(key, label, hosts, exchange, vulnerable, eol, patched, undetermined) per key of one
+    dimension, summed over countries (or of one country), most vulnerable first."""
+    if store.read_only:
+        cells: dict[Any, list[Any]] = {}
+        for _, key, label, *counts in rows(store, scan_id, dim, country):
+            cell = cells.setdefault(key, [label, 0, 0, 0, 0, 0, 0])
+            if cell[0] is None or (label is not None and label < cell[0]):
+                cell[0] = label if label is not None else cell[0]
+            for i, n in enumerate(counts, start=1):
+                cell[i] += int(n or 0)
+        out = [(key, *cell) for key, cell in cells.items()]
+        out.sort(key=lambda r: (-r[4], -r[3], -r[2], r[0] is None, str(r[0])))
+        return out[:limit] if limit is not None else out
+    ensure(store, scan_id)
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in _COUNTS)
+    sql = f"SELECT key, min(label), {sums} FROM rollup WHERE scan_id = ? AND dim = ?"
+    args: list[Any] = [scan_id, dim]
+    if country is not None:
+        sql += " AND country = ?"
+        args.append(country)
+    sql += " GROUP BY key ORDER BY vulnerable DESC, exchange DESC, hosts DESC, key NULLS LAST"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return store.query(sql, args)
+
+
+__all__ = [
+    "DIMS",
+    "HIDDEN_BUILD",
+    "Accumulator",
+    "add",
+    "ensure",
+    "is_current",
+    "merged",
+    "rows",
+]
