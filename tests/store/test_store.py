@@ -89,6 +89,11 @@ def test_append_counts_records_it_cannot_store(db: str, record: RecordFactory) -
         assert counts == {"success": 3, "rejected-records": 4}
         kept = store.scalar("SELECT record FROM results WHERE ip = '8.8.0.5'")
         assert json.loads(kept)["hostname"] == "mail\x00.example"
+        # A hostile server's endless header costs the typed column its tail, never the row.
+        long = record(6, scan_id) | {"headers": {"server": "A" * 10_000}}
+        assert store.append([long]) == 1
+        server, text = store.query("SELECT server, record FROM results WHERE ip = '8.8.0.6'")[0]
+        assert (len(server), len(json.loads(text)["headers"]["server"])) == (4096, 10_000)
 
 
 def test_unknown_scan_and_duplicate_scan_id(db: str) -> None:

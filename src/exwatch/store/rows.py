@@ -53,7 +53,8 @@ def _text(record: Mapping[str, Any], key: str, *, required: bool = False) -> str
     if not isinstance(value, str):
         raise RecordError(f"{key} is {type(value).__name__}, not text")
     if len(value) > _MAX_TEXT:
-        raise RecordError(f"{key} is longer than {_MAX_TEXT} characters")
+        # A typed column is for grouping and display; the record JSON keeps the whole value.
+        value = value[:_MAX_TEXT]
     # PostgreSQL text cannot hold NUL; the record JSON keeps the original (escaped).
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
