@@ -183,3 +183,18 @@ def test_two_shards_write_one_postgresql_census_at_once(
     assert (census["shards"], census["status"]) == ("2/2", "finished")
     assert census["targets_done"] == census["targets_expected"] == len(hosts)
     assert census["complete_pct"] == 100.0
+
+
+def test_census_id_ignores_what_differs_between_machines(tmp_path: Path) -> None:
+    from exwatch.scan.job import ScanJob
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("10.0.0.0/8\n")
+    b.write_text("10.0.0.0/8\n")
+    one = ScanJob(specs=["192.0.2.0/24"], exclude=[str(a)], shard=(0, 4), rate=1000, db="x.duckdb")
+    two = ScanJob(specs=["192.0.2.0/24"], exclude=[str(b)], shard=(3, 4), rate=50, output="o.jsonl")
+    assert one.census_id("20261205") == two.census_id("20261205")
+    other = ScanJob(specs=["192.0.2.0/24"], exclude=[str(a)], shard=(0, 4), seed=9)
+    assert other.census_id("20261205") != one.census_id("20261205")
+    b.write_text("10.0.0.0/8\n192.0.2.7/32\n")
+    assert two.census_id("20261205") != one.census_id("20261205")

@@ -67,14 +67,29 @@ class ScanJob:
 
     def census_id(self, day: str | None = None) -> str:
         """The id every shard of one census shares when no --scan-id is given: the UTC day
-        it starts plus a digest of what defines the census (targets, exclusions, seed, port,
-        probe settings), not of what differs between shards (shard, output, store)."""
+        it starts plus a digest of what defines the census (targets, exclusion lists by
+        content, seed, port, probe settings), not of what may differ between machines
+        (shard, rate, concurrency, timeout, output, store)."""
         p = self.params()
-        for key in ("shard", "output", "db"):
-            p.pop(key, None)
-        digest = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()
+        defining = {key: p.get(key) for key in _CENSUS_KEYS}
+        defining["exclude"] = [_file_digest(path) for path in self.exclude]
+        text = json.dumps(defining, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()
         stamp = day or datetime.now(UTC).strftime("%Y%m%d")
         return f"census-{stamp}-{digest[:10]}"
+
+
+# What makes two shards parts of the same census (see ScanJob.census_id).
+_CENSUS_KEYS = (
+    "specs", "port", "seed", "allow_private", "tls", "follow_ups", "user_agent", "extra_probes",
+)  # fmt: skip
+
+
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return path
 
 
 @dataclass(slots=True)
