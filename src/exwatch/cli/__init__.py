@@ -54,6 +54,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "ingest",
         "Load scan results (JSON lines) from other machines or shards into the store.",
     ),
+    "knowledge": (
+        "exwatch.cli.knowledge_cmd",
+        "knowledge",
+        "Keep the build table and CVE catalogue current: diff them against a newer source.",
+    ),
     "lab": (
         "exwatch.cli.lab_cmd",
         "lab",
