@@ -11,7 +11,8 @@ patch lag:
   counts as at least as patched as the newest known SU, and the placement says so.
 - where the fix is also configuration (Extended Protection, AD preparation, hybrid), the
   build decides only "cannot have the fix yet"; from the fixed build on the verdict is
-  undetermined unless the configuration is on by default.
+  undetermined unless the configuration is on by default.  Where only some deployments are
+  affected (hybrid), a build without the fix is undetermined too, and the reason says so.
 Every verdict carries a reason (a sentence) and a basis (the build compared with and the
 source id).  No I/O beyond reading the shipped data once; the clock is read only for
 end of support.
@@ -131,6 +132,13 @@ def _verdict(
     if config.any_build or state != _VULN:
         return CveResult(
             Verdict.UNDETERMINED, f"{reason}; {config.reason}", f"{basis} + {config.name}{tag}"
+        )
+    if config.affects_only is not None:
+        return CveResult(
+            Verdict.UNDETERMINED,
+            f"{reason}: vulnerable where used in {config.affects_only}, as the fix "
+            f"({config.name}) cannot be in place before that build",
+            f"{basis} + {config.name}{tag}",
         )
     return CveResult(
         Verdict.VULNERABLE,

@@ -136,6 +136,9 @@ class Config:
     on_by_default: Mapping[str, str]
     any_build: bool
     sources: tuple[str, ...]
+    # Set when only some deployments are affected (e.g. "hybrid deployments"): then even a
+    # build without the fix is not certainly vulnerable.
+    affects_only: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +406,7 @@ def _load_configs(doc: Mapping[str, Any], where: str) -> dict[str, Config]:
                 on_by_default={str(k): str(v) for k, v in (raw.get("on_by_default") or {}).items()},
                 any_build=bool(raw.get("any_build", False)),
                 sources=tuple(str(s) for s in raw.get("sources") or ()),
+                affects_only=None if raw.get("affects_only") is None else str(raw["affects_only"]),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}: config {name}: missing or bad field: {exc}") from exc
