@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ _STYLE = {
     Verdict.NOT_AFFECTED: "dim",
     Verdict.MITIGATED: "cyan",
 }
+_PIPE_WIDTH = 200
 _ORDER = [Verdict.VULNERABLE, Verdict.UNDETERMINED, Verdict.MITIGATED, Verdict.PATCHED]
 
 
@@ -36,6 +38,13 @@ def _inputs(builds: Iterable[str]) -> Iterator[str]:
                     yield line.strip()
         else:
             yield b
+
+
+def _console() -> Console:
+    """Rich's console; into a pipe or file the table is not wrapped at 80 columns, so that
+    each CVE stays on one line for grep and friends (COLUMNS still wins when set)."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=_PIPE_WIDTH if piped else None)
 
 
 def _lag_lines(result: Assessment) -> list[str]:
@@ -130,10 +139,10 @@ def assess(builds: tuple[str, ...], as_json: bool, only: tuple[str, ...]) -> int
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=2))
         else:
-            _table(result, default(), only, Console(highlight=False))
+            _table(result, default(), only, _console())
         return 0
     failed = 0
-    console = Console(highlight=False)
+    console = _console()
     for text in items:
         try:
             result = run_assess(text)

@@ -274,6 +274,9 @@ def _suggest_row(cat: Catalogue, ub: UpstreamBuild) -> dict[str, str]:
     for cu in cat.cus.get(pid, ()):
         if ub.build.cu_key in cu.keys:
             cu_name = cu.name
+    if not cu_name and pid == "2010" and (ub.build.major, ub.build.minor) == (14, 3):
+        # 2010 rollups each carry their own build number: every 14.3 build is SP3.
+        cu_name = "SP3"
     notes: list[str] = []
     if not cu_name:
         m = _CU.search(ub.name)
