@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from exwatch import Build, Precision, Verdict, assess
-from exwatch.knowledge import catalogue as kb
 from exwatch.errors import BuildParseError
+from exwatch.knowledge import catalogue as kb
 
 V, P, U, N = Verdict.VULNERABLE, Verdict.PATCHED, Verdict.UNDETERMINED, Verdict.NOT_AFFECTED
 
