@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "assess": (
         "exwatch.cli.assess_cmd",
         "assess",
-        "Classify an Exchange build against the CVE catalogue.",
+        "Classify Exchange builds: verdict and basis per CVE, patch lag.",
     ),
     "diff": (
         "exwatch.cli.diff_cmd",
