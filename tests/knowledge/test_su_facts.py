@@ -272,3 +272,18 @@ def test_record_fixed_build_is_the_boundary(cve: str, fixed: str) -> None:
     assert got.basis.startswith(f"fixed in {fixed} (")
     assert got.basis.endswith("]")
     assert assess(below).cves[cve].verdict is Verdict.VULNERABLE, str(below)
+
+
+# Exchange 2010 SP3 rollups that carried fixes after 2020 [msrc-affected, cvelist]:
+# (CVE, the rollup's build, the rollup before it).
+ROLLUP_FIXES = [
+    ("CVE-2020-0688", "14.3.496.0", "14.3.468.0"),  # RU30, February 2020
+    ("CVE-2020-17144", "14.3.509.0", "14.3.496.0"),  # RU31, December 2020
+    ("CVE-2021-26857", "14.3.513.0", "14.3.509.0"),  # RU32, March 2021
+]
+
+
+@pytest.mark.parametrize(("cve", "fixed", "before"), ROLLUP_FIXES)
+def test_exchange_2010_rollups(cve: str, fixed: str, before: str) -> None:
+    assert assess(fixed).cves[cve].verdict is Verdict.PATCHED
+    assert assess(before).cves[cve].verdict is Verdict.VULNERABLE
