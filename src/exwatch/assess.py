@@ -1,29 +1,35 @@
 """Pure classification of an Exchange build against the knowledge base.
 
 `assess(build)` places the build in its product line and cumulative update (CU), names its
-security update (SU) when the exact build is known, and gives a verdict per CVE:
+security update (SU) when the exact build is known, gives a verdict per CVE and measures the
+patch lag:
 
 - 4-part build: compared with the first fixed build of its CU -> vulnerable / patched.
 - 3-part build (CU level, as OWA paths show on 2013 and later): patched when the CU shipped
   with the fix, vulnerable when the CU never got one, otherwise undetermined.
 - unknown builds are placed by their CU; a build newer than every known build of its CU
   counts as at least as patched as the newest known SU, and the placement says so.
-No I/O beyond reading the shipped data once; the clock is read only for end-of-life.
+- where the fix is also configuration (Extended Protection, AD preparation, hybrid), the
+  build decides only "cannot have the fix yet"; from the fixed build on the verdict is
+  undetermined unless the configuration is on by default.  Where only some deployments are
+  affected (hybrid), a build without the fix is undetermined too, and the reason says so.
+Every verdict carries a reason (a sentence) and a basis (the build compared with and the
+source id).  No I/O beyond reading the shipped data once; the clock is read only for
+end of support.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from exwatch.knowledge import catalogue as kb
+from exwatch.knowledge.catalogue import Catalogue, CumulativeUpdate, Cve, Product, default
 from exwatch.model import Assessment, Build, CveResult, Verdict
+from exwatch.patch_lag import patch_lag
 
 
-def _place(
-    cat: kb.Catalogue, b: Build, product: kb.Product
-) -> tuple[kb.CumulativeUpdate | None, bool]:
+def _place(cat: Catalogue, b: Build, product: Product) -> tuple[CumulativeUpdate | None, bool]:
     """Return (CU, beyond) where beyond means: newer than every known build of that CU."""
-    candidate: kb.CumulativeUpdate | None = None
+    candidate: CumulativeUpdate | None = None
     for cu in cat.cus.get(product.id, ()):
         if cu.start_key <= b.cu_key:
             candidate = cu
@@ -36,77 +42,116 @@ def _place(
     return candidate, b.cu_key > max(candidate.keys)
 
 
-def _verdict(
-    cve: kb.Cve,
-    product: kb.Product,
-    cu: kb.CumulativeUpdate | None,
-    b: Build,
-    beyond: bool,
-    cat: kb.Catalogue,
-) -> CveResult:
-    rule = cve.products.get(product.id)
-    if rule is None:
-        return CveResult(Verdict.UNDETERMINED, f"the catalogue does not state {product.name}")
-    if rule.status == "not-affected":
-        return CveResult(Verdict.NOT_AFFECTED, rule.reason)
-    if rule.status == "unassessed":
-        return CveResult(Verdict.UNDETERMINED, f"{product.name} {rule.reason}")
-    if cu is None:
-        return CveResult(
-            Verdict.UNDETERMINED, f"{b} is older than every known {product.name} build"
-        )
-    names = [c.name for c in cat.cus[product.id]]
+_FIXED, _VULN, _UNDET = "fixed", "vulnerable", "undetermined"
+
+
+def _code_state(
+    cve: Cve, product: Product, cu: CumulativeUpdate, b: Build, beyond: bool, cat: Catalogue
+) -> tuple[str, str, str]:
+    """(state, reason, basis) of the code fix alone, before any configuration step."""
+    rule = cve.products[product.id]
+    su = cve.fixed_by
     label = f"{product.name} {cu.name}"
-    if rule.shipped_fixed_from is not None and cu.index >= names.index(rule.shipped_fixed_from):
-        return CveResult(Verdict.PATCHED, f"{label} shipped with the fix ({cve.fixed_by})")
-    newest = cu.newest.build
+    names = [c.name for c in cat.cus[product.id]]
+    if rule.shipped_from is not None and cu.index >= names.index(rule.shipped_from):
+        return _FIXED, f"{label} shipped with the fix ({su})", f"{cu.name} shipped with {su}"
     if cu.name in rule.fixed_in:
-        fix = rule.fixed_in[cu.name]
+        fix = rule.fixed_in[cu.name].build
+        basis = f"fixed in {fix} ({su})"
         if beyond:
-            if newest.as_tuple() >= fix.as_tuple():
-                return CveResult(
-                    Verdict.PATCHED,
-                    f"newer than every known {label} build; the fix is in {fix}, which is older",
-                )
-            return CveResult(Verdict.UNDETERMINED, f"unknown {label} build; the fix is {fix}")
+            if cu.newest.build.as_tuple() >= fix.as_tuple():
+                return _FIXED, f"newer than every known {label} build; fixed in {fix}", basis
+            return _UNDET, f"unknown {label} build; the fix is {fix}", basis
         if b.revision is None:
             if b.cu_key > fix.cu_key:
-                return CveResult(Verdict.PATCHED, f"{b} is later than the fixed build {fix}")
+                return _FIXED, f"{b} is later than the fixed build {fix}", basis
             if b.cu_key < fix.cu_key:
-                return CveResult(Verdict.VULNERABLE, f"{b} is older than the fixed build {fix}")
-            return CveResult(
-                Verdict.UNDETERMINED,
-                f"only the CU is visible; {label} is fixed from security update build {fix} on",
-            )
+                return _VULN, f"{b} is older than the fixed build {fix}", basis
+            return _UNDET, f"only the CU is visible; {label} is fixed from {fix} ({su}) on", basis
         if b.as_tuple() >= fix.as_tuple():
-            return CveResult(Verdict.PATCHED, f"{b} >= first fixed build {fix} of {label}")
-        return CveResult(Verdict.VULNERABLE, f"{b} < first fixed build {fix} of {label}")
-    if cu.name in rule.undecidable_from:
-        start = rule.undecidable_from[cu.name]
-        why = (
-            f"{cve.fixed_by}: the fix is configuration (Extended Protection), "
-            "which a version number cannot show"
-        )
-        if start is None or beyond or b.revision is None or b.as_tuple() >= start.as_tuple():
-            return CveResult(Verdict.UNDETERMINED, why)
-        return CveResult(
-            Verdict.VULNERABLE, f"{b} < {start}: {label} cannot enable the fix before that build"
+            return _FIXED, f"{b} >= first fixed build {fix} of {label}", basis
+        return _VULN, f"{b} < first fixed build {fix} of {label}", basis
+    if cu.name in rule.unlisted:
+        return (
+            _UNDET,
+            f"MSRC does not list {label} for this CVE; no source says whether its {su} fixes it",
+            f"{cu.name} {su} not listed by MSRC",
         )
     if cu.name in rule.never_fixed:
         if beyond:
-            return CveResult(
-                Verdict.UNDETERMINED,
-                f"unknown build newer than every known {label} build; that CU never got a fix",
+            return (
+                _UNDET,
+                f"unknown build newer than every known {label} build; that CU never got {su}",
+                f"{cu.name} never got {su}",
             )
-        return CveResult(Verdict.VULNERABLE, f"{label} never received a fix")
-    return CveResult(Verdict.UNDETERMINED, f"the catalogue does not cover {label}")
+        return _VULN, f"{label} never received {su}", f"{cu.name} never got {su}"
+    return _UNDET, f"the catalogue does not cover {label}", "not covered"
+
+
+def _verdict(
+    cve: Cve,
+    product: Product,
+    cu: CumulativeUpdate | None,
+    b: Build,
+    beyond: bool,
+    cat: Catalogue,
+) -> CveResult:
+    rule = cve.products.get(product.id)
+    if rule is None:
+        return CveResult(
+            Verdict.UNDETERMINED, f"the catalogue does not state {product.name}", "not covered"
+        )
+    if rule.status == "not-affected":
+        return CveResult(
+            Verdict.NOT_AFFECTED, f"{rule.reason} [{rule.source}]", f"not affected [{rule.source}]"
+        )
+    if rule.status == "unassessed":
+        return CveResult(Verdict.UNDETERMINED, rule.reason, "not assessed (out of support)")
+    if cu is None:
+        return CveResult(
+            Verdict.UNDETERMINED,
+            f"{b} is older than every known {product.name} build",
+            "build not placed",
+        )
+    state, reason, basis = _code_state(cve, product, cu, b, beyond, cat)
+    tag = f" [{rule.source}]"
+    config = cve.config
+    if config is None:
+        verdict = {_FIXED: Verdict.PATCHED, _VULN: Verdict.VULNERABLE}.get(
+            state, Verdict.UNDETERMINED
+        )
+        return CveResult(verdict, reason, basis + tag)
+    names = [c.name for c in cat.cus[product.id]]
+    default_cu = config.on_by_default.get(product.id)
+    if default_cu in names and cu.index >= names.index(default_cu):
+        return CveResult(
+            Verdict.PATCHED,
+            f"{product.name} {default_cu} and later apply the fix by default ({config.name})",
+            f"{config.name} on by default from {default_cu}{tag}",
+        )
+    if config.any_build or state != _VULN:
+        return CveResult(
+            Verdict.UNDETERMINED, f"{reason}; {config.reason}", f"{basis} + {config.name}{tag}"
+        )
+    if config.affects_only is not None:
+        return CveResult(
+            Verdict.UNDETERMINED,
+            f"{reason}: vulnerable where used in {config.affects_only}, as the fix "
+            f"({config.name}) cannot be in place before that build",
+            f"{basis} + {config.name}{tag}",
+        )
+    return CveResult(
+        Verdict.VULNERABLE,
+        f"{reason}: the fix ({config.name}) cannot be in place before that build",
+        basis + tag,
+    )
 
 
 def assess(
-    build: str | Build, *, catalogue: kb.Catalogue | None = None, today: date | None = None
+    build: str | Build, *, catalogue: Catalogue | None = None, today: date | None = None
 ) -> Assessment:
     """Classify one build; raises BuildParseError for a string that is not a build."""
-    cat = kb.default() if catalogue is None else catalogue
+    cat = default() if catalogue is None else catalogue
     b = build if isinstance(build, Build) else Build.parse(build)
     product = cat.product_for(b)
     if product is None:
@@ -121,10 +166,13 @@ def assess(
             end_of_support=None,
             release_date=None,
             placement=f"{b.major}.{b.minor} is not a known Exchange product line",
-            cves={c.id: CveResult(Verdict.UNDETERMINED, "unknown product line") for c in cat.cves},
+            cves={
+                c.id: CveResult(Verdict.UNDETERMINED, "unknown product line", "unknown product")
+                for c in cat.cves
+            },
         )
     on = date.today() if today is None else today
-    eol = product.end_of_support is not None and product.end_of_support <= on
+    eol = not product.supported(on)
     cu, beyond = _place(cat, b, product) if product.in_build_table else (None, False)
     row = cat.by_build.get(b.as_tuple()) if b.revision is not None else None
     if row is not None:
@@ -149,8 +197,9 @@ def assess(
     else:
         older = [r for r in cu.rows if r.build.as_tuple() < b.as_tuple()]
         after = older[-1] if older else cu.release
-        what = after.su or "CU release"
-        placement = f"unknown build of {product.name} {cu.name}, after {after.build} ({what})"
+        placement = (
+            f"unknown build of {product.name} {cu.name}, after {after.build} ({after.label})"
+        )
         release = None
     return Assessment(
         build=b,
@@ -164,6 +213,7 @@ def assess(
         release_date=release,
         placement=placement,
         cves={c.id: _verdict(c, product, cu, b, beyond, cat) for c in cat.cves},
+        patch_lag=patch_lag(cat, product, cu, b, beyond=beyond, on=on),
     )
 
 

@@ -19,7 +19,7 @@ a raw OSError.  The CLI turns any ExwatchError into a one-line message, never a 
 
 from __future__ import annotations
 
-from exwatch.model import Status
+from exwatch.status import Status
 
 
 class ExwatchError(Exception):

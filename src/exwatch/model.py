@@ -1,5 +1,8 @@
 """Value types shared across exwatch: statuses, verdicts, builds and assessments.
 
+`Status` lives in `exwatch.status` (so the error tree can use it without importing this
+module) and is re-exported here.
+
 Everything here is a frozen dataclass or an enum with kebab-case values, so results
 serialise to JSON the same way everywhere (`to_json()`).
 """
@@ -12,30 +15,22 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-
-class Status(StrEnum):
-    """Outcome of one attempt against one target (closed set, zgrab2-style kebab case)."""
-
-    SUCCESS = "success"
-    CONNECTION_REFUSED = "connection-refused"
-    CONNECTION_TIMEOUT = "connection-timeout"
-    CONNECTION_RESET = "connection-reset"
-    CONNECTION_CLOSED = "connection-closed"
-    TLS_ERROR = "tls-error"
-    IO_TIMEOUT = "io-timeout"
-    PROTOCOL_ERROR = "protocol-error"
-    BLOCKLISTED = "blocklisted"
-    INVALID_TARGET = "invalid-target"
-    UNKNOWN_ERROR = "unknown-error"
+from exwatch.errors import BuildParseError
+from exwatch.status import Status
 
 
 class Verdict(StrEnum):
-    """What the build says about one CVE."""
+    """What the build says about one CVE.
+
+    MITIGATED is reserved for an opt-in behavioural check that sees a mitigation in place;
+    the build-based assessment never sets it.
+    """
 
     VULNERABLE = "vulnerable"
     PATCHED = "patched"
     UNDETERMINED = "undetermined"
     NOT_AFFECTED = "not-affected"
+    MITIGATED = "mitigated"
 
 
 class Precision(StrEnum):
@@ -64,8 +59,6 @@ class Build:
     @classmethod
     def parse(cls, text: str) -> Build:
         """Parse '15.1.2176.9', '15.01.2176.009' or '15.1.2176'; raise BuildParseError."""
-        from exwatch.errors import BuildParseError  # errors imports model: avoid a cycle
-
         m = _BUILD_RE.fullmatch(text)
         if m is None:
             shown = text if len(text) <= 40 else text[:40] + "..."
@@ -94,8 +87,53 @@ class Build:
 
 @dataclass(frozen=True, slots=True)
 class CveResult:
+    """A verdict, a sentence saying why, and the compact basis a notification can cite.
+
+    `basis` names the build compared with and the source id of the CVE-to-update mapping,
+    e.g. "fixed in 15.1.2176.12 (Apr21SU) [cvelist]"; ids resolve through sources.yaml.
+    """
+
     verdict: Verdict
     reason: str
+    basis: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PatchLag:
+    """How far a build is behind the updates released for its CU and its product line.
+
+    With `exact` false only the CU was visible (or the build is not in the table): the
+    counts are upper bounds, as the server may carry any update of its CU.
+    """
+
+    exact: bool
+    build_date: date  # release date of the build (of its CU when only the CU is visible)
+    cu_latest: str  # newest known build of the host's CU
+    cu_latest_su: str | None
+    sus_behind: int  # updates of the host's CU newer than its build
+    cu_receives_sus: bool  # the CU got the line's newest update and the line is supported
+    latest: str  # newest known build of the product line
+    latest_su: str | None
+    latest_cu: str
+    days_behind: int  # newest update of the line minus the build's release date
+    days_behind_any: int  # newest update of any Exchange line minus the build's release date
+    cus_behind: int | None  # CUs between the host's and the newest (None: line out of support)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exact": self.exact,
+            "build_date": self.build_date.isoformat(),
+            "cu_latest": self.cu_latest,
+            "cu_latest_su": self.cu_latest_su,
+            "sus_behind": self.sus_behind,
+            "cu_receives_sus": self.cu_receives_sus,
+            "latest": self.latest,
+            "latest_su": self.latest_su,
+            "latest_cu": self.latest_cu,
+            "days_behind": self.days_behind,
+            "days_behind_any": self.days_behind_any,
+            "cus_behind": self.cus_behind,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +151,7 @@ class Assessment:
     release_date: date | None
     placement: str
     cves: dict[str, CveResult] = field(default_factory=dict)
+    patch_lag: PatchLag | None = None
 
     @property
     def precision(self) -> Precision:
@@ -139,4 +178,17 @@ class Assessment:
             "placement": self.placement,
             "cves": {c: r.verdict.value for c, r in self.cves.items()},
             "reasons": {c: r.reason for c, r in self.cves.items()},
+            "basis": {c: r.basis for c, r in self.cves.items()},
+            "patch_lag": None if self.patch_lag is None else self.patch_lag.to_json(),
         }
+
+
+__all__ = [
+    "Assessment",
+    "Build",
+    "CveResult",
+    "PatchLag",
+    "Precision",
+    "Status",
+    "Verdict",
+]

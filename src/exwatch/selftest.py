@@ -26,7 +26,7 @@ class CheckResult:
 
 # "module:function" of each data check, imported lazily.
 CHECKS: tuple[str, ...] = (
-    "exwatch.knowledge.catalogue:selftest",
+    "exwatch.knowledge.consistency:selftest",
     "exwatch.fingerprint:selftest",
     "exwatch.enrich.sectors:selftest",
     "exwatch.hostcheck.rules:selftest",

@@ -8,6 +8,7 @@ import pytest
 
 from exwatch import Build, Precision, Verdict, assess
 from exwatch.errors import BuildParseError
+from exwatch.knowledge import catalogue as kb
 
 V, P, U, N = Verdict.VULNERABLE, Verdict.PATCHED, Verdict.UNDETERMINED, Verdict.NOT_AFFECTED
 
@@ -110,7 +111,14 @@ def test_exchange_2010_only_26857() -> None:
 def test_se_is_not_eol_and_2019_is() -> None:
     se = assess("15.2.2562.17")
     assert (se.product, se.eol) == ("Exchange Server SE", False)
-    assert all(r.verdict is P for r in se.cves.values())
+    cat = kb.default()
+    # SE RTM shipped with every fix published before it; later CVEs need later SE updates.
+    for cve_id, r in se.cves.items():
+        cve = cat.cve(cve_id)
+        if cve.published < date(2025, 7, 1) and cve.config is None:
+            assert r.verdict is P, (cve_id, r.reason)
+    assert se.cves["CVE-2025-59249"].verdict is V
+    assert assess("15.2.2562.29").cves["CVE-2025-59249"].verdict is P
     assert assess("15.2.1748.10").eol is True
     assert assess("15.2.1748.10", today=date(2025, 1, 1)).eol is False
 
@@ -134,7 +142,9 @@ def test_json_contract_keys() -> None:
         "release_date",
         "cves",
         "reasons",
+        "basis",
+        "patch_lag",
     } <= set(j)
     assert j["build"] == "15.1.2176.9"
     assert set(j["cves"].values()) <= {"vulnerable", "patched", "undetermined", "not-affected"}
-    assert set(j["reasons"]) == set(j["cves"])
+    assert set(j["reasons"]) == set(j["cves"]) == set(j["basis"])

@@ -36,6 +36,8 @@ EXCHANGE_KEYS = {
     "known",
     "sources",
     "builds_seen",
+    "patch_lag",  # knowledge: exposure.py and tests/knowledge/test_record_fields.py
+    "basis",
 }
 
 

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "assess": (
         "exwatch.cli.assess_cmd",
         "assess",
-        "Classify an Exchange build against the CVE catalogue.",
+        "Classify Exchange builds: verdict and basis per CVE, patch lag.",
     ),
     "diff": (
         "exwatch.cli.diff_cmd",
@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exwatch.cli.ingest_cmd",
         "ingest",
         "Load scan results (JSON lines) from other machines or shards into the store.",
+    ),
+    "knowledge": (
+        "exwatch.cli.knowledge_cmd",
+        "knowledge",
+        "Keep the build table and CVE catalogue current: diff them against a newer source.",
     ),
     "lab": (
         "exwatch.cli.lab_cmd",

@@ -1,16 +1,23 @@
-"""Loading and checking the shipped knowledge: products, the build table and the CVE catalogue.
+"""Loading the shipped knowledge: sources, products, the build table and the CVE catalogue.
 
-The data lives beside this module (products.yaml, builds.csv, cves.yaml).  Loading turns it
-into typed, immutable structures and fails with DataError on anything structurally wrong;
-`selftest()` goes further and checks every example and the internal consistency.
+The data lives beside this module (sources.yaml, products.yaml, builds.csv, cves.yaml).
+Loading turns it into typed, immutable structures and fails with DataError only on what
+makes the files unreadable; everything that can be reported (a CU covered twice, an update
+missing from builds.csv, an example that does not hold) is left to `consistency.selftest()`.
+
+Per CVE and product the catalogue derives a `ProductRule` from the update that fixed the CVE
+and the build table: which CUs got the fix in which build, which CU shipped with it, which
+never got it.  `assess.py` turns a build and those rules into verdicts; this module never
+imports it.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,13 +25,31 @@ from typing import Any
 import yaml
 
 from exwatch.errors import BuildParseError, DataError
-from exwatch.model import Build, Verdict
-from exwatch.selftest import CheckResult
+from exwatch.model import Build
 
 DATA_DIR = Path(__file__).resolve().parent
-PRODUCT_STATUSES = ("affected", "not-affected", "unassessed")
-SEVERITIES = ("critical", "high", "medium", "low")
 BUILD_COLUMNS = ["product", "cu", "su", "build", "release_date", "source", "note"]
+_CVE_RE = re.compile(r"CVE-(\d{4})-(\d{4,7})")
+# libyaml's safe loader parses cves.yaml about five times faster than the pure-Python one.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    id: str
+    title: str
+    where: str
+
+    def ref(self, cve_id: str | None = None) -> str:
+        """`where` with {id}, {year} and {bucket} filled in for one CVE."""
+        if cve_id is None or "{" not in self.where:
+            return self.where
+        m = _CVE_RE.fullmatch(cve_id)
+        year, number = (m.group(1), m.group(2)) if m else ("", "")
+        bucket = number[:-3] + "xxx" if len(number) > 3 else "0xxx"
+        return (
+            self.where.replace("{id}", cve_id).replace("{year}", year).replace("{bucket}", bucket)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +73,9 @@ class Product:
             return False
         return self.build_below is None or b.build < self.build_below
 
+    def supported(self, on: date) -> bool:
+        return self.end_of_support is None or self.end_of_support > on
+
 
 @dataclass(frozen=True, slots=True)
 class BuildRow:
@@ -59,6 +87,11 @@ class BuildRow:
     source: str
     note: str
     line: int
+
+    @property
+    def label(self) -> str:
+        """The update's name, or "CU release" for the CU's own build."""
+        return self.su or "CU release"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +119,39 @@ class CumulativeUpdate:
     def newest(self) -> BuildRow:
         return self.rows[-1]
 
+    def first(self, su: str) -> BuildRow | None:
+        """The lowest build of this CU carrying the named update."""
+        for r in self.rows:
+            if r.su == su:
+                return r
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A fix that also needs configuration a version number cannot show."""
+
+    name: str
+    reason: str
+    on_by_default: Mapping[str, str]
+    any_build: bool
+    sources: tuple[str, ...]
+    # Set when only some deployments are affected (e.g. "hybrid deployments"): then even a
+    # build without the fix is not certainly vulnerable.
+    affects_only: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class ProductRule:
-    """How one CVE applies to one product line."""
+    """How one CVE applies to one product line, derived from `fixed_by` and builds.csv."""
 
-    status: str
-    reason: str
-    fixed_in: Mapping[str, Build] = field(default_factory=dict)
-    shipped_fixed_from: str | None = None
+    status: str  # affected | not-affected | unassessed
+    reason: str = ""
+    source: str = ""
+    fixed_in: Mapping[str, BuildRow] = field(default_factory=dict)
+    shipped_from: str | None = None  # first CU released with the fix in it
     never_fixed: frozenset[str] = frozenset()
-    never_fixed_spec: tuple[str, ...] = ()
-    undecidable_from: Mapping[str, Build | None] = field(default_factory=dict)
+    unlisted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +159,67 @@ class Cve:
     id: str
     name: str
     title: str
-    family: str
-    severity: str
-    cvss: float | None
-    kev_listed: bool
-    kev_added: date | None
     published: date
+    cvss: float | None
+    vector: str | None
+    kev_added: date | None
+    exploited: bool
     fixed_by: str
+    fix_source: str
+    affected: tuple[str, ...]
+    not_affected: Mapping[str, str]
+    fixes: Mapping[str, Mapping[str, Build]]
+    msrc_cus: Mapping[str, frozenset[str]]
+    config: Config | None
     products: Mapping[str, ProductRule]
     sources: tuple[str, ...]
-    examples: tuple[tuple[str, Verdict], ...]
+    note: str
+    examples: tuple[tuple[str, str], ...]
+
+    @property
+    def kev(self) -> bool:
+        return self.kev_added is not None
+
+    @property
+    def severity(self) -> str | None:
+        """CVSS 3.1 qualitative band of the base score; None without a score."""
+        if self.cvss is None:
+            return None
+        if self.cvss >= 9.0:
+            return "critical"
+        if self.cvss >= 7.0:
+            return "high"
+        if self.cvss >= 4.0:
+            return "medium"
+        return "low" if self.cvss > 0 else "none"
+
+    @property
+    def pre_auth(self) -> bool | None:
+        """Exploitable over the network without an account (vector AV:N and PR:N)."""
+        if self.vector is None:
+            return None
+        metrics = dict(part.split(":", 1) for part in self.vector.split("/") if ":" in part)
+        return metrics.get("AV") == "N" and metrics.get("PR") == "N"
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    id: str
+    reason: str
+    sources: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Catalogue:
+    sources: Mapping[str, Source]
     products: tuple[Product, ...]
     rows: tuple[BuildRow, ...]
     cus: Mapping[str, tuple[CumulativeUpdate, ...]]
     cves: tuple[Cve, ...]
+    configs: Mapping[str, Config]
+    excluded: tuple[Excluded, ...]
     by_build: Mapping[tuple[int, int, int, int], BuildRow]
+    update_dates: Mapping[str, date]  # update name -> first release date (any product)
 
     def product_for(self, b: Build) -> Product | None:
         for p in self.products:
@@ -131,17 +227,45 @@ class Catalogue:
                 return p
         return None
 
+    def product(self, product_id: str) -> Product:
+        for p in self.products:
+            if p.id == product_id:
+                return p
+        raise KeyError(product_id)
+
     def cu_named(self, product: str, name: str) -> CumulativeUpdate | None:
         for cu in self.cus.get(product, ()):
             if cu.name == name:
                 return cu
         return None
 
+    @functools.cached_property
+    def _cve_index(self) -> dict[str, Cve]:
+        return {c.id: c for c in self.cves}
+
     def cve(self, cve_id: str) -> Cve:
-        for c in self.cves:
-            if c.id == cve_id:
-                return c
-        raise KeyError(cve_id)
+        return self._cve_index[cve_id]
+
+    @functools.cached_property
+    def latest_rows(self) -> dict[str, BuildRow]:
+        """Per product, its most recent release (same-day releases: the highest build)."""
+        out: dict[str, BuildRow] = {}
+        for r in self.rows:
+            best = out.get(r.product)
+            if best is None or (r.release_date, r.build.as_tuple()) > (
+                best.release_date,
+                best.build.as_tuple(),
+            ):
+                out[r.product] = r
+        return out
+
+    def kev_cves(self) -> frozenset[str]:
+        """Ids of the catalogue's CVEs that are in CISA's KEV catalog."""
+        return frozenset(c.id for c in self.cves if c.kev)
+
+    def source_ref(self, source_id: str, cve_id: str | None = None) -> str:
+        src = self.sources.get(source_id)
+        return source_id if src is None else src.ref(cve_id)
 
 
 # ---------------------------------------------------------------- loading
@@ -150,7 +274,7 @@ class Catalogue:
 def _read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=_LOADER)  # noqa: S506 (a safe loader, C when available)
     except (OSError, yaml.YAMLError) as exc:
         raise DataError(f"{path.name}: cannot read: {exc}") from exc
 
@@ -169,6 +293,20 @@ def _date(value: object, where: str) -> date:
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise DataError(f"{where}: not an ISO date: {value!r}") from exc
+
+
+def load_sources(path: Path) -> dict[str, Source]:
+    doc = _read_yaml(path)
+    raw = doc.get("sources") if isinstance(doc, dict) else None
+    if not isinstance(raw, dict) or not raw:
+        raise DataError(f"{path.name}: expected a mapping with a non-empty 'sources' mapping")
+    out: dict[str, Source] = {}
+    for sid, entry in raw.items():
+        try:
+            out[str(sid)] = Source(str(sid), str(entry["title"]), str(entry["where"]))
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path.name}: source {sid}: missing or bad field: {exc}") from exc
+    return out
 
 
 def load_products(path: Path) -> tuple[Product, ...]:
@@ -249,94 +387,184 @@ def group_cus(rows: Iterable[BuildRow]) -> dict[str, tuple[CumulativeUpdate, ...
     return out
 
 
-def _expand_cus(spec: Iterable[str], order: list[str], where: str) -> frozenset[str]:
-    """Expand ["RTM..CU3", "CU5"] using the product's CU order."""
-    names: set[str] = set()
-    for item in spec:
-        if ".." in item:
-            first, last = (s.strip() for s in item.split("..", 1))
-            if first not in order or last not in order:
-                raise DataError(f"{where}: range {item!r} names an unknown CU")
-            i, j = order.index(first), order.index(last)
-            if i > j:
-                raise DataError(f"{where}: range {item!r} runs backwards")
-            names.update(order[i : j + 1])
+def update_dates(rows: Iterable[BuildRow]) -> dict[str, date]:
+    """Each update name's first release date over all products."""
+    out: dict[str, date] = {}
+    for r in rows:
+        if r.su is not None and (r.su not in out or r.release_date < out[r.su]):
+            out[r.su] = r.release_date
+    return out
+
+
+def _load_configs(doc: Mapping[str, Any], where: str) -> dict[str, Config]:
+    out: dict[str, Config] = {}
+    for name, raw in (doc.get("configs") or {}).items():
+        try:
+            out[str(name)] = Config(
+                name=str(name),
+                reason=str(raw["reason"]),
+                on_by_default={str(k): str(v) for k, v in (raw.get("on_by_default") or {}).items()},
+                any_build=bool(raw.get("any_build", False)),
+                sources=tuple(str(s) for s in raw.get("sources") or ()),
+                affects_only=None if raw.get("affects_only") is None else str(raw["affects_only"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DataError(f"{where}: config {name}: missing or bad field: {exc}") from exc
+    return out
+
+
+def derive_rule(
+    cve: Cve, product: Product, cus: tuple[CumulativeUpdate, ...], dates: Mapping[str, date]
+) -> ProductRule:
+    """The rule for one product, from the CVE's update, the build table and the policy."""
+    if product.id in cve.not_affected:
+        src = cve.not_affected[product.id]
+        return ProductRule("not-affected", f"{product.name} is not affected", src)
+    fix_date = dates.get(cve.fixed_by)
+    first_release = cus[0].release.release_date if cus else None
+    listed = product.id in cve.affected or product.id in cve.fixes
+    released_after_fix = (
+        fix_date is not None and first_release is not None and first_release > fix_date
+    )
+    if not (listed or released_after_fix):
+        eos = product.end_of_support
+        if eos is not None and eos <= cve.published:
+            return ProductRule(
+                "unassessed",
+                f"{product.name} was out of support when this CVE was published; "
+                "Microsoft did not assess it",
+            )
+        return ProductRule(
+            "not-affected",
+            f"Microsoft lists no {product.name} build as affected",
+            "msrc-affected",
+        )
+    explicit = cve.fixes.get(product.id, {})
+    allowed = cve.msrc_cus.get(product.id)
+    fixed_in: dict[str, BuildRow] = {}
+    never: set[str] = set()
+    unlisted: set[str] = set()
+    shipped_from: str | None = None
+    for cu in cus:
+        if cu.name in explicit:
+            row = next((r for r in cu.rows if r.build == explicit[cu.name]), None)
+            if row is not None:
+                fixed_in[cu.name] = row
+            else:
+                never.add(cu.name)  # an unknown build: consistency.selftest reports it
+            continue
+        row = cu.first(cve.fixed_by)
+        after = fix_date is not None and cu.release.release_date > fix_date
+        if after and shipped_from is None:
+            shipped_from = cu.name
+        if after:
+            continue
+        if row is not None and (allowed is None or cu.name in allowed):
+            fixed_in[cu.name] = row
+        elif row is not None:
+            unlisted.add(cu.name)
         else:
-            names.add(item)
-    return frozenset(names)
-
-
-def _product_rule(raw: Mapping[str, Any], order: list[str], where: str) -> ProductRule:
-    status = raw.get("status")
-    if status not in PRODUCT_STATUSES:
-        raise DataError(f"{where}: status must be one of {PRODUCT_STATUSES}, not {status!r}")
-    if status != "affected":
-        return ProductRule(status=status, reason=str(raw.get("reason", "")))
-    undecidable: dict[str, Build | None] = {}
-    for cu, value in (raw.get("undecidable_from") or {}).items():
-        undecidable[str(cu)] = None if value == "cu" else _build(value, f"{where} {cu}")
-    never_spec = tuple(str(x) for x in raw.get("never_fixed") or ())
+            never.add(cu.name)
     return ProductRule(
-        status=status,
-        reason=str(raw.get("reason", "")),
-        fixed_in={
-            str(k): _build(v, f"{where} {k}") for k, v in (raw.get("fixed_in") or {}).items()
-        },
-        shipped_fixed_from=raw.get("shipped_fixed_from"),
-        never_fixed=_expand_cus(never_spec, order, where),
-        never_fixed_spec=never_spec,
-        undecidable_from=undecidable,
+        "affected",
+        source=cve.fix_source,
+        fixed_in=fixed_in,
+        shipped_from=shipped_from,
+        never_fixed=frozenset(never),
+        unlisted=frozenset(unlisted),
     )
 
 
-def load_cves(path: Path, cus: Mapping[str, tuple[CumulativeUpdate, ...]]) -> tuple[Cve, ...]:
+def _cve(raw: Mapping[str, Any], configs: Mapping[str, Config], where: str) -> Cve:
+    config_name = raw.get("config")
+    if config_name is not None and str(config_name) not in configs:
+        raise DataError(f"{where}: unknown config {config_name!r}")
+    kev = raw.get("kev")
+    return Cve(
+        id=str(raw["id"]),
+        name=str(raw.get("name") or ""),
+        title=str(raw["title"]),
+        published=_date(raw["published"], where),
+        cvss=None if raw.get("cvss") is None else float(raw["cvss"]),
+        vector=None if raw.get("vector") is None else str(raw["vector"]),
+        kev_added=None if kev is None else _date(kev, where),
+        exploited=bool(raw.get("exploited", False)),
+        fixed_by=str(raw["fixed_by"]),
+        fix_source=str(raw.get("fix_source") or "cvelist"),
+        affected=tuple(str(p) for p in raw["affected"]),
+        not_affected={str(k): str(v) for k, v in (raw.get("not_affected") or {}).items()},
+        fixes={
+            str(p): {str(cu): _build(b, f"{where} fixes") for cu, b in m.items()}
+            for p, m in (raw.get("fixes") or {}).items()
+        },
+        msrc_cus={
+            str(p): frozenset(str(c) for c in v) for p, v in (raw.get("msrc_cus") or {}).items()
+        },
+        config=None if config_name is None else configs[str(config_name)],
+        products={},
+        sources=tuple(str(s) for s in raw["sources"]),
+        note=str(raw.get("note") or ""),
+        examples=tuple((str(e["build"]), str(e["expect"])) for e in raw.get("examples") or ()),
+    )
+
+
+def load_cves(
+    path: Path,
+    products: tuple[Product, ...],
+    cus: Mapping[str, tuple[CumulativeUpdate, ...]],
+    dates: Mapping[str, date],
+) -> tuple[tuple[Cve, ...], dict[str, Config], tuple[Excluded, ...]]:
     doc = _read_yaml(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("cves"), list):
         raise DataError(f"{path.name}: expected a mapping with a 'cves' list")
+    configs = _load_configs(doc, path.name)
     out: list[Cve] = []
     for raw in doc["cves"]:
-        cid = str(raw.get("id", "?"))
+        cid = str(raw.get("id", "?")) if isinstance(raw, dict) else "?"
         where = f"{path.name}: {cid}"
         try:
-            products = {
-                str(pid): _product_rule(
-                    rule, [c.name for c in cus.get(str(pid), ())], f"{where} {pid}"
-                )
-                for pid, rule in raw["products"].items()
-            }
-            kev = raw["kev"]
-            examples = tuple(
-                (str(e["build"]), Verdict(e["expect"])) for e in raw.get("examples") or ()
-            )
-            out.append(
-                Cve(
-                    id=cid,
-                    name=str(raw["name"]),
-                    title=str(raw["title"]),
-                    family=str(raw["family"]),
-                    severity=str(raw["severity"]),
-                    cvss=None if raw.get("cvss") is None else float(raw["cvss"]),
-                    kev_listed=bool(kev["listed"]),
-                    kev_added=None if kev.get("added") is None else _date(kev["added"], where),
-                    published=_date(raw["published"], where),
-                    fixed_by=str(raw["fixed_by"]),
-                    products=products,
-                    sources=tuple(str(s) for s in raw["sources"]),
-                    examples=examples,
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            bare = _cve(raw, configs, where)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{where}: missing or bad field: {exc}") from exc
-    return tuple(out)
+        rules = {
+            p.id: derive_rule(bare, p, cus.get(p.id, ()), dates)
+            for p in products
+            if p.in_build_table or p.id not in bare.affected
+        }
+        for p in products:  # listed but without a build table: nothing to compare with
+            if p.id not in rules:
+                rules[p.id] = ProductRule("unassessed", f"{p.name} is not in the build table")
+        out.append(replace(bare, products=rules))
+    excluded: list[Excluded] = []
+    for raw in doc.get("excluded") or ():
+        try:
+            excluded.append(
+                Excluded(str(raw["id"]), str(raw["reason"]), tuple(str(s) for s in raw["sources"]))
+            )
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path.name}: excluded entry: missing or bad field: {exc}") from exc
+    return tuple(out), configs, tuple(excluded)
 
 
 def load(data_dir: Path = DATA_DIR) -> Catalogue:
+    sources = load_sources(data_dir / "sources.yaml")
     products = load_products(data_dir / "products.yaml")
     rows = load_builds(data_dir / "builds.csv")
     cus = group_cus(rows)
-    cves = load_cves(data_dir / "cves.yaml", cus)
+    dates = update_dates(rows)
+    cves, configs, excluded = load_cves(data_dir / "cves.yaml", products, cus, dates)
     by_build = {r.build.as_tuple(): r for r in rows}
-    return Catalogue(products=products, rows=rows, cus=cus, cves=cves, by_build=by_build)
+    return Catalogue(
+        sources=sources,
+        products=products,
+        rows=rows,
+        cus=cus,
+        cves=cves,
+        configs=configs,
+        excluded=excluded,
+        by_build=by_build,
+        update_dates=dates,
+    )
 
 
 @functools.cache
@@ -345,161 +573,17 @@ def default() -> Catalogue:
     return load()
 
 
-# ---------------------------------------------------------------- self-test
-
-
-def _check_builds(cat: Catalogue, res: CheckResult) -> None:
-    known_products = {p.id for p in cat.products if p.in_build_table}
-    seen: dict[tuple[int, int, int, int], int] = {}
-    last: dict[str, BuildRow] = {}
-    for r in cat.rows:
-        where = f"builds.csv:{r.line}"
-        if r.product not in known_products:
-            res.problems.append(f"{where}: unknown product {r.product!r}")
-            continue
-        product = next(p for p in cat.products if p.id == r.product)
-        if not product.matches(r.build):
-            res.problems.append(f"{where}: {r.build} is not a {product.name} build")
-        key = r.build.as_tuple()
-        if key in seen:
-            res.problems.append(f"{where}: duplicate build {r.build} (also line {seen[key]})")
-        seen[key] = r.line
-        prev = last.get(r.product)
-        if prev is not None and prev.build.as_tuple() >= key:
-            res.problems.append(f"{where}: not sorted: {r.build} after {prev.build}")
-        last[r.product] = r
-        if not r.source:
-            res.problems.append(f"{where}: no source")
-        res.examples += 1
-    for pid, cus in cat.cus.items():
-        for cu in cus:
-            releases = [r for r in cu.rows if r.su is None]
-            if len(releases) != 1:
-                res.problems.append(
-                    f"builds.csv: {pid} {cu.name} has {len(releases)} CU release rows"
-                )
-            elif releases[0] is not cu.rows[0]:
-                res.problems.append(
-                    f"builds.csv: {pid} {cu.name}: an SU is older than the CU release"
-                )
-            if pid != "2010" and len(cu.keys) != 1:
-                res.problems.append(f"builds.csv: {pid} {cu.name} spans several third parts")
-    for p in cat.products:
-        if p.in_build_table and p.id not in cat.cus:
-            res.problems.append(f"builds.csv: no builds for product {p.id}")
-
-
-def _check_products(cat: Catalogue, res: CheckResult) -> None:
-    ids = [p.id for p in cat.products]
-    if len(set(ids)) != len(ids):
-        res.problems.append("products.yaml: duplicate product ids")
-    for p in cat.products:
-        for text in p.match_examples:
-            res.examples += 1
-            found = cat.product_for(Build.parse(text))
-            if found is None or found.id != p.id:
-                res.problems.append(
-                    f"products.yaml: {text} should be {p.id}, got {found and found.id}"
-                )
-        for text in p.no_match_examples:
-            res.examples += 1
-            if p.matches(Build.parse(text)):
-                res.problems.append(f"products.yaml: {text} must not match {p.id}")
-
-
-def _check_cves(cat: Catalogue, res: CheckResult) -> None:
-    from exwatch.assess import assess  # assess imports this module
-
-    ids = [c.id for c in cat.cves]
-    if len(set(ids)) != len(ids):
-        res.problems.append("cves.yaml: duplicate CVE ids")
-    product_ids = {p.id for p in cat.products}
-    for cve in cat.cves:
-        where = f"cves.yaml: {cve.id}"
-        if cve.severity not in SEVERITIES:
-            res.problems.append(f"{where}: severity {cve.severity!r} not in {SEVERITIES}")
-        if not cve.sources:
-            res.problems.append(f"{where}: no sources")
-        if set(cve.products) != product_ids:
-            res.problems.append(
-                f"{where}: must state every product, missing "
-                f"{sorted(product_ids - set(cve.products))}"
-            )
-        if not cve.examples:
-            res.problems.append(f"{where}: no examples")
-        for pid, rule in cve.products.items():
-            if rule.status != "affected":
-                if not rule.reason:
-                    res.problems.append(f"{where} {pid}: {rule.status} needs a reason")
-                continue
-            _check_rule_coverage(cat, cve, pid, rule, res)
-        for text, expected in cve.examples:
-            res.examples += 1
-            got = assess(text, catalogue=cat).cves.get(cve.id)
-            if got is None or got.verdict is not expected:
-                res.problems.append(
-                    f"{where}: example {text} expected {expected.value}, got "
-                    f"{got.verdict.value if got else None} ({got.reason if got else ''})"
-                )
-
-
-def _check_rule_coverage(
-    cat: Catalogue, cve: Cve, pid: str, rule: ProductRule, res: CheckResult
-) -> None:
-    where = f"cves.yaml: {cve.id} {pid}"
-    cus = cat.cus.get(pid, ())
-    names = [c.name for c in cus]
-    shipped: set[str] = set()
-    if rule.shipped_fixed_from is not None:
-        if rule.shipped_fixed_from not in names:
-            res.problems.append(
-                f"{where}: shipped_fixed_from {rule.shipped_fixed_from} is not a known CU"
-            )
-        else:
-            shipped = set(names[names.index(rule.shipped_fixed_from) :])
-    groups = {
-        "fixed_in": set(rule.fixed_in),
-        "shipped_fixed_from": shipped,
-        "never_fixed": set(rule.never_fixed),
-        "undecidable_from": set(rule.undecidable_from),
-    }
-    for cu in names:
-        holders = [g for g, members in groups.items() if cu in members]
-        if len(holders) != 1:
-            res.problems.append(f"{where}: CU {cu} is covered {len(holders)} times ({holders})")
-    for group, members in groups.items():
-        for cu in sorted(members - set(names)):
-            res.problems.append(f"{where}: {group} names unknown CU {cu}")
-    for cu, b in [*rule.fixed_in.items(), *rule.undecidable_from.items()]:
-        if b is None:
-            continue
-        info = cat.cu_named(pid, cu)
-        row = cat.by_build.get(b.as_tuple())
-        if info is None or row is None or row.cu != cu or row.product != pid:
-            res.problems.append(f"{where}: {b} is not a known build of {pid} {cu}")
-
-
-def selftest(data_dir: Path | None = None) -> CheckResult:
-    res = CheckResult("knowledge: products, builds, CVE catalogue")
-    try:
-        cat = default() if data_dir is None else load(data_dir)
-    except DataError as exc:
-        res.problems.append(str(exc))
-        return res
-    _check_products(cat, res)
-    _check_builds(cat, res)
-    _check_cves(cat, res)
-    return res
-
-
 __all__ = [
     "BuildRow",
     "Catalogue",
+    "Config",
     "CumulativeUpdate",
     "Cve",
+    "Excluded",
     "Product",
     "ProductRule",
+    "Source",
     "default",
+    "derive_rule",
     "load",
-    "selftest",
 ]

@@ -108,20 +108,26 @@ def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
         "known": False,
         "sources": list(fp.sources),
         "builds_seen": list(fp.builds_seen),
+        "patch_lag": None,
+        "basis": {},
     }
     cves: dict[str, str] = {}
     if fp.build is not None:
         assessment = _assessment(fp.build)
         if assessment is None:
             return info, cves  # a build the catalogue cannot place: product from the number
+        cves = dict(assessment["cves"])
         info.update(
             product=assessment["product"] or info["product"],
             cu=assessment["cu"],
             su=assessment["su"],
             eol=assessment["eol"],
             known=assessment["known"],
+            patch_lag=assessment["patch_lag"] and dict(assessment["patch_lag"]),
+            # Why each vulnerable verdict holds (build compared with, source id); the other
+            # verdicts' bases stay out of the per-host record: `exwatch assess BUILD` has them.
+            basis={c: assessment["basis"][c] for c, v in cves.items() if v == "vulnerable"},
         )
-        cves = dict(assessment["cves"])
     return info, cves
 
 
