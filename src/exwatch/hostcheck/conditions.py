@@ -4,7 +4,7 @@ A rule names the record kinds it reads (`applies_to`) and a condition tree:
 
     all: [cond, ...] | any: [cond, ...] | not: cond
     {field: NAME, <op>: VALUE}   ops: equals, in, contains, contains_all, startswith,
-                                      endswith, like, regex, present
+                                      endswith, like, regex, present, cidr
 
 Matching is case-insensitive (PowerShell `-like` and Select-String are); `like` is
 PowerShell's wildcard (`*`, `?`, `[...]`, whole string).  `field: raw` is the whole line.
@@ -21,6 +21,7 @@ every `match` example passes its needles, so a wrong needle cannot hide a hit.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ _OPS = (
     "like",
     "regex",
     "present",
+    "cidr",
 )
 _NEEDLE_CHARS = re.compile(r"[a-z0-9._~/@:$\-#<>()\\']{3,}")
 
@@ -187,7 +189,20 @@ def _compile_leaf(
         return None if any(f is None for f in found) else frozenset(f for f in found if f)
 
     pred: Predicate
-    if op == "present":
+    if op == "cidr":
+        try:
+            networks = [ipaddress.ip_network(v, strict=False) for v in values]
+        except ValueError as exc:
+            raise DataError(f"{where}: bad network: {exc}") from exc
+
+        def pred(rec: Record) -> bool:
+            try:
+                addr = ipaddress.ip_address(rec.get(fname).strip())
+            except ValueError:
+                return False
+            return any(addr in net for net in networks if addr.version == net.version)
+
+    elif op == "present":
         want = bool(raw_value)
 
         def pred(rec: Record) -> bool:

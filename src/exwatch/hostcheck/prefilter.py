@@ -325,7 +325,7 @@ def prefilter_for(
     rules: Sequence[Rule], exchange_path: str = DEFAULT_EXCHANGE_PATH
 ) -> KindPrefilter:
     """The prefilter of a kind's rules (as passed to the checker)."""
-    key = (tuple(r.id for r in rules), exchange_path)
+    key = (tuple(f"{r.id}:{r.condition!r}" for r in rules), exchange_path)
     found = _CACHE.get(key)
     if found is None:
         variables = {"exchange_path": exchange_path}

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from exwatch.errors import DataError
 from exwatch.hostcheck.conditions import (
@@ -21,6 +18,7 @@ from exwatch.hostcheck.conditions import (
     compile_condition,
     like_to_regex,
 )
+from exwatch.hostcheck.datafile import load_yaml
 from exwatch.hostcheck.prefilter import KindPrefilter, prefilter_for
 from exwatch.hostcheck.records import Kind, Record
 
@@ -38,11 +36,6 @@ _REQUIRED = (
 
 
 # -- loading ------------------------------------------------------------------------------------
-
-
-def _load_yaml(name: str) -> Any:
-    text = resources.files("exwatch.hostcheck.data").joinpath(name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
 
 
 def build_rules(entries: Any, variables: Mapping[str, str]) -> list[Rule]:
@@ -104,7 +97,7 @@ def build_rules(entries: Any, variables: Mapping[str, str]) -> list[Rule]:
 @cache
 def load_rules(exchange_path: str = DEFAULT_EXCHANGE_PATH) -> tuple[Rule, ...]:
     """The shipped log rules, compiled for one Exchange install path."""
-    return tuple(build_rules(_load_yaml("log_rules.yaml"), {"exchange_path": exchange_path}))
+    return tuple(build_rules(load_yaml("log_rules.yaml"), {"exchange_path": exchange_path}))
 
 
 def rules_by_kind(rules: Iterable[Rule]) -> dict[Kind, list[Rule]]:
@@ -120,13 +113,18 @@ def rules_by_kind(rules: Iterable[Rule]) -> dict[Kind, list[Rule]]:
 
 def example_records(rule: Rule, example: Any) -> tuple[Kind, list[Record]]:
     """Parse one example through the real parser of its kind (default `#Fields:` header)."""
+    return parse_example(rule.applies_to[0], example)
+
+
+def parse_example(default: Kind, example: Any) -> tuple[Kind, list[Record]]:
+    """An example line (or {kind, line}) as records, through the real parser of its kind."""
     from exwatch.hostcheck.parsers import PARSERS
 
     if isinstance(example, dict):
         kind = Kind(example["kind"])
         text = str(example["line"])
     else:
-        kind = rule.applies_to[0]
+        kind = default
         text = str(example)
     records, _ = PARSERS[kind].parse_text(text)
     return kind, records
@@ -166,7 +164,28 @@ def selftest() -> Any:
                     result.problems.append(f"{rule.id}: should not match: {short}")
                 if want and not _block_prefilter_passes(rule, kind, rec.raw):
                     result.problems.append(f"{rule.id}: block prefilter rejects a match: {short}")
+    _health_selftest(result)
     return result
+
+
+def _health_selftest(result: Any) -> None:
+    """Health-probe examples: every `match` is a probe, every `no_match` is not."""
+    from exwatch.hostcheck.health import load_probes
+
+    try:
+        probes = load_probes()
+    except DataError as exc:
+        result.problems.append(str(exc))
+        return
+    for probe in probes:
+        for want, key in ((True, "match"), (False, "no_match")):
+            for example in probe.examples.get(key) or []:
+                result.examples += 1
+                kind, records = parse_example(probe.applies_to[0], example)
+                if len(records) != 1 or kind not in probe.applies_to:
+                    result.problems.append(f"{probe.id}: example is not one {kind} record")
+                elif probe.predicate(records[0]) != want:
+                    result.problems.append(f"{probe.id}: {key} example fails: {example!s:.80}")
 
 
 def kind_prefilter(kind: Kind, exchange_path: str = DEFAULT_EXCHANGE_PATH) -> KindPrefilter:
@@ -196,6 +215,8 @@ __all__ = [
     "kind_prefilter",
     "like_to_regex",
     "load_rules",
+    "load_yaml",
+    "parse_example",
     "rules_by_kind",
     "selftest",
 ]

@@ -26,15 +26,23 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-().]*\Z")
 
 
-def build_index(fields: Iterable[str], aliases: Mapping[str, str]) -> dict[str, int]:
-    """Lower-case name -> column, plus aliases that point at a present column."""
+Aliases = Mapping[str, "str | tuple[str, ...]"]
+
+
+def build_index(fields: Iterable[str], aliases: Aliases) -> dict[str, int]:
+    """Lower-case name -> column, plus aliases that point at a present column (an alias
+    with several targets takes the first one present)."""
     index: dict[str, int] = {}
     for pos, name in enumerate(fields):
         index.setdefault(name.strip().lower(), pos)
     for alias, target in aliases.items():
-        found = index.get(target)
-        if found is not None and alias not in index:
-            index[alias] = found
+        if alias in index:
+            continue
+        for name in (target,) if isinstance(target, str) else target:
+            found = index.get(name)
+            if found is not None:
+                index[alias] = found
+                break
     return index
 
 
@@ -44,7 +52,7 @@ class FieldedParser:
     kind: ClassVar[Kind]
     data_format: ClassVar[str]
     default_fields: ClassVar[tuple[str, ...]]
-    aliases: ClassVar[Mapping[str, str]] = {}
+    aliases: ClassVar[Aliases] = {}
     separator: ClassVar[str] = ","  # "," = CSV with quoting; " " = W3C
     # Columns the rules read: a header without some of them is a reduced layout.
     expected_fields: ClassVar[tuple[str, ...]] = ()
