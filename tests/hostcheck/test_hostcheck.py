@@ -46,6 +46,7 @@ EXPECTED_KAPE = {
     "file-archive-in-programdata": 1,
     "webshell-chopper-eval-request": 1,
     "webshell-jscript-base64-eval": 1,
+    "oab-vdir-reset": 1,  # the Remove-OABVirtualDirectory line of the ECP Server log
     "memory-dump-file": 0,  # the dump is not in a web folder, so its content is not scanned
 }
 

@@ -10,7 +10,10 @@ JSON string.  All of them become the same fields, so one rule reads every shape:
     every named EventData value under its lower-cased name (image, commandline, ...),
     and for `MSExchange CmdletLogs`: cmdlet, parameters, caller, client_application,
     process (from the Data list, or from the rendered Message when an export kept only
-    that: "Cmdlet suceeded. Cmdlet X, parameters Y.").
+    that: "Cmdlet suceeded. Cmdlet X, parameters Y.");
+    and names shared by Sysmon and Security so one rule reads both: process_image
+    (Image / NewProcessName), parent_image (ParentImage / ParentProcessName), command_line,
+    target_file (TargetFilename).
 
 Nothing here trusts the input: unknown shapes give None, values are strings, XML with a
 DOCTYPE is refused and sizes are bounded.
@@ -43,6 +46,13 @@ _CMDLET_MESSAGE = re.compile(
 _EMPTY_INDEX: dict[str, int] = {}
 _LEVELS = {"critical": "1", "error": "2", "warning": "3", "information": "4", "verbose": "5"}
 MAX_XML_CHARS = 1 << 20
+# Sysmon and Security name the same things differently; rules read the common name.
+_COMMON_NAMES = (
+    ("process_image", ("image", "newprocessname", "processname")),
+    ("parent_image", ("parentimage", "parentprocessname")),
+    ("command_line", ("commandline", "processcommandline")),
+    ("target_file", ("targetfilename",)),
+)
 
 # Channel (lower case) -> coverage source (result.SOURCES).
 CHANNEL_SOURCES = {
@@ -347,6 +357,8 @@ def record_from_event(obj: Any, rel: str, number: int | None) -> Record | None:
     }
     for name, value in named.items():
         extra.setdefault(name.lower(), value)
+    for common, names in _COMMON_NAMES:
+        extra.setdefault(common, next((extra[n] for n in names if extra.get(n)), ""))
     if fields["provider"].lower() == CMDLET_PROVIDER:
         for name, pos in _CMDLET_POSITIONS:
             extra[name] = positional[pos] if len(positional) > pos else ""
