@@ -93,10 +93,17 @@ def _meta(rule: Any) -> dict[str, Any]:
     return {str(k): v for k, v in rule.metadata}
 
 
-def scan_bytes(data: bytes) -> list[tuple[dict[str, Any], str]]:
-    """(meta, excerpt) for every yara rule matching `data`."""
+@cache
+def _scanner() -> yara_x.Scanner:
+    # One scanner for the run: making one per file cost more than scanning a small page.
     scanner = yara_x.Scanner(load_yara())
     scanner.set_timeout(10)
+    return scanner
+
+
+def scan_bytes(data: bytes) -> list[tuple[dict[str, Any], str]]:
+    """(meta, excerpt) for every yara rule matching `data`."""
+    scanner = _scanner()
     out: list[tuple[dict[str, Any], str]] = []
     for rule in scanner.scan(data).matching_rules:
         excerpt = ""

@@ -5,18 +5,21 @@ DLLs, so the rendered Message is missing and rules match the EventData values, m
 `events.record_from_event` (the one mapping for EVTX and SIEM exports alike).
 
 A damaged record costs only itself: the package raises for it and the iteration goes on
-with the next one.  Damage to a record's header makes the package drop the rest of its
-64 KiB chunk, and the next chunk is read again; every loss is counted and said.
+with the next one.  The package would drop the rest of a 64 KiB chunk after a damaged
+record header or chunk signature, so such files are first mended in a temporary copy
+(`evtxrepair.py`); every loss is counted and said.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from exwatch.hostcheck.parsers.events import record_from_event
+from exwatch.hostcheck.parsers.evtxrepair import mend
 from exwatch.hostcheck.records import FileStats, Kind, Record
 
 EVTX_MAGIC = b"ElfFile\x00"
@@ -41,13 +44,24 @@ class EvtxParser:
 
     def parse_stream(self, fh: IO[bytes], rel: str, stats: FileStats) -> Iterator[Record]:
         """Records of an EVTX file opened for reading (a file or a zip member copy)."""
-        from evtx import PyEvtxParser
-
         magic = fh.read(8)
         fh.seek(0)
         if magic != EVTX_MAGIC:
             stats.error = "not an EVTX file (no ElfFile header)"
             return
+        with tempfile.TemporaryFile(prefix="exwatch-evtx-") as mended:
+            spans = mend(fh, mended)
+            if spans:
+                stats.warn(
+                    f"damaged or cut in {spans} places (record headers, chunk signatures or "
+                    "the end): mended in a copy, so only the damaged records are lost"
+                )
+            yield from self._records(mended if spans else fh, rel, stats)
+
+    def _records(self, fh: IO[bytes], rel: str, stats: FileStats) -> Iterator[Record]:
+        from evtx import PyEvtxParser
+
+        fh.seek(0)
         try:
             records = PyEvtxParser(fh, number_of_threads=1).records_json()
         except (OSError, RuntimeError, ValueError) as exc:
