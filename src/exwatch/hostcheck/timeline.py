@@ -9,6 +9,7 @@ from exwatch.hostcheck.findings import Finding
 
 STAGES = (
     "recon",
+    "initial-access",
     "ssrf",
     "exploit",
     "file-write",
