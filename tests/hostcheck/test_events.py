@@ -273,3 +273,12 @@ def test_xml_with_doctype_is_refused() -> None:
     assert record_from_event({"_raw": bomb}, "x", 1) is None
     stats = FileStats(file="x", kind=Kind.EVTX)
     assert stats.records == 0
+
+
+def test_zip_members_too_compressed_are_listed_not_read(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("events.jsonl", b"\x00" * (4 << 20))  # about 1000:1
+    result = run_hostcheck(tmp_path)
+    assert result.files == []
+    assert any(e.startswith("bomb.zip!events.jsonl:") for e in result.file_errors)
+    assert result.status == "empty"

@@ -39,7 +39,7 @@ def test_quoted_field_at_a_block_edge() -> None:
 
 
 def test_evtx_cut_inside_the_file_header() -> None:
-    from fuzz_targets import _BASE_EVTX  # type: ignore[import-not-found]
+    from fuzz_targets import _BASE_EVTX
 
     evtx_target(_BASE_EVTX[:100])
     evtx_target(_BASE_EVTX[:4096])
