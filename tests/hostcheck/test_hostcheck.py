@@ -238,3 +238,13 @@ def test_html_report_escapes_logged_strings(tmp_path: Path) -> None:
     assert "<script" not in html
     assert "<b>" not in render_html(run_hostcheck(KAPE))
     assert "X-Rps-CAT: user administrator@contoso.local" in html
+
+
+def test_each_finding_names_its_own_line_source_address() -> None:
+    # Computed fields were once cached in the `extra` dict that records of one file share,
+    # so every finding after the first named the first line's address.
+    result = run_hostcheck(KAPE)
+    iis_findings = [f for f in result.findings if f.kind == "iis:w3c:line"]
+    assert len({f.source_ip for f in iis_findings}) > 2
+    for f in iis_findings:
+        assert f.source_ip == f.evidence.split(" ")[8], f.evidence

@@ -75,6 +75,8 @@ def hostcheck(
     return result.exit_code
 
 
+_MAX_NOTES = 20  # file warnings shown on the terminal; --json has them all
+
 _STATUS_LINES = {
     "empty": "STATUS: EMPTY COPY - no Exchange/IIS log, event log or web folder was found. "
     "Not a clean result.",
@@ -122,11 +124,16 @@ def _summary(report: dict[str, Any]) -> None:
         )
     if coverage["health_probes_ignored"]:
         echo(f"  left out: {coverage['health_probes_ignored']} Managed Availability health probes")
-    for f in coverage["files"]:
-        for warning in f["warnings"][:3]:
-            echo(f"  warning: {safe(f['file'])}: {safe(warning, limit=300)}")
-        if f["error"]:
-            echo(f"  unreadable: {safe(f['file'])}: {safe(f['error'], limit=300)}")
+    notes = [
+        (kind, f["file"], text)
+        for f in coverage["files"]
+        for kind, text in [("unreadable", f["error"])] * bool(f["error"])
+        + [("warning", w) for w in f["warnings"][:3]]
+    ]
+    for kind, name, text in notes[:_MAX_NOTES]:
+        echo(f"  {kind}: {safe(name)}: {safe(text, limit=300)}")
+    if len(notes) > _MAX_NOTES:
+        echo(f"  ... and {len(notes) - _MAX_NOTES} more file notes (see --json)")
     timeline: dict[str, Any] = report["timeline"]
     if findings:
         echo("\nTimeline:")

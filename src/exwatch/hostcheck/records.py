@@ -36,7 +36,18 @@ class Record:
     (`_folder`: the HttpProxy protocol folder).
     """
 
-    __slots__ = ("_lower", "extra", "file", "index", "kind", "line", "raw", "timestamp", "values")
+    __slots__ = (
+        "_computed",
+        "_lower",
+        "extra",
+        "file",
+        "index",
+        "kind",
+        "line",
+        "raw",
+        "timestamp",
+        "values",
+    )
 
     def __init__(
         self,
@@ -58,6 +69,9 @@ class Record:
         self.timestamp = timestamp  # ISO-8601 UTC ("2021-03-05T03:06:27Z") or "" when unknown
         self.extra = extra if extra is not None else {}
         self._lower: str | None = None
+        # Computed fields of this record (never in `extra`: records of one file may share
+        # one `extra` dict of meta fields).
+        self._computed: dict[str, str] | None = None
 
     def get(self, name: str) -> str:
         """Field value by (case-insensitive) name or alias; "" when absent or empty."""
@@ -69,10 +83,13 @@ class Record:
         pos = self.index.get(key)
         if pos is not None:
             return self.values[pos] if pos < len(self.values) else ""
-        computed = COMPUTED.get(key)
-        if computed is not None:
-            value = computed(self)
-            self.extra[key] = value
+        compute = COMPUTED.get(key)
+        if compute is not None:
+            if self._computed is None:
+                self._computed = {}
+            value = self._computed.get(key)
+            if value is None:
+                value = self._computed[key] = compute(self)
             return value
         return ""
 

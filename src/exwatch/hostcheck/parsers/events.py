@@ -52,6 +52,8 @@ _COMMON_NAMES = (
     ("parent_image", ("parentimage", "parentprocessname")),
     ("command_line", ("commandline", "processcommandline")),
     ("target_file", ("targetfilename",)),
+    # The remote address of a logon (Security 4624/4625): the finding's source address.
+    ("client_ip", ("ipaddress",)),
 )
 
 # Channel (lower case) -> coverage source (result.SOURCES).
@@ -358,7 +360,8 @@ def record_from_event(obj: Any, rel: str, number: int | None) -> Record | None:
     for name, value in named.items():
         extra.setdefault(name.lower(), value)
     for common, names in _COMMON_NAMES:
-        extra.setdefault(common, next((extra[n] for n in names if extra.get(n)), ""))
+        found = next((extra[n] for n in names if extra.get(n) not in (None, "", "-")), "")
+        extra.setdefault(common, found)
     if fields["provider"].lower() == CMDLET_PROVIDER:
         for name, pos in _CMDLET_POSITIONS:
             extra[name] = positional[pos] if len(positional) > pos else ""
