@@ -26,6 +26,7 @@ from exwatch.hostcheck.prefilter import prefilter_for
 from exwatch.hostcheck.records import FileStats, Kind, Record
 from exwatch.hostcheck.result import MAX_FINDINGS_PER_RULE, HostcheckResult
 from exwatch.hostcheck.rules import load_rules, rules_by_kind
+from exwatch.hostcheck.ruleset import RuleSet
 
 _EXCHANGE_DIR = re.compile(
     r"(?:^|/)(?:([a-z])(?:/|\$/|:/))?(.*?exchange server/v1[45])/", re.IGNORECASE
@@ -174,6 +175,7 @@ def run_hostcheck(
         xpath += "\\"
     rules = [r for r in load_rules(xpath) if r.parity or not parity_only]
     by_kind = rules_by_kind(rules)
+    sets = {kind: RuleSet(kind_rules) for kind, kind_rules in by_kind.items()}
     probes = {kind: probes_for(kind) for kind in Kind}
     result = HostcheckResult(
         root=str(root), exchange_path=xpath, parity_only=parity_only, since=since_iso,
@@ -189,7 +191,7 @@ def run_hostcheck(
             result.httpproxy_folders[name] = result.httpproxy_folders.get(name, 0) + 1
         kind_rules = by_kind[log.kind]
         records = _records(log, stats, meta, kind_rules, xpath, block_scan, block_size)
-        _apply(records, kind_rules, probes[log.kind], since_iso, result)
+        _apply(records, sets[log.kind], probes[log.kind], since_iso, result)
         if log.kind in KIND_SOURCES and stats.records:
             stats.source(KIND_SOURCES[log.kind], stats.records)
         result.add_file(stats, log.source)
@@ -203,7 +205,7 @@ def run_hostcheck(
 
 def _apply(
     records: Iterator[Record],
-    rules: Sequence[Rule],
+    rules: RuleSet,
     probes: Sequence[HealthProbe],
     since: str | None,
     result: HostcheckResult,
@@ -213,10 +215,8 @@ def _apply(
         if since and rec.timestamp and rec.timestamp < since:
             continue
         probe: bool | None = None  # asked once, only of records some rule matched
-        for rule in rules:
+        for rule in rules.matching(rec):
             if rule.first_per_file and rule.id in done_first:
-                continue
-            if not rule.matches(rec):
                 continue
             if probe is None:
                 probe = is_health_probe(rec, probes)

@@ -360,8 +360,8 @@ def record_from_event(obj: Any, rel: str, number: int | None) -> Record | None:
     for name, value in named.items():
         extra.setdefault(name.lower(), value)
     for common, names in _COMMON_NAMES:
-        found = next((extra[n] for n in names if extra.get(n) not in (None, "", "-")), "")
-        extra.setdefault(common, found)
+        value = next((extra[n] for n in names if extra.get(n) not in (None, "", "-")), "")
+        extra.setdefault(common, value)
     if fields["provider"].lower() == CMDLET_PROVIDER:
         for name, pos in _CMDLET_POSITIONS:
             extra[name] = positional[pos] if len(positional) > pos else ""

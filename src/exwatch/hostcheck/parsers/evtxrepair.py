@@ -46,9 +46,26 @@ def _next_intact(chunk: bytes | bytearray, start: int) -> int | None:
     return None
 
 
+def _chain_intact(chunk: bytes) -> bool:
+    """A whole chunk whose signature and record chain are intact (the common case, checked
+    without copying the chunk)."""
+    if len(chunk) != CHUNK_SIZE or chunk[:8] != CHUNK_MAGIC:
+        return False
+    free = struct.unpack_from("<I", chunk, 48)[0]
+    end = free if CHUNK_HEADER_SIZE < free <= CHUNK_SIZE else CHUNK_SIZE
+    at = CHUNK_HEADER_SIZE
+    while at + _MIN_RECORD <= end:
+        size = _intact_at(chunk, at)
+        if size is None:
+            # Free space (zeros) after the last record is no damage.
+            return not any(chunk[at:end])
+        at += size
+    return True
+
+
 def mend_chunk(chunk: bytes) -> tuple[bytes | None, int]:
     """(the mended chunk or None when it needs nothing, number of spans mended)."""
-    if len(chunk) < CHUNK_HEADER_SIZE + _MIN_RECORD:
+    if len(chunk) < CHUNK_HEADER_SIZE + _MIN_RECORD or _chain_intact(chunk):
         return None, 0
     fixed = bytearray(chunk)
     spans = 0
