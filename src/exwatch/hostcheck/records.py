@@ -171,6 +171,8 @@ class FileStats:
     # Records per source ("iis", "httpproxy", "evtx:sysmon" ...): an event export mixes
     # channels, so one file can feed several sources.
     sources: dict[str, int] = field(default_factory=dict)
+    # First and last timestamp per source, when a file feeds several (event exports).
+    source_times: dict[str, list[str]] = field(default_factory=dict)
     # Known problems with the file's columns (reduced or unknown layout), by name.
     layout: str | None = None
 
@@ -187,8 +189,14 @@ class FileStats:
         elif len(ranges) < self.MAX_RANGES:
             ranges.append([number, number])
 
-    def source(self, name: str, count: int = 1) -> None:
+    def source(self, name: str, count: int = 1, timestamp: str = "") -> None:
         self.sources[name] = self.sources.get(name, 0) + count
+        if timestamp:
+            span = self.source_times.setdefault(name, [timestamp, timestamp])
+            if timestamp < span[0]:
+                span[0] = timestamp
+            if timestamp > span[1]:
+                span[1] = timestamp
 
     def see_timestamp(self, ts: str) -> None:
         if not ts:

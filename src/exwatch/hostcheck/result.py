@@ -82,13 +82,13 @@ class Coverage:
     first_timestamp: str = ""
     last_timestamp: str = ""
 
-    def add(self, stats: FileStats, records: int) -> None:
+    def add(self, stats: FileStats, records: int, span: list[str] | None = None) -> None:
         self.files += 1
         self.bytes += stats.size
         self.records += records
         self.bad_lines += stats.bad_lines + stats.truncated_lines
         self.unreadable_files += int(stats.error is not None or stats.records == 0)
-        for ts in (stats.first_timestamp, stats.last_timestamp):
+        for ts in span or (stats.first_timestamp, stats.last_timestamp):
             if ts and (not self.first_timestamp or ts < self.first_timestamp):
                 self.first_timestamp = ts
             if ts and (not self.last_timestamp or ts > self.last_timestamp):
@@ -149,7 +149,8 @@ class HostcheckResult:
         if not fed and source_hint:
             fed = {source_hint: 0}
         for source, records in fed.items():
-            self.sources.setdefault(source, Coverage()).add(stats, records)
+            span = stats.source_times.get(source)
+            self.sources.setdefault(source, Coverage()).add(stats, records, span)
         self.kinds.setdefault(str(stats.kind), Coverage()).add(stats, stats.records)
 
     def source_state(self, source: str) -> str:

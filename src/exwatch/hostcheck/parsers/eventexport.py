@@ -182,7 +182,7 @@ class EventExportParser:
                         stats.bad(ordinal)
                         continue
                     stats.records += 1
-                    stats.source(rec.extra["_source"])
+                    stats.source(rec.extra["_source"], 1, rec.timestamp)
                     stats.see_timestamp(rec.timestamp)
                     yield rec
         finally:

@@ -97,7 +97,7 @@ class EvtxParser:
                 stats.bad(number)
                 continue
             stats.records += 1
-            stats.source(rec.extra["_source"])
+            stats.source(rec.extra["_source"], 1, rec.timestamp)
             stats.see_timestamp(rec.timestamp)
             yield rec
         if stats.records == 0:
