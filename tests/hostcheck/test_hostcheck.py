@@ -248,3 +248,12 @@ def test_each_finding_names_its_own_line_source_address() -> None:
     assert len({f.source_ip for f in iis_findings}) > 2
     for f in iis_findings:
         assert f.source_ip == f.evidence.split(" ")[8], f.evidence
+
+
+def test_parity_run_without_a_hit_does_not_count_unchecked_web_folders() -> None:
+    # Test-ProxyLogon (and --parity) look at files only after a CVE hit: folders that were
+    # not looked at are not coverage.
+    result = run_hostcheck(KAPE, parity_only=True, since="2030-01-01")
+    assert result.findings == []
+    assert result.source_state("web-folders") == "missing"
+    assert run_hostcheck(KAPE).source_state("web-folders") == "read"

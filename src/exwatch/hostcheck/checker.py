@@ -199,6 +199,7 @@ def run_hostcheck(
         # Test-ProxyLogon looks for dumps and archives only after a CVE hit; so does parity mode.
         scanned, errors = check_files(inv, result.add, parity_only=parity_only, since=since_iso)
         result.web_files_scanned = scanned
+        result.web_checked = True
         result.file_errors.extend(errors)
     return result
 

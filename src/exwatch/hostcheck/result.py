@@ -130,6 +130,7 @@ class HostcheckResult:
     suppressed: dict[str, int] = field(default_factory=dict)
     file_errors: list[str] = field(default_factory=list)
     health_probes: int = 0  # Managed Availability requests recognised and left out
+    web_checked: bool = False  # the web folders' files were looked at (not in bare parity runs)
     max_per_rule: int = MAX_FINDINGS_PER_RULE
     _per_rule: dict[str, int] = field(default_factory=dict)
 
@@ -155,7 +156,7 @@ class HostcheckResult:
 
     def source_state(self, source: str) -> str:
         if source == "web-folders":
-            return "read" if any(self.web_folders.values()) else "missing"
+            return "read" if self.web_checked and any(self.web_folders.values()) else "missing"
         cov = self.sources.get(source)
         return cov.state if cov is not None else "missing"
 
