@@ -1,17 +1,21 @@
 # ruff: noqa: E501  (log lines and fixture rows are kept whole on purpose)
-"""Throughput of `exwatch hostcheck` against grep over the same generated logs.
+"""Throughput and memory of `exwatch hostcheck` against grep over the same generated logs.
 
 Generates a KAPE-style copy under /tmp (HttpProxy and IIS logs in the real formats,
 benign traffic with a few attack lines), then prints MB/s for exwatch's full run and for
-`grep -c` / `grep -i` over the same files.  Nothing is committed; the data is deleted
-unless --keep.
+`grep -c` / `grep -i` over the same files, and the peak RSS of a separate
+`exwatch hostcheck --json` process over the copy.  `--compare-src DIR` also times the
+same check with another source tree (e.g. `git archive main src | tar -x -C /tmp/main`)
+in a subprocess, and prints the ratio.  Nothing is committed; the data is deleted unless
+--keep.
 
-    .venv/bin/python bench/hostcheck_bench.py --size-mb 1024
+    .venv/bin/python bench/hostcheck_bench.py --size-mb 1024 [--compare-src /tmp/main/src]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import subprocess
@@ -98,8 +102,21 @@ def generate(root: Path, size_mb: int) -> list[Path]:
     return files
 
 
-def rate(label: str, mb: float, seconds: float) -> None:
+def rate(label: str, mb: float, seconds: float) -> float:
     print(f"{label:34} {seconds:8.2f} s  {mb / seconds:8.1f} MB/s")
+    return mb / seconds
+
+
+def child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit code) of a child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t0, usage.ru_maxrss, proc.returncode
+
+
+SNIPPET = "import sys; from pathlib import Path; from exwatch.hostcheck.checker import run_hostcheck; run_hostcheck(Path(sys.argv[1]))"
 
 
 def main() -> None:
@@ -109,6 +126,7 @@ def main() -> None:
     ap.add_argument(
         "--line-path", action="store_true", help="also time the line-by-line reference path"
     )
+    ap.add_argument("--compare-src", type=Path, help="another exwatch src/ tree to time")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="exwatch-hostcheck-bench-", dir="/tmp"))
     try:
@@ -130,6 +148,28 @@ def main() -> None:
         result = run_hostcheck(root)
         rate("exwatch hostcheck (all rules)", mb, time.perf_counter() - t0)
         print(f"findings: {len(result.findings)}; records: {sum(s.records for s in result.files)}")
+        exe = str(Path(sys.executable).with_name("exwatch"))
+        seconds, rss, code = child([exe, "hostcheck", str(root), "--json"])
+        print(
+            f"{'exwatch hostcheck --json (process)':34} {seconds:8.2f} s  {mb / seconds:8.1f} MB/s"
+            f"  peak RSS {rss / 1024:.0f} MiB  exit {code}"
+        )
+        if args.compare_src:
+            # Both trees through the same snippet in a fresh process, twice, alternating.
+            here = Path(__file__).resolve().parents[1] / "src"
+            best: dict[str, float] = {}
+            for _ in range(2):
+                for label, src in (("this tree", here), ("compare-src", args.compare_src)):
+                    env = dict(os.environ, PYTHONPATH=str(src.resolve()))
+                    seconds, rss, code = child([sys.executable, "-c", SNIPPET, str(root)], env)
+                    best[label] = max(best.get(label, 0.0), mb / seconds)
+                    print(
+                        f"{label + ' run_hostcheck':34} {seconds:8.2f} s  {mb / seconds:8.1f} MB/s"
+                        f"  peak RSS {rss / 1024:.0f} MiB  exit {code}"
+                    )
+            print(
+                f"ratio this tree / compare-src (best of 2): {best['this tree'] / best['compare-src']:.2f}"
+            )
         if args.line_path:
             t0 = time.perf_counter()
             slow = run_hostcheck(root, block_scan=False)

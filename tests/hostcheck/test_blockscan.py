@@ -19,9 +19,9 @@ from exwatch.hostcheck.checker import run_hostcheck
 from exwatch.hostcheck.parsers import PARSERS
 from exwatch.hostcheck.parsers.blockscan import scan_file
 from exwatch.hostcheck.parsers.fielded import FieldedParser
-from exwatch.hostcheck.prefilter import kind_prefilter, regex_needles
+from exwatch.hostcheck.prefilter import regex_needles
 from exwatch.hostcheck.records import FileStats, Kind
-from exwatch.hostcheck.rules import load_rules, selftest
+from exwatch.hostcheck.rules import kind_prefilter, load_rules, selftest
 
 FIX = Path(__file__).parent / "fixtures"
 HP_DIR = "C/Program Files/Microsoft/Exchange Server/V15/Logging/HttpProxy"
@@ -160,13 +160,13 @@ def test_match_straddling_block_boundary(tmp_path: Path) -> None:
         assert findings[0]["line"] == before.count(b"\n") + 1
 
 
-def test_utf16_and_give_up_take_the_line_path(tmp_path: Path) -> None:
+def test_utf16_and_junk_take_the_line_path(tmp_path: Path) -> None:
     text = HP_HEADER.format(date="2021-03-01T00:00:00.000Z") + ATTACK_HP + "\n"
     _write(tmp_path / HP_DIR / "Ecp" / "HttpProxy_2021030100-1.LOG", text.encode("utf-16"))
     garbage = (
         (iis(cip="5.254.43.18") + "\n").encode()
         + b"?? not a log line\n" * 150
-        + (iis() + "\n").encode()
+        + (iis(cip="5.254.43.18") + "\n").encode()
     )
     _write(
         tmp_path / IIS_DIR / "u_ex210305.log",
@@ -178,7 +178,10 @@ def test_utf16_and_give_up_take_the_line_path(tmp_path: Path) -> None:
         "hafnium-known-source-address",
     }
     files = {s["file"]: s for s in _outcome(tmp_path)[1]}
-    assert any(s["gave_up"] for s in files.values())
+    iis_stats = next(s for s in files.values() if s["kind"] == "iis:w3c:line")
+    assert iis_stats["bad_lines"] == 150
+    assert iis_stats["records"] == 2  # the line after the junk is read too
+    assert sum(f["rule"] == "hafnium-known-source-address" for f in findings) == 2
 
 
 def test_scan_file_skips_lines_no_rule_can_match(tmp_path: Path) -> None:
@@ -215,3 +218,32 @@ def test_bench_data_shape(tmp_path: Path) -> None:
            HP_HEADER.format(date="2021-03-01T00:00:00.000Z").encode() + (BENIGN_HP + "\n").encode() * 20)  # fmt: skip
     _assert_same(root, 1000)
     shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("kind", ["httpproxy", "iis"])
+def test_many_header_blocks_cost_nothing_special(tmp_path: Path, kind: str) -> None:
+    """Issue 11 #3: concatenated logs with thousands of `#Fields` blocks raised a
+    RecursionError after gigabytes of memory on main.  Now one pass, memory bounded by
+    the block size, and both paths agree."""
+    import tracemalloc
+
+    blocks = 3000
+    if kind == "httpproxy":
+        block = HP_HEADER.format(date="2021-03-01T00:00:00.000Z") + BENIGN_HP + "\n"
+        path = tmp_path / HP_DIR / "Owa" / "HttpProxy_2021030100-1.LOG"
+        tail = ATTACK_HP + "\n"
+    else:
+        block = IIS_HEADER.format(date="2021-03-05 00:00:00") + iis() + "\n"
+        path = tmp_path / IIS_DIR / "u_ex210305.log"
+        tail = iis(cip="5.254.43.18") + "\n"
+    _write(path, (block * blocks + tail).encode())
+    tracemalloc.start()
+    try:
+        findings, files = _outcome(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert files[0]["records"] == blocks + 1
+    assert len(findings) >= 1
+    assert peak < 64 << 20, f"peak {peak >> 20} MiB for a {path.stat().st_size >> 10} KiB file"
+    _assert_same(tmp_path, 1 << 20)

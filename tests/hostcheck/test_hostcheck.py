@@ -46,6 +46,7 @@ EXPECTED_KAPE = {
     "file-archive-in-programdata": 1,
     "webshell-chopper-eval-request": 1,
     "webshell-jscript-base64-eval": 1,
+    "oab-vdir-reset": 1,  # the Remove-OABVirtualDirectory line of the ECP Server log
     "memory-dump-file": 0,  # the dump is not in a web folder, so its content is not scanned
 }
 
@@ -104,7 +105,16 @@ def test_full_run_hits_every_expected_rule_exactly() -> None:
     assert {k: v for k, v in got.items()} == {k: v for k, v in EXPECTED_KAPE.items() if v}
     assert result.status == "findings"
     report = result.to_json()
-    assert report["coverage"]["missing"] == ["windows:evtx:record"]
+    assert report["coverage"]["missing"] == [
+        "evtx:application",
+        "evtx:msexchange-management",
+        "evtx:sysmon",
+        "evtx:security",
+        "evtx:powershell",
+        "evtx:system",
+        "evtx:defender",
+    ]
+    assert not report["coverage"]["stages"]["execution"]["covered"]
     hp = report["coverage"]["kinds"]["exchange:httpproxy:line"]
     assert hp["files"] == 4
     assert hp["first_timestamp"] == "2021-03-03T02:58:01.001Z"
@@ -166,10 +176,17 @@ def test_cli_json_exit_codes_and_shape(capsys: pytest.CaptureFixture[str]) -> No
     assert report["status"] == "findings"
 
 
-def test_clean_copy_exits_zero_and_says_clean(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["hostcheck", str(FIX / "clean_flat"), "--json"]) == 0
+def test_copy_without_event_logs_is_partial_not_clean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Only web logs: execution and persistence cannot be seen, so it is not "clean".
+    assert main(["hostcheck", str(FIX / "clean_flat"), "--json"]) == 4
     report = json.loads(capsys.readouterr().out)
-    assert report["status"] == "clean"
+    assert report["status"] == "partial"
+    assert report["exit_code"] == 4
+    stages = report["coverage"]["stages"]
+    assert stages["initial-access"]["read"] == ["httpproxy", "iis", "ecp-server"]
+    assert not stages["execution"]["covered"]
     assert report["findings"] == []
     assert report["coverage"]["httpproxy_folders"] == {"ecp": 1}
     assert set(report["coverage"]["kinds"]) == {
@@ -180,8 +197,9 @@ def test_clean_copy_exits_zero_and_says_clean(capsys: pytest.CaptureFixture[str]
 
 
 def test_empty_copy_is_not_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 #9: an empty copy exited 0 on main, like a clean one."""
     (tmp_path / "notes.txt").write_text("nothing here\n")
-    assert main(["hostcheck", str(tmp_path)]) == 0
+    assert main(["hostcheck", str(tmp_path)]) == 3
     out = capsys.readouterr().out
     assert "EMPTY COPY" in out
     assert "Not a clean result" in out
@@ -220,3 +238,22 @@ def test_html_report_escapes_logged_strings(tmp_path: Path) -> None:
     assert "<script" not in html
     assert "<b>" not in render_html(run_hostcheck(KAPE))
     assert "X-Rps-CAT: user administrator@contoso.local" in html
+
+
+def test_each_finding_names_its_own_line_source_address() -> None:
+    # Computed fields were once cached in the `extra` dict that records of one file share,
+    # so every finding after the first named the first line's address.
+    result = run_hostcheck(KAPE)
+    iis_findings = [f for f in result.findings if f.kind == "iis:w3c:line"]
+    assert len({f.source_ip for f in iis_findings}) > 2
+    for f in iis_findings:
+        assert f.source_ip == f.evidence.split(" ")[8], f.evidence
+
+
+def test_parity_run_without_a_hit_does_not_count_unchecked_web_folders() -> None:
+    # Test-ProxyLogon (and --parity) look at files only after a CVE hit: folders that were
+    # not looked at are not coverage.
+    result = run_hostcheck(KAPE, parity_only=True, since="2030-01-01")
+    assert result.findings == []
+    assert result.source_state("web-folders") == "missing"
+    assert run_hostcheck(KAPE).source_state("web-folders") == "read"

@@ -10,7 +10,6 @@ from hostcheck_logfmt import HP_HEADER, IIS_HEADER, evtx, hp, iis  # type: ignor
 
 from exwatch.hostcheck.parsers import PARSERS
 from exwatch.hostcheck.parsers.evtx import record_from_json
-from exwatch.hostcheck.parsers.fielded import MAX_CONSECUTIVE_BAD
 from exwatch.hostcheck.records import FileStats, Kind, Record
 
 FIX = Path(__file__).parent / "fixtures"
@@ -94,17 +93,18 @@ def test_utf16_and_cp1252_and_nul_tail(tmp_path: Path) -> None:
     assert stats.bad_lines == 0
 
 
-def test_garbage_file_gives_up_and_keeps_earlier_records(tmp_path: Path) -> None:
+def test_junk_lines_never_end_a_file(tmp_path: Path) -> None:
+    """Issue 11 #2: on main the parser stopped after 100 junk lines in a row, and an attack
+    line after them was never read.  Junk is counted, its line ranges kept, and skipped."""
     f = tmp_path / "garbage.log"
-    lines = [IIS_HEADER.format(date="d") + iis()] + [
-        f"\x01garbage line {i}" for i in range(MAX_CONSECUTIVE_BAD + 50)
-    ]
-    f.write_text("\n".join(lines) + "\n" + iis() + "\n")
+    lines = [IIS_HEADER.format(date="d") + iis()] + [f"\x01garbage line {i}" for i in range(1000)]
+    f.write_text("\n".join(lines) + "\n" + iis(stem="/aspnet_client/x.aspx") + "\n")
     records, stats = parse(Kind.IIS, f)
-    assert len(records) == 1
-    assert stats.gave_up
-    assert stats.bad_lines == MAX_CONSECUTIVE_BAD
-    assert any("gave up" in w for w in stats.warnings)
+    assert [r.get("url_stem") for r in records] == ["/owa/", "/aspnet_client/x.aspx"]
+    assert not stats.gave_up
+    assert stats.bad_lines == 1000
+    header_lines = IIS_HEADER.count("\n")
+    assert stats.bad_ranges == [[header_lines + 2, header_lines + 1001]]
 
 
 def test_overlong_line_is_skipped_not_loaded(tmp_path: Path) -> None:

@@ -185,3 +185,22 @@ def test_parity_26858_uses_the_copy_exchange_path() -> None:
     line = "2021-03-03T03:41:00.000Z,X,O,Download failed and temporary file 'D:\\Exchange\\ClientAccess\\OAB\\Temp\\a' needs to be removed"
     (rec,), _ = PARSERS[Kind.OAB_GENERATOR].parse_text(line)
     assert not rule.matches(rec)
+
+
+def test_ruleset_dispatch_equals_testing_every_rule() -> None:
+    """RuleSet (one needle search per record) picks exactly the rules Rule.matches picks."""
+    from exwatch.hostcheck.rules import parse_example
+    from exwatch.hostcheck.ruleset import RuleSet
+
+    rules = load_rules()
+    sets = {kind: RuleSet([r for r in rules if kind in r.applies_to]) for kind in Kind}
+    checked = 0
+    for rule in rules:
+        for key in ("match", "no_match"):
+            for example in rule.examples.get(key) or []:
+                kind, records = parse_example(rule.applies_to[0], example)
+                for rec in records:
+                    expected = [r for r in sets[kind].rules if r.matches(rec)]
+                    assert sets[kind].matching(rec) == expected
+                    checked += 1
+    assert checked > 150

@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from exwatch.errors import UsageError
 from exwatch.hostcheck import rps_cat
-from exwatch.hostcheck.discovery import Inventory, discover
-from exwatch.hostcheck.findings import EVIDENCE_LIMIT, Finding, HostcheckResult, KindCoverage
+from exwatch.hostcheck.conditions import DEFAULT_EXCHANGE_PATH, Rule
+from exwatch.hostcheck.discovery import KIND_SOURCES, Inventory, LogFile, discover
+from exwatch.hostcheck.files import check_files
+from exwatch.hostcheck.findings import EVIDENCE_LIMIT, Finding
+from exwatch.hostcheck.health import HealthProbe, is_health_probe, probes_for
 from exwatch.hostcheck.parsers import PARSERS
 from exwatch.hostcheck.parsers.blockscan import BLOCK_SIZE, scan_file
+from exwatch.hostcheck.parsers.eventexport import EventExportParser
+from exwatch.hostcheck.parsers.evtx import EvtxParser
 from exwatch.hostcheck.parsers.fielded import FieldedParser
 from exwatch.hostcheck.prefilter import prefilter_for
 from exwatch.hostcheck.records import FileStats, Kind, Record
-from exwatch.hostcheck.rules import DEFAULT_EXCHANGE_PATH, Rule, load_rules, rules_by_kind
-
-# Beyond this many hits of one rule only counts are kept (a scanning campaign can leave
-# millions of probe lines; the report must stay readable and memory bounded).
-MAX_FINDINGS_PER_RULE = 5000
+from exwatch.hostcheck.result import MAX_FINDINGS_PER_RULE, HostcheckResult
+from exwatch.hostcheck.rules import load_rules, rules_by_kind
+from exwatch.hostcheck.ruleset import RuleSet
 
 _EXCHANGE_DIR = re.compile(
     r"(?:^|/)(?:([a-z])(?:/|\$/|:/))?(.*?exchange server/v1[45])/", re.IGNORECASE
 )
+_EXPORTS = EventExportParser()
+_EVTX = EvtxParser()
+# An EVTX inside a zip is copied out (the reader needs to seek) up to this size.
+MAX_EVTX_MEMBER_BYTES = 4 << 30
 
 
 def parse_since(value: str) -> str:
@@ -65,6 +75,16 @@ def _finding(rule: Rule, rec: Record) -> Finding:
     if rec.kind in (Kind.CMDLET, Kind.EVTX) and rec.get("cmdlet"):
         details["cmdlet"] = rec.get("cmdlet")
         details["parameters"] = rec.get("parameters")[:EVIDENCE_LIMIT]
+    if rec.kind is Kind.EVTX:
+        details["event"] = {
+            k: rec.get(k) for k in ("channel", "provider", "event_id", "computer") if rec.get(k)
+        }
+    source_ip = rec.get("_source_ip")
+    peer = rec.get("client_ip")
+    if rec.get("x_forwarded_for"):
+        # Behind a balancer the connecting address is the balancer's: keep both.
+        details["forwarded_for"] = rec.get("x_forwarded_for")[:200]
+        details["peer_ip"] = peer or None
     return Finding(
         rule=rule.id,
         cve=rule.cve,
@@ -77,9 +97,57 @@ def _finding(rule: Rule, rec: Record) -> Finding:
         evidence=rec.raw[:EVIDENCE_LIMIT],
         kind=str(rec.kind),
         parity=rule.parity,
-        source_ip=rec.get("client_ip") or None,
+        source_ip=source_ip or None,
         details=details,
     )
+
+
+def _records(
+    log: LogFile,
+    stats: FileStats,
+    meta: dict[str, str] | None,
+    rules: Sequence[Rule],
+    exchange_path: str,
+    block_scan: bool,
+    block_size: int,
+) -> Iterator[Record]:
+    if log.member is not None:
+        yield from _member_records(log, stats)
+        return
+    if log.fmt == "json":
+        yield from _EXPORTS.parse_file(log.path, log.rel, stats)
+        return
+    if log.fmt == "evtx":
+        yield from _EVTX.parse_file(log.path, log.rel, stats)
+        return
+    parser = PARSERS[log.kind]
+    if block_scan and isinstance(parser, FieldedParser):
+        prefilter = prefilter_for(rules, exchange_path)
+        yield from scan_file(parser, log.path, log.rel, stats, meta, prefilter, block_size)
+    else:
+        yield from parser.parse_file(log.path, log.rel, stats, meta)
+
+
+def _member_records(log: LogFile, stats: FileStats) -> Iterator[Record]:
+    """Records of an event log inside a zip archive, read without extracting to the copy."""
+    assert log.member is not None
+    try:
+        with zipfile.ZipFile(log.path) as archive:
+            info = archive.getinfo(log.member)
+            stats.size = info.file_size
+            with archive.open(info) as member:
+                if log.fmt == "json":
+                    yield from _EXPORTS.parse_stream(member, log.rel, stats)
+                    return
+                if info.file_size > MAX_EVTX_MEMBER_BYTES:
+                    stats.error = f"EVTX member of {info.file_size} bytes not read"
+                    return
+                with tempfile.TemporaryFile(prefix="exwatch-evtx-") as copy:
+                    shutil.copyfileobj(member, copy, 1 << 20)
+                    copy.seek(0)
+                    yield from _EVTX.parse_stream(copy, log.rel, stats)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, NotImplementedError) as exc:
+        stats.error = f"cannot read from the archive: {exc}"
 
 
 def run_hostcheck(
@@ -91,6 +159,7 @@ def run_hostcheck(
     scan_files: bool = True,
     block_scan: bool = True,
     block_size: int = BLOCK_SIZE,
+    max_per_rule: int = MAX_FINDINGS_PER_RULE,
 ) -> HostcheckResult:
     """Check a copy of a host's logs and folders.
 
@@ -106,11 +175,14 @@ def run_hostcheck(
         xpath += "\\"
     rules = [r for r in load_rules(xpath) if r.parity or not parity_only]
     by_kind = rules_by_kind(rules)
+    sets = {kind: RuleSet(kind_rules) for kind, kind_rules in by_kind.items()}
+    probes = {kind: probes_for(kind) for kind in Kind}
     result = HostcheckResult(
         root=str(root), exchange_path=xpath, parity_only=parity_only, since=since_iso,
         web_folders=dict(inv.web_folders), total_files=inv.total_files,
+        max_per_rule=max_per_rule,
     )  # fmt: skip
-    per_rule: dict[str, int] = {}
+    result.file_errors.extend(inv.unreadable)
     for log in inv.logs:
         stats = FileStats(file=log.rel, kind=log.kind)
         meta = {"_folder": log.folder} if log.folder else None
@@ -118,42 +190,44 @@ def run_hostcheck(
             name = log.folder or "(unknown folder)"
             result.httpproxy_folders[name] = result.httpproxy_folders.get(name, 0) + 1
         kind_rules = by_kind[log.kind]
-        done_first: set[str] = set()
-        parser = PARSERS[log.kind]
-        records: Iterator[Record]
-        if block_scan and isinstance(parser, FieldedParser):
-            prefilter = prefilter_for(kind_rules, xpath)
-            records = scan_file(parser, log.path, log.rel, stats, meta, prefilter, block_size)
-        else:
-            records = parser.parse_file(log.path, log.rel, stats, meta)
-        for rec in records:
-            if since_iso and rec.timestamp and rec.timestamp < since_iso:
-                continue
-            for rule in kind_rules:
-                if rule.first_per_file and rule.id in done_first:
-                    continue
-                if not rule.matches(rec):
-                    continue
-                if rule.first_per_file:
-                    done_first.add(rule.id)
-                count = per_rule.get(rule.id, 0) + 1
-                per_rule[rule.id] = count
-                if count > MAX_FINDINGS_PER_RULE:
-                    result.suppressed[rule.id] = result.suppressed.get(rule.id, 0) + 1
-                    continue
-                result.findings.append(_finding(rule, rec))
-        result.files.append(stats)
-        cov = result.kinds.setdefault(str(log.kind), KindCoverage(kind=str(log.kind)))
-        cov.add(stats)
+        records = _records(log, stats, meta, kind_rules, xpath, block_scan, block_size)
+        _apply(records, sets[log.kind], probes[log.kind], since_iso, result)
+        if log.kind in KIND_SOURCES and stats.records:
+            stats.source(KIND_SOURCES[log.kind], stats.records)
+        result.add_file(stats, log.source)
     if scan_files and (not parity_only or result.findings):
         # Test-ProxyLogon looks for dumps and archives only after a CVE hit; so does parity mode.
-        from exwatch.hostcheck.files import check_files
-
-        file_findings, scanned, errors = check_files(inv, parity_only=parity_only, since=since_iso)
-        result.findings.extend(file_findings)
+        scanned, errors = check_files(inv, result.add, parity_only=parity_only, since=since_iso)
         result.web_files_scanned = scanned
+        result.web_checked = True
         result.file_errors.extend(errors)
     return result
+
+
+def _apply(
+    records: Iterator[Record],
+    rules: RuleSet,
+    probes: Sequence[HealthProbe],
+    since: str | None,
+    result: HostcheckResult,
+) -> None:
+    done_first: set[str] = set()
+    for rec in records:
+        if since and rec.timestamp and rec.timestamp < since:
+            continue
+        probe: bool | None = None  # asked once, only of records some rule matched
+        for rule in rules.matching(rec):
+            if rule.first_per_file and rule.id in done_first:
+                continue
+            if probe is None:
+                probe = is_health_probe(rec, probes)
+                if probe:
+                    result.health_probes += 1
+            if probe:
+                break
+            if rule.first_per_file:
+                done_first.add(rule.id)
+            result.add(_finding(rule, rec))
 
 
 __all__ = ["MAX_FINDINGS_PER_RULE", "guess_exchange_path", "parse_since", "run_hostcheck"]

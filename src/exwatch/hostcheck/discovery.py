@@ -5,14 +5,17 @@ ExchangeLogCollector renames folders (`<Server>/ECP_Proxy_Logs/`), Test-ProxyLog
 `-CollectFiles` flattens (`CVE26855/`), and a responder may hand over a bare folder of
 logs.  So a log's kind is decided by its own header first (`#Log-type:`, `#Software:`),
 by its name and folders second, all case-insensitively; web files, LSASS dumps and
-archives are found by path.  The inventory says what is missing, so an empty copy is never
-mistaken for a clean server.
+archives are found by path.  Every `.evtx` is read (its channel decides what it is, the
+name only hints); JSON event exports are recognised by their first bytes; JSON exports and
+EVTX files inside `.zip` archives are read in place.  The inventory says what is missing,
+so an empty copy is never mistaken for a clean server.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +51,34 @@ WEB_FOLDER_MARKERS = (
 )  # fmt: skip
 SNIFF_BYTES = 4096
 MAX_SCAN_BYTES = 32 << 20  # files above this are listed, not scanned for content
+EXPORT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+# Keys (lower case, quoted) that only event exports have near their start.
+_EXPORT_MARKERS = ('"eventid"', '"eventcode"', '"event_id"', '"winlog"', "<event ")
+# Zip members: how many are looked at, and which are too big or too compressed to be
+# anything but a bomb (a real export compresses about 50:1).
+MAX_ZIP_MEMBERS = 10_000
+MAX_MEMBER_BYTES = 8 << 30
+MAX_ZIP_RATIO = 500
+# Text log kind -> coverage source (result.SOURCES).
+KIND_SOURCES = {
+    Kind.HTTPPROXY: "httpproxy",
+    Kind.IIS: "iis",
+    Kind.ECP_SERVER: "ecp-server",
+    Kind.OAB_GENERATOR: "oab-generator",
+    Kind.CMDLET: "cmdlet-logs",
+}
+# EVTX file name (lower case, KAPE keeps Windows' names) -> the source it probably holds;
+# the records' own channel decides.
+_EVTX_NAME_HINTS = (
+    ("msexchange management", "evtx:msexchange-management"),
+    ("msexchange%4management", "evtx:msexchange-management"),
+    ("sysmon", "evtx:sysmon"),
+    ("powershell", "evtx:powershell"),
+    ("windows defender", "evtx:defender"),
+    ("application.evtx", "evtx:application"),
+    ("security.evtx", "evtx:security"),
+    ("system.evtx", "evtx:system"),
+)
 
 
 @dataclass(slots=True)
@@ -56,6 +87,9 @@ class LogFile:
     rel: str
     kind: Kind
     folder: str = ""  # HttpProxy protocol folder when the layout tells it
+    fmt: str = "text"  # "text" (by kind), "evtx", or "json" (an event export)
+    member: str | None = None  # name inside the zip archive at `path`
+    source: str | None = None  # coverage source it probably feeds (when it gives nothing)
 
 
 @dataclass(slots=True)
@@ -66,7 +100,6 @@ class Inventory:
     lsass_dumps: list[str] = field(default_factory=list)
     archives: list[str] = field(default_factory=list)  # archives under ProgramData
     web_folders: dict[str, bool] = field(default_factory=dict)
-    other_evtx: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     total_files: int = 0
 
@@ -128,6 +161,48 @@ def classify_log(lpath: str, name: str, head: str) -> Kind | None:
     return None
 
 
+def evtx_source_hint(lname: str) -> str | None:
+    for needle, source in _EVTX_NAME_HINTS:
+        if needle in lname:
+            return source
+    return None
+
+
+def looks_like_export(head: str) -> bool:
+    """Does the start of a .json file look like Windows events (any export shape)?"""
+    return any(m in head for m in _EXPORT_MARKERS) or ('"system"' in head and '"eventdata"' in head)
+
+
+def zip_members(path: Path, rel: str, inv: Inventory) -> None:
+    """Event logs inside a zip archive, read in place (never extracted to the copy)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()[:MAX_ZIP_MEMBERS]
+            for info in infos:
+                lname = info.filename.lower()
+                if info.is_dir() or not lname.endswith((".evtx", *EXPORT_SUFFIXES)):
+                    continue
+                where = f"{rel}!{info.filename}"
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size > MAX_MEMBER_BYTES or (
+                    ratio > MAX_ZIP_RATIO and info.file_size > 1 << 20
+                ):
+                    inv.unreadable.append(f"{where}: {info.file_size} bytes, ratio {ratio:.0f}")
+                    continue
+                base = lname.rsplit("/", 1)[-1]
+                if lname.endswith(".evtx"):
+                    inv.logs.append(
+                        LogFile(path, where, Kind.EVTX, fmt="evtx", member=info.filename,
+                                source=evtx_source_hint(base))
+                    )  # fmt: skip
+                else:
+                    inv.logs.append(
+                        LogFile(path, where, Kind.EVTX, fmt="json", member=info.filename)
+                    )
+    except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError) as exc:
+        inv.unreadable.append(f"{rel}: not a readable zip archive ({exc})")
+
+
 def httpproxy_folder(lpath: str) -> str:
     parts = lpath.split("/")[:-1]
     for i, part in enumerate(parts):
@@ -162,24 +237,32 @@ def discover(root: Path) -> Inventory:
             if lname.endswith(ARCHIVE_SUFFIXES) and "/programdata/" in lpath:
                 inv.archives.append(rel)
             if lname.endswith(".evtx"):
-                if (
-                    "application" in lname
-                    or "msexchange management" in lname
-                    or "msexchange%4management" in lname
-                ):
-                    inv.logs.append(LogFile(path, rel, Kind.EVTX))
-                else:
-                    inv.other_evtx.append(rel)
+                inv.logs.append(
+                    LogFile(path, rel, Kind.EVTX, fmt="evtx", source=evtx_source_hint(lname))
+                )
                 continue
+            if lname.endswith(EXPORT_SUFFIXES) and looks_like_export(_sniff(path)):
+                inv.logs.append(LogFile(path, rel, Kind.EVTX, fmt="json"))
+                continue
+            if lname.endswith(".zip"):
+                zip_members(path, rel, inv)
             if lname.endswith(LOG_SUFFIXES) or "." not in lname:
                 kind = classify_log(lpath, lname, _sniff(path))
                 if kind is not None:
                     folder = httpproxy_folder(lpath) if kind is Kind.HTTPPROXY else ""
-                    inv.logs.append(LogFile(path, rel, kind, folder))
+                    inv.logs.append(LogFile(path, rel, kind, folder, source=KIND_SOURCES[kind]))
                     continue
             if lname.endswith(WEB_SUFFIXES) or any(m in lpath for m in WEB_FOLDER_MARKERS):
                 inv.web_files.append(rel)
     return inv
 
 
-__all__ = ["HTTPPROXY_FOLDERS", "Inventory", "LogFile", "classify_log", "discover"]
+__all__ = [
+    "HTTPPROXY_FOLDERS",
+    "KIND_SOURCES",
+    "Inventory",
+    "LogFile",
+    "classify_log",
+    "discover",
+    "looks_like_export",
+]

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import yaml
 import yara_x
 
 from exwatch.errors import DataError
+from exwatch.hostcheck.datafile import read_text
 from exwatch.hostcheck.discovery import MAX_SCAN_BYTES, Inventory
 from exwatch.hostcheck.findings import Finding
-
-_DATA = "exwatch.hostcheck.data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class PathRule:
 
 
 def _text(name: str) -> str:
-    return resources.files(_DATA).joinpath(name).read_text(encoding="utf-8")
+    return read_text(name)
 
 
 @cache
@@ -95,10 +93,17 @@ def _meta(rule: Any) -> dict[str, Any]:
     return {str(k): v for k, v in rule.metadata}
 
 
-def scan_bytes(data: bytes) -> list[tuple[dict[str, Any], str]]:
-    """(meta, excerpt) for every yara rule matching `data`."""
+@cache
+def _scanner() -> yara_x.Scanner:
+    # One scanner for the run: making one per file cost more than scanning a small page.
     scanner = yara_x.Scanner(load_yara())
     scanner.set_timeout(10)
+    return scanner
+
+
+def scan_bytes(data: bytes) -> list[tuple[dict[str, Any], str]]:
+    """(meta, excerpt) for every yara rule matching `data`."""
+    scanner = _scanner()
     out: list[tuple[dict[str, Any], str]] = []
     for rule in scanner.scan(data).matching_rules:
         excerpt = ""
@@ -142,17 +147,22 @@ def _file_finding(
 
 
 def check_files(
-    inv: Inventory, *, parity_only: bool = False, since: str | None = None
-) -> tuple[list[Finding], int, list[str]]:
-    """Findings over the inventory's web files, dumps and archives; (findings, scanned, errors)."""
-    findings: list[Finding] = []
+    inv: Inventory,
+    add: Callable[[Finding], None],
+    *,
+    parity_only: bool = False,
+    since: str | None = None,
+) -> tuple[int, list[str]]:
+    """Findings over the inventory's web files, dumps and archives, each given to `add`
+    (which keeps or only counts it: a web root of 100,000 pages must not make 100,000
+    findings in memory); returns (files scanned, errors)."""
     errors: list[str] = []
     rules = [r for r in load_path_rules() if r.parity or not parity_only]
     candidates = list(dict.fromkeys([*inv.web_files, *inv.lsass_dumps, *inv.archives]))
     for rel in candidates:
         for rule in rules:
             if rule.matches(rel):
-                findings.append(
+                add(
                     _file_finding(
                         rule.id,
                         rule.cve,
@@ -165,7 +175,7 @@ def check_files(
                     )
                 )
     if parity_only:
-        return findings, 0, errors
+        return 0, errors
     hashes = load_hashes()
     scanned = 0
     for rel in inv.web_files:
@@ -181,7 +191,7 @@ def check_files(
         scanned += 1
         digest = hashlib.sha256(data).hexdigest()
         if digest in hashes:
-            findings.append(
+            add(
                 _file_finding(
                     "webshell-known-hash",
                     None,
@@ -193,7 +203,7 @@ def check_files(
                 )
             )
         for meta, excerpt in scan_bytes(data):
-            findings.append(
+            add(
                 _file_finding(
                     str(meta.get("id")),
                     str(meta.get("cve") or "") or None,
@@ -204,7 +214,7 @@ def check_files(
                     {"sha256": digest, "size": size, "source": meta.get("source")},
                 )
             )
-    return findings, scanned, errors
+    return scanned, errors
 
 
 def _example_bytes(text: str) -> bytes:

@@ -20,13 +20,11 @@ import importlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import ahocorasick_rs
 
-from exwatch.hostcheck.records import Kind
-from exwatch.hostcheck.rules import DEFAULT_EXCHANGE_PATH, Rule, like_to_regex, load_rules
+from exwatch.hostcheck.conditions import DEFAULT_EXCHANGE_PATH, Rule, like_to_regex
 
 try:  # the standard library's regex parser (a private module, present since 3.11)
     _sre_parse: Any = importlib.import_module("re._parser")
@@ -319,47 +317,26 @@ class KindPrefilter:
         return not self.per_rule
 
 
-def _rule_conditions() -> dict[str, Any]:
-    from exwatch.hostcheck.rules import _load_yaml
-
-    entries = _load_yaml("log_rules.yaml")
-    return {str(e["id"]): e.get("condition") for e in entries if isinstance(e, dict)}
-
-
-@cache
-def _conditions() -> dict[str, Any]:
-    return _rule_conditions()
+# (rule ids, exchange path) -> prefilter: one per kind and copy, built on first use.
+_CACHE: dict[tuple[tuple[str, ...], str], KindPrefilter] = {}
 
 
 def prefilter_for(
     rules: Sequence[Rule], exchange_path: str = DEFAULT_EXCHANGE_PATH
 ) -> KindPrefilter:
     """The prefilter of a kind's rules (as passed to the checker)."""
-    return _prefilter(tuple(r.id for r in rules), exchange_path)
-
-
-@cache
-def _prefilter(rule_ids: tuple[str, ...], exchange_path: str) -> KindPrefilter:
-    by_id = {r.id: r for r in load_rules(exchange_path)}
-    conditions = _conditions()
-    variables = {"exchange_path": exchange_path}
-    per_rule = [
-        rule_needle_sets(by_id[rid], conditions.get(rid), variables) if rid in by_id else ()
-        for rid in rule_ids
-    ]
-    return KindPrefilter(per_rule)
-
-
-def kind_prefilter(kind: Kind, exchange_path: str = DEFAULT_EXCHANGE_PATH) -> KindPrefilter:
-    """The prefilter of every shipped rule that reads `kind`."""
-    rules = [r for r in load_rules(exchange_path) if kind in r.applies_to]
-    return prefilter_for(rules, exchange_path)
+    key = (tuple(f"{r.id}:{r.condition!r}" for r in rules), exchange_path)
+    found = _CACHE.get(key)
+    if found is None:
+        variables = {"exchange_path": exchange_path}
+        found = KindPrefilter([rule_needle_sets(r, r.condition, variables) for r in rules])
+        _CACHE[key] = found
+    return found
 
 
 __all__ = [
     "KindPrefilter",
     "condition_needles",
-    "kind_prefilter",
     "prefilter_for",
     "regex_needles",
     "rule_needle_sets",

@@ -9,9 +9,11 @@ class is slotted and lazy: no dict per line, the lower-cased raw line only when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import unquote_plus
 
 
 class Kind(StrEnum):
@@ -34,7 +36,18 @@ class Record:
     (`_folder`: the HttpProxy protocol folder).
     """
 
-    __slots__ = ("_lower", "extra", "file", "index", "kind", "line", "raw", "timestamp", "values")
+    __slots__ = (
+        "_computed",
+        "_lower",
+        "extra",
+        "file",
+        "index",
+        "kind",
+        "line",
+        "raw",
+        "timestamp",
+        "values",
+    )
 
     def __init__(
         self,
@@ -56,6 +69,9 @@ class Record:
         self.timestamp = timestamp  # ISO-8601 UTC ("2021-03-05T03:06:27Z") or "" when unknown
         self.extra = extra if extra is not None else {}
         self._lower: str | None = None
+        # Computed fields of this record (never in `extra`: records of one file may share
+        # one `extra` dict of meta fields).
+        self._computed: dict[str, str] | None = None
 
     def get(self, name: str) -> str:
         """Field value by (case-insensitive) name or alias; "" when absent or empty."""
@@ -67,6 +83,14 @@ class Record:
         pos = self.index.get(key)
         if pos is not None:
             return self.values[pos] if pos < len(self.values) else ""
+        compute = COMPUTED.get(key)
+        if compute is not None:
+            if self._computed is None:
+                self._computed = {}
+            value = self._computed.get(key)
+            if value is None:
+                value = self._computed[key] = compute(self)
+            return value
         return ""
 
     @property
@@ -80,6 +104,47 @@ class Record:
         out = {name: self.values[pos] for name, pos in self.index.items() if pos < len(self.values)}
         out.update(self.extra)
         return out
+
+
+def _url_decoded(rec: Record) -> str:
+    # Stem and query as the client sent them: IIS writes the query URL-encoded, and web
+    # shells are driven by commands in it (`cmd%20/c`, `whoami`, base64 PowerShell).
+    # Decoded twice: attackers double-encode to get past filters.
+    stem = rec.get("url_stem")
+    query = rec.get("url_query")
+    text = stem + ("?" + query if query else "")
+    return unquote_plus(unquote_plus(text, errors="replace"), errors="replace")
+
+
+def _forwarded_client(rec: Record) -> str:
+    """The first address of X-Forwarded-For when the log has that column (the client
+    behind a balancer); "" otherwise or when it does not parse as an address."""
+    value = rec.get("x_forwarded_for")
+    if not value:
+        return ""
+    first = value.replace("+", " ").split(",")[0].strip()
+    if first.startswith("[") and "]" in first:  # [v6]:port
+        first = first[1 : first.index("]")]
+    elif first.count(":") == 1:  # v4:port
+        first = first.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(first))
+    except ValueError:
+        return ""
+
+
+def _source_ip(rec: Record) -> str:
+    return rec.get("_forwarded_client") or rec.get("client_ip")
+
+
+# Fields computed from others on first use (and then cached in `extra`).  Names start with
+# "_" because their values need not appear verbatim in the raw line, so the prefilters
+# (which look for needles in raw bytes) must not derive needles from conditions on them.
+COMPUTED: dict[str, Callable[[Record], str]] = {
+    "_url_decoded": _url_decoded,
+    "_forwarded_client": _forwarded_client,
+    "_source_ip": _source_ip,
+}
 
 
 @dataclass(slots=True)
@@ -100,6 +165,38 @@ class FileStats:
     gave_up: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Where unparsable lines (or damaged records) were: merged [first, last] ranges, the
+    # first MAX_RANGES of them (the count above is always complete).
+    bad_ranges: list[list[int]] = field(default_factory=list)
+    # Records per source ("iis", "httpproxy", "evtx:sysmon" ...): an event export mixes
+    # channels, so one file can feed several sources.
+    sources: dict[str, int] = field(default_factory=dict)
+    # First and last timestamp per source, when a file feeds several (event exports).
+    source_times: dict[str, list[str]] = field(default_factory=dict)
+    # Known problems with the file's columns (reduced or unknown layout), by name.
+    layout: str | None = None
+
+    MAX_RANGES = 20
+
+    def bad(self, number: int | None) -> None:
+        """Count one unparsable line (or damaged record) and remember where it was."""
+        self.bad_lines += 1
+        if number is None:
+            return
+        ranges = self.bad_ranges
+        if ranges and ranges[-1][1] + 1 == number:
+            ranges[-1][1] = number
+        elif len(ranges) < self.MAX_RANGES:
+            ranges.append([number, number])
+
+    def source(self, name: str, count: int = 1, timestamp: str = "") -> None:
+        self.sources[name] = self.sources.get(name, 0) + count
+        if timestamp:
+            span = self.source_times.setdefault(name, [timestamp, timestamp])
+            if timestamp < span[0]:
+                span[0] = timestamp
+            if timestamp > span[1]:
+                span[1] = timestamp
 
     def see_timestamp(self, ts: str) -> None:
         if not ts:
@@ -130,7 +227,10 @@ class FileStats:
             "gave_up": self.gave_up,
             "error": self.error,
             "warnings": list(self.warnings),
+            "bad_line_ranges": [list(r) for r in self.bad_ranges],
+            "sources": dict(self.sources),
+            "layout": self.layout,
         }
 
 
-__all__ = ["FileStats", "Kind", "Record"]
+__all__ = ["COMPUTED", "FileStats", "Kind", "Record"]

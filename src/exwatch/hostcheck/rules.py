@@ -1,51 +1,27 @@
-"""Log rules as data (`data/log_rules.yaml`) over typed records, and their self-test.
+"""Log rules as data (`data/log_rules.yaml`): loading, and their self-test.
 
-A rule names the record kinds it reads (`applies_to`) and a condition tree:
-
-    all: [cond, ...] | any: [cond, ...] | not: cond
-    {field: NAME, <op>: VALUE}   ops: equals, in, contains, contains_all, startswith,
-                                      endswith, like, regex, present
-
-Matching is case-insensitive (PowerShell `-like` and Select-String are); `like` is
-PowerShell's wildcard (`*`, `?`, `[...]`, whole string).  `field: raw` is the whole line.
-`{exchange_path}` in a value is replaced by the Exchange install path of the copy.
-`first_per_file: true` reports only the first hit per file (Select-String -List).
-`parity: true` marks Test-ProxyLogon's own conditions; `decode: rps_cat` attaches the
-decoded X-Rps-CAT token to each finding.
-
-For speed each rule gets "needles" computed from its condition: lower-case literals of
-which at least one must occur in the raw line for the rule to be able to match; most lines
-are rejected by a substring test before any field is looked at.  The self-test checks that
-every `match` example passes its needles, so a wrong needle cannot hide a hit.
+The condition language and the compiled Rule live in `conditions.py`; the self-test also
+checks every `match` example against the block scanner's prefilter (`prefilter.py`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from exwatch.errors import DataError
+from exwatch.hostcheck.conditions import (
+    DEFAULT_EXCHANGE_PATH,
+    SEVERITIES,
+    Rule,
+    compile_condition,
+    like_to_regex,
+)
+from exwatch.hostcheck.datafile import load_yaml
+from exwatch.hostcheck.prefilter import KindPrefilter, prefilter_for
 from exwatch.hostcheck.records import Kind, Record
 
-DEFAULT_EXCHANGE_PATH = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-_OPS = (
-    "equals",
-    "in",
-    "contains",
-    "contains_all",
-    "startswith",
-    "endswith",
-    "like",
-    "regex",
-    "present",
-)
 _REQUIRED = (
     "id",
     "cve",
@@ -57,218 +33,9 @@ _REQUIRED = (
     "condition",
     "examples",
 )
-_NEEDLE_CHARS = re.compile(r"[a-z0-9._~/@:$\-#<>()\\']{3,}")
-
-Predicate = Callable[[Record], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
-    cve: str | None
-    technique: str
-    severity: str
-    description: str
-    sources: tuple[str, ...]
-    applies_to: tuple[Kind, ...]
-    predicate: Predicate
-    needles: frozenset[str] | None
-    parity: bool = False
-    first_per_file: bool = False
-    decode: str | None = None
-    stage: str = (
-        "exploit"  # timeline lane: recon, ssrf, exploit, file-write, webshell, persistence, cleanup
-    )
-    examples: Mapping[str, Any] = field(default_factory=dict)
-
-    def matches(self, record: Record) -> bool:
-        if self.needles is not None:
-            low = record.lower
-            if not any(n in low for n in self.needles):
-                return False
-        return self.predicate(record)
-
-
-# -- condition compiler ----------------------------------------------------------------------
-
-
-def like_to_regex(pattern: str) -> re.Pattern[str]:
-    """PowerShell -like wildcard -> compiled case-insensitive whole-string regex."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                out.append("[" + pattern[i + 1 : end].replace("\\", "\\\\") + "]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
-
-
-def _needle_of(literal: str) -> str | None:
-    """Longest run of plain characters of a literal (it must appear in the raw line)."""
-    runs = _NEEDLE_CHARS.findall(literal.lower())
-    return max(runs, key=len) if runs else None
-
-
-def _subst(value: str, variables: Mapping[str, str]) -> str:
-    for name, val in variables.items():
-        value = value.replace("{" + name + "}", val)
-    return value
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def compile_condition(
-    cond: Any, variables: Mapping[str, str], where: str
-) -> tuple[Predicate, frozenset[str] | None]:
-    if not isinstance(cond, dict) or not cond:
-        raise DataError(f"{where}: condition must be a mapping, got {cond!r}")
-    if "all" in cond or "any" in cond:
-        key = "all" if "all" in cond else "any"
-        parts = cond[key]
-        if not isinstance(parts, list) or not parts:
-            raise DataError(f"{where}: `{key}` needs a non-empty list")
-        compiled = [compile_condition(p, variables, where) for p in parts]
-        preds = [c[0] for c in compiled]
-        if key == "all":
-            known = [n for _, n in compiled if n is not None]
-            # The child whose shortest needle is longest filters best.
-            best = max(known, key=lambda ns: min(len(x) for x in ns)) if known else None
-
-            def all_pred(rec: Record) -> bool:
-                return all(p(rec) for p in preds)
-
-            return all_pred, best
-        needles: set[str] | None = set()
-        for _, n in compiled:
-            if n is None or needles is None:
-                needles = None
-            else:
-                needles |= n
-
-        def any_pred(rec: Record) -> bool:
-            return any(p(rec) for p in preds)
-
-        return any_pred, frozenset(needles) if needles is not None else None
-    if "not" in cond:
-        inner, _ = compile_condition(cond["not"], variables, where)
-
-        def not_pred(rec: Record) -> bool:
-            return not inner(rec)
-
-        return not_pred, None
-    return _compile_leaf(cond, variables, where)
-
-
-def _compile_leaf(
-    cond: dict[str, Any], variables: Mapping[str, str], where: str
-) -> tuple[Predicate, frozenset[str] | None]:
-    name = cond.get("field")
-    ops = [k for k in cond if k != "field"]
-    if not isinstance(name, str) or len(ops) != 1 or ops[0] not in _OPS:
-        raise DataError(
-            f"{where}: a leaf is {{field: NAME, <one of {', '.join(_OPS)}>: VALUE}}: {cond!r}"
-        )
-    op = ops[0]
-    fname = name.lower()
-    raw_value = cond[op]
-    values = [_subst(v, variables) for v in _as_list(raw_value)]
-    low = [v.lower() for v in values]
-    meta = fname.startswith("_")
-    needles: frozenset[str] | None = None
-
-    def needles_from(literals: Iterable[str]) -> frozenset[str] | None:
-        if meta:
-            return None
-        found = [_needle_of(x) for x in literals]
-        return None if any(f is None for f in found) else frozenset(f for f in found if f)
-
-    pred: Predicate
-    if op == "present":
-        want = bool(raw_value)
-
-        def pred(rec: Record) -> bool:
-            return bool(rec.get(fname)) == want
-
-    elif op in ("equals", "in"):
-        wanted = frozenset(low)
-        needles = needles_from(values) if "" not in wanted else None
-
-        def pred(rec: Record) -> bool:
-            return rec.get(fname).lower() in wanted
-
-    elif op == "contains":
-        needles = needles_from(values)
-
-        def pred(rec: Record) -> bool:
-            v = rec.get(fname).lower()
-            return any(x in v for x in low)
-
-    elif op == "contains_all":
-        best = max(values, key=lambda x: len(_needle_of(x) or ""))
-        needles = needles_from([best])
-
-        def pred(rec: Record) -> bool:
-            v = rec.get(fname).lower()
-            return all(x in v for x in low)
-
-    elif op == "startswith":
-        needles = needles_from(values)
-        prefixes = tuple(low)
-
-        def pred(rec: Record) -> bool:
-            return rec.get(fname).lower().startswith(prefixes)
-
-    elif op == "endswith":
-        needles = needles_from(values)
-        suffixes = tuple(low)
-
-        def pred(rec: Record) -> bool:
-            return rec.get(fname).lower().endswith(suffixes)
-
-    elif op == "like":
-        regexes = [like_to_regex(v) for v in values]
-        pieces = [max(re.split(r"[*?\[\]]", v), key=len) for v in values]
-        needles = needles_from(pieces)
-
-        def pred(rec: Record) -> bool:
-            v = rec.get(fname)
-            return any(r.fullmatch(v) for r in regexes)
-
-    else:  # regex
-        try:
-            compiled_res = [re.compile(v, re.IGNORECASE) for v in values]
-        except re.error as exc:
-            raise DataError(f"{where}: bad regex: {exc}") from exc
-
-        def pred(rec: Record) -> bool:
-            v = rec.get(fname)
-            return any(r.search(v) for r in compiled_res)
-
-    return pred, needles
 
 
 # -- loading ------------------------------------------------------------------------------------
-
-
-def _load_yaml(name: str) -> Any:
-    text = resources.files("exwatch.hostcheck.data").joinpath(name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
 
 
 def build_rules(entries: Any, variables: Mapping[str, str]) -> list[Rule]:
@@ -321,6 +88,7 @@ def build_rules(entries: Any, variables: Mapping[str, str]) -> list[Rule]:
                 decode=entry.get("decode"),
                 stage=str(entry.get("stage", "exploit")),
                 examples=examples,
+                condition=entry["condition"],
             )
         )
     return rules
@@ -329,7 +97,7 @@ def build_rules(entries: Any, variables: Mapping[str, str]) -> list[Rule]:
 @cache
 def load_rules(exchange_path: str = DEFAULT_EXCHANGE_PATH) -> tuple[Rule, ...]:
     """The shipped log rules, compiled for one Exchange install path."""
-    return tuple(build_rules(_load_yaml("log_rules.yaml"), {"exchange_path": exchange_path}))
+    return tuple(build_rules(load_yaml("log_rules.yaml"), {"exchange_path": exchange_path}))
 
 
 def rules_by_kind(rules: Iterable[Rule]) -> dict[Kind, list[Rule]]:
@@ -345,13 +113,18 @@ def rules_by_kind(rules: Iterable[Rule]) -> dict[Kind, list[Rule]]:
 
 def example_records(rule: Rule, example: Any) -> tuple[Kind, list[Record]]:
     """Parse one example through the real parser of its kind (default `#Fields:` header)."""
+    return parse_example(rule.applies_to[0], example)
+
+
+def parse_example(default: Kind, example: Any) -> tuple[Kind, list[Record]]:
+    """An example line (or {kind, line}) as records, through the real parser of its kind."""
     from exwatch.hostcheck.parsers import PARSERS
 
     if isinstance(example, dict):
         kind = Kind(example["kind"])
         text = str(example["line"])
     else:
-        kind = rule.applies_to[0]
+        kind = default
         text = str(example)
     records, _ = PARSERS[kind].parse_text(text)
     return kind, records
@@ -391,13 +164,38 @@ def selftest() -> Any:
                     result.problems.append(f"{rule.id}: should not match: {short}")
                 if want and not _block_prefilter_passes(rule, kind, rec.raw):
                     result.problems.append(f"{rule.id}: block prefilter rejects a match: {short}")
+    _health_selftest(result)
     return result
+
+
+def _health_selftest(result: Any) -> None:
+    """Health-probe examples: every `match` is a probe, every `no_match` is not."""
+    from exwatch.hostcheck.health import load_probes
+
+    try:
+        probes = load_probes()
+    except DataError as exc:
+        result.problems.append(str(exc))
+        return
+    for probe in probes:
+        for want, key in ((True, "match"), (False, "no_match")):
+            for example in probe.examples.get(key) or []:
+                result.examples += 1
+                kind, records = parse_example(probe.applies_to[0], example)
+                if len(records) != 1 or kind not in probe.applies_to:
+                    result.problems.append(f"{probe.id}: example is not one {kind} record")
+                elif probe.predicate(records[0]) != want:
+                    result.problems.append(f"{probe.id}: {key} example fails: {example!s:.80}")
+
+
+def kind_prefilter(kind: Kind, exchange_path: str = DEFAULT_EXCHANGE_PATH) -> KindPrefilter:
+    """The prefilter of every shipped rule that reads `kind`."""
+    rules = [r for r in load_rules(exchange_path) if kind in r.applies_to]
+    return prefilter_for(rules, exchange_path)
 
 
 def _block_prefilter_passes(rule: Rule, kind: Kind, raw: str) -> bool:
     """Would the block scanner's needle search and line test keep this plain line?"""
-    from exwatch.hostcheck.prefilter import prefilter_for
-
     line = raw.encode("utf-8", errors="replace")
     if not line.isascii() or b"\x00" in line or b'"' in line:
         return True  # never a plain line: always parsed in full
@@ -414,8 +212,11 @@ __all__ = [
     "Rule",
     "build_rules",
     "compile_condition",
+    "kind_prefilter",
     "like_to_regex",
     "load_rules",
+    "load_yaml",
+    "parse_example",
     "rules_by_kind",
     "selftest",
 ]

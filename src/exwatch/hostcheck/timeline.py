@@ -7,7 +7,20 @@ from typing import Any
 
 from exwatch.hostcheck.findings import Finding
 
-STAGES = ("recon", "ssrf", "exploit", "file-write", "webshell", "persistence", "cleanup")
+STAGES = (
+    "recon",
+    "initial-access",
+    "ssrf",
+    "exploit",
+    "file-write",
+    "webshell",
+    "execution",
+    "credential-access",
+    "persistence",
+    "exfiltration",
+    "defense-evasion",
+    "cleanup",
+)
 
 
 def build_timeline(findings: Sequence[Finding]) -> dict[str, Any]:
@@ -45,6 +58,7 @@ def build_timeline(findings: Sequence[Finding]) -> dict[str, Any]:
         "first_exploit": firsts.get("exploit"),
         "first_file_write": firsts.get("file-write"),
         "first_webshell_use": firsts.get("webshell"),
+        "first_execution": firsts.get("execution"),
         "stages": {s: firsts[s] for s in STAGES if s in firsts},
         "events": events,
         "source_addresses": dict(sorted(sources.items(), key=lambda kv: kv[1]["first"] or "9999")),

@@ -116,8 +116,6 @@ def _scan(
         if cut >= 0:
             carry = buf[cut + 1 :]
             yield from _region(buf[: cut + 1], number, parser, state, prefilter)
-            if state.gave_up:
-                return
             number += buf.count(b"\n", 0, cut + 1)
         else:
             carry = buf
@@ -134,7 +132,7 @@ def _scan(
 
 def _too_long(stats: FileStats, number: int) -> None:
     # As lines.read_lines: counted bad, not passed to the parser.
-    stats.bad_lines += 1
+    stats.bad(number)
     stats.warn(f"line {number}: longer than {MAX_LINE_BYTES} bytes, skipped")
 
 
@@ -170,49 +168,47 @@ def _region(
     state: LineState,
     prefilter: KindPrefilter,
 ) -> Iterator[Record]:
-    """Lines of `region` (complete lines, ending with a newline) after line `number0`."""
+    """Lines of `region` (complete lines, ending with a newline) after line `number0`.
+
+    Everything that does not depend on the current header (timestamp prefix, separator
+    counts, odd bytes, needle hits) is computed once for the region; the walk then goes
+    from one "special" line (a header, comment, bad or odd line) to the next, so a file
+    of many header blocks costs no more than one of a single block.
+    """
     raw_lines = region.split(b"\n")
     raw_lines.pop()
     count = len(raw_lines)
-    layout = block_layout(parser, state)
-    special: set[int] = set()
+    layout = parser.block_layout
     lines = raw_lines  # as seen by the bulk checks (quoted fields removed)
     stamp: Callable[[bytes], str] = _csv_stamp
-    if layout is None:
-        special = set(range(count))
+    special: set[int] = set()
+    if not region.isascii():
+        special |= _line_indexes(region, (m.start() for m in _NON_ASCII.finditer(region)))
+    if region.find(b"\x00") >= 0:
+        special |= _line_indexes(region, (m.start() for m in _NUL.finditer(region)))
+    crs = region.count(b"\r")
+    if crs and crs != region.count(b"\r\n"):
+        special |= _line_indexes(region, (m.start() for m in _STRAY_CR.finditer(region)))
+    if max(map(len, raw_lines), default=0) >= _LONG_LINE:
+        special |= {i for i, line in enumerate(raw_lines) if len(line) >= _LONG_LINE}
+    if layout == "csv":
+        prefix, sep = _CSV_PREFIX, b","
+        if region.find(b'"') >= 0:
+            stripped = _QUOTED_FIELD.sub(b"", region)
+            if stripped.find(b'"') >= 0:
+                special |= _line_indexes(stripped, (m.start() for m in _QUOTE.finditer(stripped)))
+            lines = stripped.split(b"\n")
+            lines.pop()
     else:
-        if not region.isascii():
-            special |= _line_indexes(region, (m.start() for m in _NON_ASCII.finditer(region)))
-        if region.find(b"\x00") >= 0:
-            special |= _line_indexes(region, (m.start() for m in _NUL.finditer(region)))
-        crs = region.count(b"\r")
-        if crs and crs != region.count(b"\r\n"):
-            special |= _line_indexes(region, (m.start() for m in _STRAY_CR.finditer(region)))
-        if max(map(len, raw_lines), default=0) >= _LONG_LINE:
-            special |= {i for i, line in enumerate(raw_lines) if len(line) >= _LONG_LINE}
-        if layout == "csv":
-            prefix, sep = _CSV_PREFIX, b","
-            if region.find(b'"') >= 0:
-                stripped = _QUOTED_FIELD.sub(b"", region)
-                if stripped.find(b'"') >= 0:
-                    special |= _line_indexes(
-                        stripped, (m.start() for m in _QUOTE.finditer(stripped))
-                    )
-                lines = stripped.split(b"\n")
-                lines.pop()
-        else:
-            prefix, sep, stamp = _W3C_PREFIX, b" ", _w3c_stamp
-        matched = list(map(prefix.match, lines))
-        if None in matched:
-            special |= {i for i, m in enumerate(matched) if m is None}
-        seps = list(map(bytes.count, lines, repeat(sep)))
-        want = state.width - 1
-        if seps.count(want) != count:
-            special |= {i for i, n in enumerate(seps) if n != want}
-    events = set(special)
+        prefix, sep, stamp = _W3C_PREFIX, b" ", _w3c_stamp
+    matched = list(map(prefix.match, lines))
+    if None in matched:
+        special |= {i for i, m in enumerate(matched) if m is None}
+    seps = list(map(bytes.count, lines, repeat(sep)))
+    candidates: set[int] = set()
     if prefilter.every_line:
-        events = set(range(count))
-    elif layout is not None:
+        candidates = set(range(count))
+    else:
         lowered = region.lower()
         hits = prefilter.hits(lowered)
         if hits:
@@ -223,29 +219,53 @@ def _region(
                 by_line.setdefault(bisect_right(starts, pos), []).append(which)
             low_lines = lowered.split(b"\n") if len(by_line) > count // 64 else None
             for index, found in by_line.items():
-                if index in events:
+                if index in special:
                     continue
                 low = low_lines[index] if low_lines is not None else raw_lines[index].lower()
                 if prefilter.line_ok(low, found):
-                    events.add(index)
-    index_before = state.index
-    prev = -1
-    for index in sorted(events):
-        if index > prev + 1:
-            _plain(state, lines[prev + 1 : index], stamp)
-        rec = _exact_line(raw_lines[index], number0 + index + 1, state)
-        if rec is not None:
-            yield rec
-        if state.gave_up:
-            return
-        prev = index
-        if state.index is not index_before and index + 1 < count:
-            # A header changed the columns: read the rest under the new one.
-            offset = sum(len(line) + 1 for line in raw_lines[: index + 1])
-            yield from _region(region[offset:], number0 + index + 1, parser, state, prefilter)
-            return
-    if prev + 1 < count:
-        _plain(state, lines[prev + 1 :], stamp)
+                    candidates.add(index)
+    stops = sorted(special)
+    stops.append(count)  # sentinel: the end of the region
+    sorted_candidates = sorted(candidates)
+    cand_at = 0
+    start = 0
+    for stop in stops:
+        # Lines start..stop-1 all have the format's timestamp prefix, so none of them is a
+        # header: the current header holds for the whole segment.
+        if start < stop:
+            if _bulk_ok(parser, state):
+                want = state.width - 1
+                events = [i for i in range(start, stop) if seps[i] != want]
+                while cand_at < len(sorted_candidates) and sorted_candidates[cand_at] < stop:
+                    events.append(sorted_candidates[cand_at])
+                    cand_at += 1
+                prev = start - 1
+                for index in sorted(set(events)):
+                    if index > prev + 1:
+                        _plain(state, lines[prev + 1 : index], stamp)
+                    rec = _exact_line(raw_lines[index], number0 + index + 1, state)
+                    if rec is not None:
+                        yield rec
+                    prev = index
+                if prev + 1 < stop:
+                    _plain(state, lines[prev + 1 : stop], stamp)
+            else:
+                for index in range(start, stop):
+                    rec = _exact_line(raw_lines[index], number0 + index + 1, state)
+                    if rec is not None:
+                        yield rec
+        while cand_at < len(sorted_candidates) and sorted_candidates[cand_at] <= stop:
+            cand_at += 1
+        if stop < count:
+            rec = _exact_line(raw_lines[stop], number0 + stop + 1, state)
+            if rec is not None:
+                yield rec
+        start = stop + 1
+
+
+def _bulk_ok(parser: FieldedParser, state: LineState) -> bool:
+    """Can plain lines be counted in bulk under the current header?"""
+    return block_layout(parser, state) is not None
 
 
 def _csv_stamp(line: bytes) -> str:

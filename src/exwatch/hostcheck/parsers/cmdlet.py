@@ -7,10 +7,9 @@ and ProcessName.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
-from exwatch.hostcheck.parsers.fielded import FieldedParser
+from exwatch.hostcheck.parsers.fielded import Aliases, FieldedParser
 from exwatch.hostcheck.records import Kind
 
 RPS_CMDLET_FIELDS = (
@@ -39,7 +38,12 @@ class CmdletParser(FieldedParser):
     data_format = "Exchange Rps_Cmdlet / CmdletInfra log"
     default_fields = RPS_CMDLET_FIELDS
     block_layout = "csv"
-    aliases: ClassVar[Mapping[str, str]] = {"username": "authenticateduser"}
+    expected_fields = ("DateTime", "Cmdlet", "Parameters")
+    aliases: ClassVar[Aliases] = {
+        "username": "authenticateduser",
+        "client_application": "clientapplication",
+        "process": "processname",
+    }
 
 
 __all__ = ["RPS_CMDLET_FIELDS", "CmdletParser"]

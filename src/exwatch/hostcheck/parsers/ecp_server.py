@@ -15,6 +15,7 @@ class EcpServerParser(FieldedParser):
     kind = Kind.ECP_SERVER
     data_format = "Exchange ECP Server log"
     default_fields = ("TimeStamp", "ServerName", "EventId", "EventData")
+    expected_fields = ("TimeStamp", "EventData")
     block_layout = "csv"
 
 

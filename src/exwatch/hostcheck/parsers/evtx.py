@@ -1,88 +1,31 @@
-"""Windows event logs (`Application.evtx`, `MSExchange Management.evtx`) via pyevtx-rs.
+"""Windows event logs (`*.evtx`, any channel) via the `evtx` package (pyevtx-rs).
 
-The `evtx` package (Rust bindings, well kept, fast) renders each record as JSON; Linux has
-no Exchange message DLLs, so the rendered Message text is missing and rules match the
-EventData strings instead.  For `MSExchange CmdletLogs` events the first three Data values
-are the cmdlet, its parameters and the caller (Microsoft's order), exposed as the fields
-`cmdlet`, `parameters` and `caller` so one rule reads these events and Rps_Cmdlet lines.
+The package (Rust, well kept, fast) renders each record as JSON; Linux has no message
+DLLs, so the rendered Message is missing and rules match the EventData values, mapped by
+`events.record_from_event` (the one mapping for EVTX and SIEM exports alike).
 
-`record_from_json` is the mapping; the self-test feeds rule examples (JSON in the library's
-shape) through it, so examples and real files take the same path.
+A damaged record costs only itself: the package raises for it and the iteration goes on
+with the next one.  The package would drop the rest of a 64 KiB chunk after a damaged
+record header or chunk signature, so such files are first mended in a temporary copy
+(`evtxrepair.py`); every loss is counted and said.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from exwatch.hostcheck.parsers.events import record_from_event
+from exwatch.hostcheck.parsers.evtxrepair import mend
 from exwatch.hostcheck.records import FileStats, Kind, Record
 
-_EMPTY_INDEX: dict[str, int] = {}
-CMDLET_PROVIDER = "msexchange cmdletlogs"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        inner = value.get("#text", "")
-        return _text(inner)
-    if isinstance(value, list):
-        return " ".join(_text(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def _leaves(value: Any, out: list[str]) -> None:
-    """Every string under EventData, in document order (attributes left out)."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key != "#attributes":
-                _leaves(inner, out)
-    elif isinstance(value, list):
-        for inner in value:
-            _leaves(inner, out)
-    elif value is not None:
-        out.append(str(value))
-
-
-def record_from_json(event: dict[str, Any], rel: str, record_id: int | None) -> Record:
-    """Map one event (the library's JSON shape) to a Record."""
-    root = event.get("Event", event)
-    system = root.get("System", {}) if isinstance(root, dict) else {}
-    provider_node = system.get("Provider", {})
-    attrs = provider_node.get("#attributes", {}) if isinstance(provider_node, dict) else {}
-    provider = str(attrs.get("Name") or attrs.get("EventSourceName") or "")
-    event_id = _text(system.get("EventID", ""))
-    level = _text(system.get("Level", ""))
-    channel = _text(system.get("Channel", ""))
-    computer = _text(system.get("Computer", ""))
-    created = system.get("TimeCreated", {})
-    created_attrs = created.get("#attributes", {}) if isinstance(created, dict) else {}
-    timestamp = _iso_z(str(created_attrs.get("SystemTime", "")))
-    data: list[str] = []
-    for section in ("EventData", "UserData"):
-        if isinstance(root, dict) and section in root:
-            _leaves(root[section], data)
-    extra = {
-        "provider": provider,
-        "event_id": event_id,
-        "level": level,
-        "channel": channel,
-        "computer": computer,
-        "data": " | ".join(data),
-    }
-    if provider.lower() == CMDLET_PROVIDER:
-        for name, pos in (("cmdlet", 0), ("parameters", 1), ("caller", 2)):
-            extra[name] = data[pos] if len(data) > pos else ""
-    raw = f"{channel} {provider} EventID {event_id} Level {level}: {extra['data']}"
-    return Record(Kind.EVTX, rel, record_id, raw, [], _EMPTY_INDEX, timestamp, extra)
-
-
-def _iso_z(value: str) -> str:
-    if not value:
-        return ""
-    value = value.replace(" UTC", "Z").replace(" ", "T")
-    return value if value.endswith("Z") else value + "Z"
+EVTX_MAGIC = b"ElfFile\x00"
+# Errors in a row after which the file is treated as unreadable from there on (each
+# error consumes a record, so this only bounds a file of nothing but damage).
+MAX_ERRORS_IN_A_ROW = 10_000
 
 
 class EvtxParser:
@@ -93,57 +36,95 @@ class EvtxParser:
         self, path: Path, rel: str, stats: FileStats, meta: dict[str, str] | None = None
     ) -> Iterator[Record]:
         try:
-            from evtx import PyEvtxParser
-        except ImportError:  # pragma: no cover - declared dependency
-            stats.error = "the `evtx` package is not installed"
-            return
-        try:
             stats.size = path.stat().st_size
             with path.open("rb") as fh:
-                magic = fh.read(8)
-            if magic != b"ElfFile\x00":
-                stats.error = "not an EVTX file (no ElfFile header)"
-                return
-            parser = PyEvtxParser(str(path), number_of_threads=1)
-            records = parser.records_json()
+                yield from self.parse_stream(fh, rel, stats)
+        except OSError as exc:
+            stats.error = f"cannot read: {exc.strerror or exc}"
+
+    def parse_stream(self, fh: IO[bytes], rel: str, stats: FileStats) -> Iterator[Record]:
+        """Records of an EVTX file opened for reading (a file or a zip member copy)."""
+        magic = fh.read(8)
+        fh.seek(0)
+        if magic != EVTX_MAGIC:
+            stats.error = "not an EVTX file (no ElfFile header)"
+            return
+        with tempfile.TemporaryFile(prefix="exwatch-evtx-") as mended:
+            spans = mend(fh, mended)
+            if spans:
+                stats.warn(
+                    f"damaged or cut in {spans} places (record headers, chunk signatures or "
+                    "the end): mended in a copy, so only the damaged records are lost"
+                )
+            yield from self._records(mended if spans else fh, rel, stats)
+
+    def _records(self, fh: IO[bytes], rel: str, stats: FileStats) -> Iterator[Record]:
+        from evtx import PyEvtxParser
+
+        fh.seek(0)
+        try:
+            records = PyEvtxParser(fh, number_of_threads=1).records_json()
         except (OSError, RuntimeError, ValueError) as exc:
             stats.error = f"not a readable EVTX file: {exc}"
             return
+        in_a_row = 0
         while True:
             try:
                 item: Any = next(records)
             except StopIteration:
-                if stats.records == 0:
-                    stats.warn("no event records could be read from this file")
-                return
+                break
             except (OSError, RuntimeError, ValueError) as exc:
-                # pyevtx-rs raises on a corrupt chunk; keep what was read and say where.
-                stats.bad_lines += 1
-                stats.gave_up = True
-                stats.warn(f"stopped after {stats.records} records: {exc}")
-                return
+                stats.bad(stats.lines + 1)
+                stats.lines += 1
+                stats.warn(f"damaged record after {stats.records} good ones: {exc}"[:300])
+                in_a_row += 1
+                if in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    stats.gave_up = True
+                    stats.warn(f"stopped after {in_a_row} damaged records in a row")
+                    break
+                continue
+            in_a_row = 0
             stats.lines += 1
+            record_id = item.get("event_record_id") if isinstance(item, dict) else None
+            number = record_id if isinstance(record_id, int) else None
             try:
                 event = json.loads(item["data"])
             except (KeyError, TypeError, ValueError):
-                stats.bad_lines += 1
+                stats.bad(number)
                 continue
-            record_id = item.get("event_record_id")
-            rec = record_from_json(event, rel, record_id if isinstance(record_id, int) else None)
+            rec = record_from_event(event, rel, number)
+            if rec is None:
+                stats.bad(number)
+                continue
             stats.records += 1
+            stats.source(rec.extra["_source"], 1, rec.timestamp)
             stats.see_timestamp(rec.timestamp)
             yield rec
+        if stats.records == 0:
+            stats.warn("no event records could be read from this file")
 
     def parse_text(self, text: str, rel: str = "<example>") -> tuple[list[Record], FileStats]:
-        """One event as JSON text in the library's shape (self-test examples)."""
+        """One event as JSON text in any shape `events` knows (self-test examples)."""
         stats = FileStats(file=rel, kind=self.kind)
         try:
             event = json.loads(text)
         except ValueError:
-            stats.bad_lines += 1
+            stats.bad(1)
+            return [], stats
+        rec = record_from_event(event, rel, None)
+        if rec is None:
+            stats.bad(1)
             return [], stats
         stats.records = 1
-        return [record_from_json(event, rel, None)], stats
+        return [rec], stats
 
 
-__all__ = ["EvtxParser", "record_from_json"]
+def record_from_json(event: dict[str, Any], rel: str, record_id: int | None) -> Record:
+    """The `evtx` package's JSON shape as a Record (kept for callers of the old name)."""
+    rec = record_from_event(event, rel, record_id)
+    if rec is None:
+        raise ValueError("not an event")
+    return rec
+
+
+__all__ = ["EVTX_MAGIC", "EvtxParser", "record_from_json"]

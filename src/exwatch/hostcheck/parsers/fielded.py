@@ -5,8 +5,10 @@ space-separated.  Columns differ between builds and IIS configurations, so every
 mapped by its own header; repeated header blocks (a service restart) switch the mapping;
 a bare header line (some collectors write one) and PowerShell's `#TYPE` export line are
 recognised.  Lines before any header use the parser's default field list and the file
-gets a warning.  Unparsable lines are counted; after MAX_CONSECUTIVE_BAD of them in a row
-the parser gives up on the file and says so.
+gets a warning.  A header that lacks columns the rules read (a reduced layout, or one the
+parser does not know) is warned about by name.  Unparsable lines are counted, their line
+ranges kept, and skipped: junk never ends a file (an attack line after a thousand junk
+lines is still read).
 """
 
 from __future__ import annotations
@@ -20,21 +22,27 @@ from typing import ClassVar
 from exwatch.hostcheck.parsers.lines import read_lines
 from exwatch.hostcheck.records import FileStats, Kind, Record
 
-MAX_CONSECUTIVE_BAD = 100
-
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-().]*\Z")
 
 
-def build_index(fields: Iterable[str], aliases: Mapping[str, str]) -> dict[str, int]:
-    """Lower-case name -> column, plus aliases that point at a present column."""
+Aliases = Mapping[str, "str | tuple[str, ...]"]
+
+
+def build_index(fields: Iterable[str], aliases: Aliases) -> dict[str, int]:
+    """Lower-case name -> column, plus aliases that point at a present column (an alias
+    with several targets takes the first one present)."""
     index: dict[str, int] = {}
     for pos, name in enumerate(fields):
         index.setdefault(name.strip().lower(), pos)
     for alias, target in aliases.items():
-        found = index.get(target)
-        if found is not None and alias not in index:
-            index[alias] = found
+        if alias in index:
+            continue
+        for name in (target,) if isinstance(target, str) else target:
+            found = index.get(name)
+            if found is not None:
+                index[alias] = found
+                break
     return index
 
 
@@ -44,8 +52,10 @@ class FieldedParser:
     kind: ClassVar[Kind]
     data_format: ClassVar[str]
     default_fields: ClassVar[tuple[str, ...]]
-    aliases: ClassVar[Mapping[str, str]] = {}
+    aliases: ClassVar[Aliases] = {}
     separator: ClassVar[str] = ","  # "," = CSV with quoting; " " = W3C
+    # Columns the rules read: a header without some of them is a reduced layout.
+    expected_fields: ClassVar[tuple[str, ...]] = ()
     # Line layout the block scanner can read in bulk ("csv": ISO DateTime first; "w3c":
     # date and time first); None = always line by line.
     block_layout: ClassVar[str | None] = None
@@ -76,6 +86,18 @@ class FieldedParser:
     def header_fields(self, text: str) -> list[str]:
         return [f for f in (part.strip() for part in text.split(",")) if f]
 
+    def layout_problem(self, fields: list[str], index: Mapping[str, int]) -> str | None:
+        """None when every expected column is present, else what is missing, by name."""
+        missing = [f for f in self.expected_fields if f.lower() not in index]
+        if not missing:
+            return None
+        known = [f for f in self.expected_fields if f.lower() in index]
+        what = "reduced" if known else "unknown"
+        return (
+            f"{what} {self.data_format} column layout ({', '.join(fields[:12])}"
+            f"{', ...' if len(fields) > 12 else ''}): missing {', '.join(missing)}"
+        )
+
     # -- driver ---------------------------------------------------------------------------
     def parse_file(
         self, path: Path, rel: str, stats: FileStats, meta: dict[str, str] | None = None
@@ -104,8 +126,6 @@ class FieldedParser:
             rec = state.feed(number, line)
             if rec is not None:
                 yield rec
-            elif state.gave_up:
-                return
 
 
 class LineState:
@@ -128,8 +148,6 @@ class LineState:
         self.index: dict[str, int] = build_index(parser.default_fields, parser.aliases)
         self.width = len(parser.default_fields)
         self.warned_default = False
-        self.consecutive_bad = 0
-        self.gave_up = False
         self.extra_shared = meta or {}
 
     def _set_header(self, fields: list[str], lowered: list[str]) -> None:
@@ -138,6 +156,10 @@ class LineState:
         self.index = build_index(fields, self.parser.aliases)
         self.width = len(fields)
         self.stats.header_blocks += 1
+        problem = self.parser.layout_problem(fields, self.index)
+        if problem != self.stats.layout and problem is not None:
+            self.stats.warn(problem)
+        self.stats.layout = problem
 
     def _first_record(self) -> None:
         if self.fields is None and not self.warned_default:
@@ -148,7 +170,6 @@ class LineState:
         """`count` well-formed data lines of the header's width, read in bulk."""
         stats = self.stats
         stats.lines += count
-        self.consecutive_bad = 0
         self._first_record()
         stats.records += count
         stats.see_timestamp(low_ts)
@@ -164,15 +185,14 @@ class LineState:
         if line[0] == "#":
             if line[:8].lower() == "#fields:":
                 fields = parser.header_fields(line[8:].strip())
-                self._set_header(fields, [f.lower() for f in fields])
-                self.consecutive_bad = 0
+                if fields:
+                    self._set_header(fields, [f.lower() for f in fields])
             return None
         if "\x00" in line:
             line = line.replace("\x00", "")
         values = parser.split(line)
         if values is None:
-            stats.bad_lines += 1
-            self.consecutive_bad += 1
+            stats.bad(number)
         elif not parser.valid(values, self.index):
             # A bare header line, or PowerShell's quoted header after `#TYPE`.
             if _is_header(values):
@@ -180,13 +200,11 @@ class LineState:
                 if lowered != self.header_lower:
                     self._set_header([v.strip() for v in values], lowered)
                 return None
-            stats.bad_lines += 1
-            self.consecutive_bad += 1
+            stats.bad(number)
         else:
-            self.consecutive_bad = 0
             if len(values) != self.width:
                 if len(values) > self.width and parser.separator == " ":
-                    stats.bad_lines += 1
+                    stats.bad(number)
                     stats.warn(f"line {number}: {len(values)} fields, header has {self.width}")
                     return None
                 stats.truncated_lines += 1
@@ -201,13 +219,6 @@ class LineState:
                 extra = self.extra_shared
             stats.records += 1
             return Record(self.kind, self.rel, number, line, values, self.index, ts, extra)
-        if self.consecutive_bad >= MAX_CONSECUTIVE_BAD:
-            self.gave_up = True
-            stats.gave_up = True
-            stats.warn(
-                f"gave up at line {number}: {MAX_CONSECUTIVE_BAD} unparsable lines in a row "
-                f"(not a {parser.data_format} file?)"
-            )
         return None
 
 
@@ -215,4 +226,4 @@ def _is_header(values: list[str]) -> bool:
     return len(values) >= 2 and all(_HEADER_NAME.match(v.strip()) for v in values)
 
 
-__all__ = ["MAX_CONSECUTIVE_BAD", "FieldedParser", "LineState", "build_index"]
+__all__ = ["FieldedParser", "LineState", "build_index"]

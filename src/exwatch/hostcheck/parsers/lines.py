@@ -36,7 +36,7 @@ def read_lines(path: Path, stats: FileStats) -> Iterator[tuple[int, str]]:
                 return
             number += 1
             if not chunk.endswith(b"\n") and len(chunk) >= MAX_LINE_BYTES:
-                stats.bad_lines += 1
+                stats.bad(number)
                 stats.warn(f"line {number}: longer than {MAX_LINE_BYTES} bytes, skipped")
                 while chunk and not chunk.endswith(b"\n"):
                     chunk = fh.readline(MAX_LINE_BYTES)
@@ -65,7 +65,7 @@ def _utf16_lines(reader: io.TextIOWrapper, stats: FileStats) -> Iterator[tuple[i
             return
         number += 1
         if not text.endswith("\n") and len(text) >= MAX_LINE_BYTES:
-            stats.bad_lines += 1
+            stats.bad(number)
             stats.warn(f"line {number}: longer than {MAX_LINE_BYTES} characters, skipped")
             while text and not text.endswith("\n"):
                 text = reader.readline(MAX_LINE_BYTES)

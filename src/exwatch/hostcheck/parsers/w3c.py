@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import ClassVar
 
-from exwatch.hostcheck.parsers.fielded import FieldedParser
+from exwatch.hostcheck.parsers.fielded import Aliases, FieldedParser
 from exwatch.hostcheck.records import Kind
 
 _DATE = re.compile(r"\d{4}-\d\d-\d\d\Z")
@@ -27,7 +27,11 @@ class W3CParser(FieldedParser):
         "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",
         "sc-win32-status", "time-taken",
     )  # fmt: skip
-    aliases: ClassVar[Mapping[str, str]] = {
+    expected_fields = (
+        "date", "time", "cs-method", "cs-uri-stem", "cs-uri-query", "c-ip", "sc-status",
+        "cs(User-Agent)", "cs-username",
+    )  # fmt: skip
+    aliases: ClassVar[Aliases] = {
         "method": "cs-method",
         "url_stem": "cs-uri-stem",
         "url_query": "cs-uri-query",
@@ -38,6 +42,8 @@ class W3CParser(FieldedParser):
         "user_agent": "cs(user-agent)",
         "referer": "cs(referer)",
         "status": "sc-status",
+        # IIS 8.5+ logs a custom field under its header name; older setups as cs(...).
+        "x_forwarded_for": ("x-forwarded-for", "cs(x-forwarded-for)", "x_forwarded_for"),
     }
 
     def header_fields(self, text: str) -> list[str]:
