@@ -170,7 +170,9 @@ def test_inconsistent_cu_is_reported_not_hidden() -> None:
     assert fp.sources == ("x-owa-version",)
 
 
-def test_more_sources_beat_fewer_then_older_wins() -> None:
+def test_oldest_build_is_judged_however_many_sources_name_a_newer_one() -> None:
+    """Issue 10 #5: behind a balancer the weakest server is the exposure, so the oldest
+    build is `build` even when more sources agree on a newer one (main chose the newer)."""
     fp = combine(
         [
             sighting("15.2.1118.7", "x-owa-version"),
@@ -178,12 +180,18 @@ def test_more_sources_beat_fewer_then_older_wins() -> None:
             sighting("15.2.1258.12", "exporttool"),
         ]
     )
-    assert fp.build == "15.2.1258.12"
+    assert fp.build == "15.2.1118.7"
+    assert fp.sources[:1] == ("x-owa-version",)
+    assert fp.builds_seen == ("15.2.1118.7", "15.2.1258.12")
     tie = combine(
         [sighting("15.2.1258.12", "x-owa-version"), sighting("15.2.1118.7", "x-owa-version")]
     )
     assert tie.build == "15.2.1118.7"
-    assert tie.builds_seen == ("15.2.1118.7", "15.2.1258.12")
+    # an older CU seen only at CU level is older than a newer CU's four-part build
+    mixed = combine([sighting("15.1.2308.8", "x-owa-version"), sighting("15.1.2176", "owa-path")])
+    assert mixed.build == "15.1.2176"
+    assert mixed.precision is Precision.CU
+    assert mixed.builds_seen == ("15.1.2176", "15.1.2308.8")
 
 
 def test_ntlm_counts_as_source_only_for_exchange() -> None:
