@@ -16,7 +16,12 @@ NTLM_B64 = base64.b64encode(build_challenge()).decode("ascii")  # Windows Server
 _PAGE_BUILD = re.compile(r"/owa/(?:auth/)?(\d+)\.(\d+)\.")
 # A Windows release each product line runs on (a challenge naming another one makes the
 # host implausible, as it should).
-_WINDOWS = {(15, 2): (10, 0, 17763), (15, 1): (6, 3, 9600), (15, 0): (6, 3, 9600), (14, 3): (6, 1, 7601)}
+_WINDOWS = {
+    (15, 2): (10, 0, 17763),
+    (15, 1): (6, 3, 9600),
+    (15, 0): (6, 3, 9600),
+    (14, 3): (6, 1, 7601),
+}
 _IIS = {(10, 0): "10.0", (6, 3): "8.5", (6, 1): "7.5"}
 
 

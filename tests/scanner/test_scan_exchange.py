@@ -205,7 +205,10 @@ def test_load_balancer_alternating_builds_all_reported(
 
 @pytest.mark.parametrize(
     ("corpus", "server"),
-    [("negative/iis-404.http", "Microsoft-IIS/10.0"), ("negative/nginx-welcome.http", "nginx/1.22.1")],
+    [
+        ("negative/iis-404.http", "Microsoft-IIS/10.0"),
+        ("negative/nginx-welcome.http", "nginx/1.22.1"),
+    ],
 )
 def test_non_exchange_costs_two_requests(
     run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned], corpus: str, server: str
@@ -358,7 +361,7 @@ def test_probe_selection_refuses_unknown_and_intrusive(monkeypatch: pytest.Monke
         return None
 
     risky = Probe(
-        "http-behaviour", Risk.INTRUSIVE, Stage.EXCHANGE, ("GET /x",), "test only", nothing
+        "http-behaviour", Risk.INTRUSIVE, (Stage.EXCHANGE,), ("GET /x",), "test only", nothing
     )
     import exwatch.probes as registry
 
