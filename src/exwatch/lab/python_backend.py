@@ -273,6 +273,7 @@ class Host:
         self.files = files
         self.port = port
         self.server = site.server or "nginx"
+        self.native = not site.server  # no Server header of its own: nginx's, first
 
     def answer(self, req: Request, variant: int) -> Response:
         vars_ = dict(self.site.variants[variant])
@@ -375,10 +376,18 @@ def http_date() -> str:
     return _date_cache[1]
 
 
-def serialize(resp: Response, server: str, keep_alive: bool, head_only: bool) -> bytes:
-    """Status line and headers in nginx's order, then the body."""
+def serialize(
+    resp: Response, server: str, keep_alive: bool, head_only: bool, native: bool = False
+) -> bytes:
+    """Status line and headers in nginx's order, then the body.  `native`: no Server
+    header is set by the config, so nginx writes its own first (headers_more, which sets
+    it, moves it after the built-in ones)."""
     reason = REASONS.get(resp.status, "")
-    lines = [f"HTTP/1.1 {resp.status} {reason}", f"Date: {http_date()}"]
+    native = native and resp.server is None
+    lines = [f"HTTP/1.1 {resp.status} {reason}"]
+    if native:
+        lines.append(f"Server: {server}")
+    lines.append(f"Date: {http_date()}")
     if resp.content_type is not None:
         lines.append(f"Content-Type: {resp.content_type}")
     lines.append(f"Content-Length: {len(resp.body)}")
@@ -390,7 +399,8 @@ def serialize(resp: Response, server: str, keep_alive: bool, head_only: bool) ->
     tag = resp.static or resp.error_page
     if tag is not None:
         lines.append(f"ETag: {tag.etag}")
-    lines.append(f"Server: {resp.server or server}")
+    if not native:
+        lines.append(f"Server: {resp.server or server}")
     lines += [f"{name}: {value}" for name, value in resp.added]
     if resp.static is not None:
         lines.append("Accept-Ranges: bytes")
@@ -469,7 +479,7 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, err: BadRequest) -> None:
         resp = Response(err.status, err.body)
-        self._send(serialize(resp, self.host.server, False, False), close=True)
+        self._send(serialize(resp, self.host.server, False, False, self.host.native), close=True)
 
     def _handle(self, head: bytes) -> None:
         head = head.lstrip(b"\r\n")  # nginx skips empty lines before a request
@@ -495,7 +505,9 @@ class Connection(asyncio.Protocol):
             and resp.status not in (400, 413, 414, 500)
             and self.served < MAX_REQUESTS
         )
-        self._send(serialize(resp, self.host.server, keep, req.method == "HEAD"), close=not keep)
+        head_only = req.method == "HEAD"
+        data = serialize(resp, self.host.server, keep, head_only, self.host.native)
+        self._send(data, close=not keep)
         if keep:
             # The body of a request we answered without reading it is dropped.
             drop = min(req.body_length, len(self.buf))

@@ -309,8 +309,8 @@ def _online_layout(common: Path) -> Layout:
         Location("=", "/", oh, status=302, text="https://outlook.office365.com/owa/"),
         Location("^~", "/owa", oh, status=302, text=signin),
         Location("~*", "^/ecp(/|$)", oh, status=302, text=signin),
-        Location("~*", _SERVICES, oh + _ONLINE_AUTH, status=401, text=""),
-        Location("~*", _AUTODISCOVER, oh + _ONLINE_AUTH, status=401, text=""),
+        Location("~*", _SERVICES, oh + _ONLINE_AUTH, status=401, text=_401),
+        Location("~*", _AUTODISCOVER, oh + _ONLINE_AUTH, status=401, text=_401),
     ]
     return Layout("exchange-online", tuple(out))
 
@@ -374,7 +374,7 @@ def web_layout(common: Path) -> Layout:
 def _sharepoint_layout() -> Layout:
     """SharePoint behind Windows authentication: every path asks for it."""
     sp = (
-        ("SPRequestGuid", "$request_id"),
+        ("SPRequestGuid", "1e2d3c4b-5a69-4788-9aab-bccddeeff001"),
         ("MicrosoftSharePointTeamServices", "16.0.0.10337"),
         ("X-Powered-By", "ASP.NET"),
         *_AUTH_HEADERS,
@@ -391,7 +391,7 @@ def _mail_protocols_layout(common: Path) -> Layout:
     out = [
         _error_page(common),
         Location("", "/", try_files=("$uri", "$uri/", "=404")),
-        Location("~*", "^/(autodiscover|ews|microsoft-server-activesync)(/|$)", basic, 401, ""),
+        Location("~*", "^/(autodiscover|ews|microsoft-server-activesync)(/|$)", basic, 401, _401),
     ]
     return Layout("web-mail-protocols", tuple(out), index="index.html")
 
