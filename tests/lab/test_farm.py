@@ -122,9 +122,9 @@ def _observe(ip: str, port: int) -> dict[str, Any]:
         if path == MANIFEST and status == 404 and headers.get("X-FEServer"):
             # the CU's own folder, named by the first build of the CU the page shows
             cus = [v for v in seen if v.count(".") == 2]
-            releases = load_cu_releases()
+            releases = {".".join(map(str, k)): b.full for k, b in load_cu_releases().items()}
             if cus:
-                release = releases[tuple(int(p) for p in cus[0].split("."))].full
+                release = releases[cus[0]]
                 status, headers, body = _get(ip, port, MANIFEST.replace("Current", release))
         if path.startswith("/ecp/") and status == 200:
             m = MANIFEST_RE.search(body)
