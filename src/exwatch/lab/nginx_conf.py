@@ -132,8 +132,10 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
     return "\n".join(lines)
 
 
-def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
-    """Write the include files and document roots under `workdir`; return nginx.conf's text."""
+def render(plan: Plan, workdir: Path, workers: int = 1, access_log: Path | None = None) -> str:
+    """Write the include files and document roots under `workdir`; return nginx.conf's text.
+    `access_log`: where to log one line per request (`<address> <status> "<request>"`, for
+    the benchmark's request counts); off otherwise."""
     sites = routes.build_sites(plan, workdir)
     headers_more = HEADERS_MORE.exists()
     for layout in routes.all_layouts(workdir / "www" / "common").values():
@@ -160,7 +162,8 @@ def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
         f"error_log {workdir / 'logs' / 'error.log'} warn;",
         f"events {{ worker_connections {connections}; multi_accept on; }}",
         "http {",
-        "    access_log off;",
+        "    log_format lab '$server_addr $status \"$request\"';",
+        f"    access_log {access_log} lab;" if access_log is not None else "    access_log off;",
         "    server_tokens off;",
         f"    client_body_temp_path {tmp / 'body'};",
         f"    proxy_temp_path {tmp / 'proxy'};",

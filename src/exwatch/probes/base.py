@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from exwatch.fingerprint import Fingerprint, HttpObservation, Sighting, combine, sightings
+from exwatch.fingerprint import (
+    BY_ID,
+    Fingerprint,
+    HttpObservation,
+    Sighting,
+    combine,
+    product_id,
+    sightings,
+)
 from exwatch.net.client import HttpClient
 from exwatch.net.http import Response
 from exwatch.ntlm import NtlmChallenge
@@ -90,6 +98,28 @@ class ProbeContext:
 
     def has_clue(self, entry: str) -> bool:
         return any(s.kind == "clue" and s.entry == entry for s in self.sightings)
+
+    def owa_closed(self) -> bool:
+        """The logon page was refused (401, 403, 404) without a sign of Exchange on it: OWA is
+        not published anonymously, so /owa/service, /owa/ and errorFE.aspx are not either."""
+        first = next((o for o in self.observations if o.probe == "http-owa-logon"), None)
+        if first is None or first.status not in (401, 403, 404):
+            return False
+        return not any(
+            s.probe == "http-owa-logon" and s.kind in ("marker", "build") for s in self.sightings
+        )
+
+    def product_lines(self) -> set[str]:
+        """The product lines (products.yaml ids) the builds seen, or a product marker, name."""
+        lines = {pid for s in self.sightings if s.build and (pid := product_id(s.build))}
+        if not lines:
+            lines = {p for s in self.sightings if (p := BY_ID[s.entry].product) is not None}
+        return lines
+
+    def only_lines(self, *lines: str) -> bool:
+        """Whether every product line seen is one of `lines` (False when none is known)."""
+        seen = self.product_lines()
+        return bool(seen) and seen <= set(lines)
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header `name` across the responses so far, in order, distinct."""

@@ -18,8 +18,8 @@ PATH = "/autodiscover/autodiscover.xml"
 async def run(ctx: ProbeContext) -> None:
     if ctx.fetched_target(PATH):
         return
-    if ctx.stage is Stage.EXCHANGE and ctx.has_su_build():
-        return
+    if ctx.stage is Stage.EXCHANGE and (ctx.has_su_build() or ctx.only_lines("2003")):
+        return  # Autodiscover came with Exchange 2007
     await ctx.fetch(ID, "GET", PATH)
 
 

@@ -17,6 +17,8 @@ PATH = f"/ecp/Current/{TOOL}"
 async def run(ctx: ProbeContext) -> None:
     if ctx.has_su_build() or ctx.fetched_target(PATH):  # nothing more to learn here
         return
+    if ctx.only_lines("2003", "2007", "2010"):
+        return  # the export tool came with Exchange 2013
     await ctx.fetch(ID, "GET", PATH)
 
 

@@ -23,6 +23,8 @@ async def run(ctx: ProbeContext) -> None:
         return
     if ctx.stage is Stage.DISCOVER and not (ctx.clue_sources() & _DISCOVER_AFTER):
         return
+    if ctx.only_lines("2003"):
+        return  # EWS came with Exchange 2007
     response = await ctx.fetch(ID, "GET", PATH, _AUTH)
     for value in response.header_all("www-authenticate"):
         scheme, _, token = value.strip().partition(" ")

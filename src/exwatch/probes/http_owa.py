@@ -15,8 +15,8 @@ PATH = "/owa/"
 
 
 async def run(ctx: ProbeContext) -> None:
-    if ctx.has_su_build() or ctx.fetched_target(PATH):  # nothing more to learn here
-        return
+    if ctx.has_su_build() or ctx.fetched_target(PATH) or ctx.owa_closed():
+        return  # nothing more to learn here
     await fetch_following(ctx, ID, PATH)
 
 

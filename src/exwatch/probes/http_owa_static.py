@@ -14,6 +14,8 @@ PATHS = ("/owa/auth/errorFE.aspx",)
 
 
 async def run(ctx: ProbeContext) -> None:
+    if ctx.owa_closed() or ctx.only_lines("2003", "2007", "2010"):
+        return  # errorFE.aspx is the 2013+ front end's page, under /owa/
     for path in PATHS:
         if any(s.build is not None for s in ctx.sightings):
             return
