@@ -90,9 +90,8 @@ def test_each_check_fires_on_its_own() -> None:
 
 
 def test_reasons_are_short_and_name_the_product() -> None:
-    page = obs(
-        "http-owa-logon", headers=(("server", "Microsoft-IIS/7.5 (" + "x" * 500 + ")"),), body=PAGE_2016
-    )
+    server = "Microsoft-IIS/7.5 (" + "x" * 500 + ")"
+    page = obs("http-owa-logon", headers=(("server", server),), body=PAGE_2016)
     found = sightings(page)
     (reason,) = reasons(combine(found), [page], found, None)
     assert "Exchange Server 2016" in reason.message
