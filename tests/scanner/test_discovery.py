@@ -359,3 +359,29 @@ def test_exchange_sim_challenge_matches_the_page_product(canned: Callable[[str],
     above would see a suspect for the wrong reason)."""
     assert challenge_for(canned("positive/exchange2010-logon.http")) != NTLM_B64
     assert challenge_for(canned("positive/exchange-se-logon.http")) == NTLM_B64
+
+
+def test_sweep_continues_until_every_front_end_showed_a_build(
+    server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
+) -> None:
+    """No X-OWA-Version anywhere: only each server's own logon page shows its CU, so the
+    sweep goes on while a front end seen (on any response) has shown no build yet."""
+    backends = [("EXCH01", "15.1.2507"), ("EXCH02", "15.1.2375")]
+    turn = itertools.cycle(range(2))
+    text = canned("positive/exchange2016-logon.http").body.decode()
+
+    def route(with_page: bool, status: int) -> Route:
+        def answer(req: Request) -> bytes:
+            name, cu = backends[next(turn)]
+            headers = [("Server", "Microsoft-IIS/8.5"), ("X-FEServer", name)]
+            if status == 401:
+                headers += WINDOWS_AUTH
+            return response(status, headers, text.replace("15.1.2176", cu) if with_page else "")
+
+        return answer
+
+    routes = {"/owa/auth/logon.aspx": route(True, 200), EWS: route(False, 401)}
+    record, paths = scan(server_ctx, routes, default=route(False, 404))
+    assert record["exchange"]["builds_seen"] == ["15.1.2375", "15.1.2507"]
+    assert record["exchange"]["build"] == "15.1.2375"
+    assert paths.count("/owa/auth/logon.aspx") >= 2
