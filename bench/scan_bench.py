@@ -24,6 +24,7 @@ import collections
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -231,7 +232,11 @@ def requests_per_host(lab: Lab, before: str) -> dict[str, Any]:
         for label, source in (("before", Path(tmp) / "src"), ("after", None)):
             time.sleep(0.5)  # nginx writes each line at once; let the last one land
             offset = log.stat().st_size if log.exists() else 0
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             meta[f"{label}_code"] = _scan(lab, Path(tmp) / f"{label}.jsonl", source)
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            meta[f"{label}_scanner_cpu_s"] = f"{cpu:.2f}"  # the whole scan, startup included
             time.sleep(0.5)
             runs[label] = _requests_since(log, offset)
     groups: dict[str, list[str]] = collections.defaultdict(list)
@@ -255,6 +260,10 @@ def _print_requests(report: dict[str, Any]) -> None:
     print(
         f"requests per answering host: before = {report['before_commit'][:12]},"
         " after = this checkout"
+    )
+    print(
+        f"scanner CPU for the whole lab: before {report['before_scanner_cpu_s']} s,"
+        f" after {report['after_scanner_cpu_s']} s"
     )
     print(f"{'group':40} {'hosts':>6} {'before':>8} {'after':>8} {'delta':>7} {'ratio':>7}")
     for group, row in report["per_host"].items():
