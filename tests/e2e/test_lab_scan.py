@@ -17,6 +17,7 @@ import pytest
 
 from exwatch.lab import Lab
 from exwatch.lab.check import score
+from exwatch.lab.plan import EXCHANGE_PROFILES, SUSPECT_PROFILES, WEB_PROFILES
 from exwatch.scan.job import ScanJob, ScanSummary, execute
 
 from ..lab.running import free_port
@@ -61,11 +62,26 @@ def _scan_lab(lab: Lab, tmp_path: Path, workers: int) -> tuple[ScanSummary, Path
 
 
 def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
+    # every shape of issue 12 is in the lab: each Exchange profile, Exchange Online, the
+    # honeypots and impostors, and every negative
+    profiles = {t["profile"] for t in big_lab.ground_truth.values()}
+    assert set(EXCHANGE_PROFILES) | set(SUSPECT_PROFILES) | set(WEB_PROFILES) <= profiles
+    assert "exchange-online" in profiles
     _, out, db = _scan_lab(big_lab, tmp_path, workers=1)
     records = _records(out)
     assert len(records) == len(big_lab.ground_truth)
     result = score(records, big_lab.ground_truth)
     assert result.all_right, "\n".join(result.lines(50))
+    found = {
+        key: sum(1 for r in records if r[key])
+        for key in ("exchange", "exchange_online", "suspect")
+    }  # fmt: skip
+    counts = big_lab.ground_truth_document["counts"]
+    assert found == {
+        "exchange": counts["exchange"],
+        "exchange_online": counts["online"],
+        "suspect": counts["suspect"],
+    }
     # every record carries the contract's fields
     for r in records[:50]:
         assert {
