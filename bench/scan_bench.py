@@ -1,7 +1,7 @@
 """Scanner benchmark against the lab: baseline figures, then exwatch itself, then the
 requests it makes per host, next to another revision's scanner on the same lab.
 
-    .venv/bin/python bench/scan_bench.py [--hosts 3000] [--seconds 10] [--port 28443]
+    .venv/bin/python bench/scan_bench.py [--hosts 3000] [--seconds 10] [--port PORT]
     .venv/bin/python bench/scan_bench.py --requests-only [--before main]
 
 Requests per host: nginx logs every request; the scanner of `--before` (a git revision,
@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -279,7 +280,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--hosts", type=int, default=3000)
-    ap.add_argument("--port", type=int, default=28443)
+    ap.add_argument("--port", type=int, default=None, help="lab port (default: a free one)")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--before", default="main", help="git revision to compare request counts with")
@@ -287,6 +288,10 @@ def main() -> None:
         "--requests-only", action="store_true", help="only the requests-per-host comparison"
     )
     args = ap.parse_args()
+    if args.port is None:
+        with socket.socket() as s:  # other checkouts run labs at the same time
+            s.bind(("127.0.0.1", 0))
+            args.port = s.getsockname()[1]
     t0 = time.perf_counter()
     if args.requests_only:
         with Lab(hosts=args.hosts, port=args.port, seed=args.seed, access_log=True) as lab:
