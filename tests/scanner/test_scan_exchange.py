@@ -420,3 +420,19 @@ def test_closed_owa_with_autodiscover_header_is_found(
     paths = [r.path for r in state.requests]
     assert paths == ["/owa/auth/logon.aspx", "/autodiscover/autodiscover.xml", "/EWS/Exchange.asmx"]
     assert record["ntlm"] is not None
+
+
+def test_every_probe_has_a_place_in_its_stages_order() -> None:
+    """A probe registered for a stage but missing from that stage's order would never run."""
+    from exwatch.scan.host import DISCOVER_ORDER, EXCHANGE_ORDER
+
+    orders = {Stage.DISCOVER: DISCOVER_ORDER, Stage.EXCHANGE: EXCHANGE_ORDER}
+    for probe in PROBES:
+        for stage in probe.stages:
+            if stage in orders:
+                assert probe.id in orders[stage], (probe.id, stage)
+    for stage, order in orders.items():
+        assert all(stage in BY_ID_ALL[i].stages for i in order), stage
+
+
+BY_ID_ALL = {p.id: p for p in PROBES}
