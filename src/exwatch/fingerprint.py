@@ -1,15 +1,20 @@
-"""Is it Exchange, and which build? Pure evaluation of fingerprint data over HTTP responses.
+"""Is it on-prem Exchange, Exchange Online or neither, and which build? Pure evaluation of
+fingerprint data over HTTP responses.
 
 The knowledge is `knowledge/fingerprints.yaml`; this module compiles it once, matches each
 response once (`sightings`), and combines everything seen behind one address into a
 `Fingerprint` (`combine`).  No I/O beyond loading the packaged data file.
 
+On-prem Exchange is one strong marker or build, two different weak markers, or a
+`patterns` entry satisfied by clues of several responses (closed OWA).  Exchange Online
+(one strong or two weak `online` sightings) is never on-prem Exchange, whatever markers
+its front ends share with it.
+
 Choosing one build when several are seen (a load balancer in front of servers on different
 updates, or a page that names several versions): every distinct build is kept in
-`builds_seen`; `build` is the most precise one (four parts beat three), then the one more
-independent sources agree on, then the oldest (the weakest server behind the address is
-the one that matters for exposure).  A three-part build that equals the CU of a four-part
-one agrees with it rather than being a separate build.
+`builds_seen` and `build` is the oldest, because the weakest server behind the address is
+the exposure.  A three-part build that equals the CU of a four-part one is that build seen
+less precisely, not another server, so it is folded into it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from exwatch.model import Build, Precision
 if TYPE_CHECKING:
     from exwatch.selftest import CheckResult
 
-KINDS = ("build", "marker", "proxy")
+KINDS = ("build", "marker", "proxy", "online", "clue")
 WEIGHTS = ("strong", "weak")
 BUILD_SOURCES = ("x-owa-version", "exporttool", "owa-path")
 SOURCES = frozenset(
@@ -44,11 +49,35 @@ SOURCES = frozenset(
         "x-calculatedbetarget",
         "kemp-esp",
         "f5-apm",
+        "forefront-tmg",
+        "forefront-uag",
+        "citrix-gateway",
         "ntlm",
+        "windows-auth",
+        "auth-challenge",
+        "control-path",
+        "auth-endpoints",
+        "online-be-target",
+        "online-fe-proxyinfo",
+        "online-fe-target",
+        "online-efz",
+        "online-fe-name",
+        "online-build",
     }
 )
+# Product lines by the ids of products.yaml (markers name them with `product:`).
+PRODUCT_NAMES = {
+    "2003": "Exchange Server 2003",
+    "2007": "Exchange Server 2007",
+    "2010": "Exchange Server 2010",
+    "2013": "Exchange Server 2013",
+    "2016": "Exchange Server 2016",
+    "2019": "Exchange Server 2019",
+    "SE": "Exchange Server SE",
+}
+ONLINE_PRODUCT = "Exchange Online"
 _MAX_BUILDS_PER_TEXT = 20  # a page naming hundreds of versions is hostile, not informative
-_READS = re.compile(r"body|header\.[a-z0-9-]{1,64}")
+_READS = re.compile(r"body|status|header\.[a-z0-9-]{1,64}")
 
 
 class HttpObservation(NamedTuple):
@@ -75,6 +104,8 @@ class Entry:
     probes: frozenset[str] | None
     examples: tuple[dict[str, Any], ...]
     counter_examples: tuple[str, ...]
+    status: frozenset[int] | None = None  # only responses with one of these codes
+    product: str | None = None  # the product line a marker alone proves
     # Lower-case text every match must contain (derived from the pattern): a substring
     # test rules most responses out before the regex runs.
     needle: str | None = None
@@ -96,8 +127,28 @@ class Sighting(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Pattern:
+    """Clues of several responses that together mark Exchange."""
+
+    id: str
+    source: str
+    at_least: int
+    of: frozenset[str]
+    all_of: frozenset[str]
+    examples: tuple[frozenset[str], ...]
+    counter_examples: tuple[frozenset[str], ...]
+
+    def holds(self, clues: set[str] | frozenset[str]) -> bool:
+        return self.all_of <= clues and len(self.of & clues) >= self.at_least
+
+
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """The combined verdict for one address."""
+    """The combined verdict for one address.
+
+    `is_exchange` means on-prem Exchange; `online` means Exchange Online's own front ends
+    (the two never hold together).  `product` is the product line from the build, or from
+    a marker that proves one when no build was read (Exchange 2003's logon form)."""
 
     is_exchange: bool
     build: str | None
@@ -106,13 +157,31 @@ class Fingerprint:
     builds_seen: tuple[str, ...]
     markers: tuple[str, ...]
     proxies: tuple[str, ...]
+    online: bool = False
+    online_sources: tuple[str, ...] = ()
+    product: str | None = None
 
 
-def _load_entries(text: str) -> tuple[Entry, ...]:
-    """Parse and validate the data file; raise DataError naming the first bad entry."""
+def _document(text: str) -> dict[str, Any]:
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise DataError("fingerprints.yaml: top level must be a mapping with an `entries` list")
+    return doc
+
+
+def _status_filter(raw: object, where: str) -> frozenset[int] | None:
+    if raw is None:
+        return None
+    if not (
+        isinstance(raw, list) and raw and all(isinstance(s, int) and 100 <= s <= 599 for s in raw)
+    ):
+        raise DataError(f"{where}: status must be a list of HTTP status codes")
+    return frozenset(raw)
+
+
+def _load_entries(text: str) -> tuple[Entry, ...]:
+    """Parse and validate the data file's entries; raise DataError naming the first bad one."""
+    doc = _document(text)
     entries: list[Entry] = []
     seen: set[str] = set()
     for i, raw in enumerate(doc["entries"]):
@@ -130,7 +199,7 @@ def _load_entries(text: str) -> tuple[Entry, ...]:
         if source not in SOURCES:
             raise DataError(f"{where}: source {source!r} is not a known evidence name")
         if not isinstance(reads, str) or not _READS.fullmatch(reads):
-            raise DataError(f"{where}: reads must be `body` or `header.<name>`")
+            raise DataError(f"{where}: reads must be `body`, `status` or `header.<name>`")
         weight = raw.get("weight", "strong")
         if weight not in WEIGHTS:
             raise DataError(f"{where}: weight must be one of {WEIGHTS}")
@@ -147,6 +216,12 @@ def _load_entries(text: str) -> tuple[Entry, ...]:
             isinstance(probes, list) and all(isinstance(p, str) for p in probes)
         ):
             raise DataError(f"{where}: probes must be a list of probe ids")
+        product = raw.get("product")
+        if product is not None and (kind != "marker" or product not in PRODUCT_NAMES):
+            raise DataError(
+                f"{where}: product names a product line ({', '.join(PRODUCT_NAMES)}) "
+                "and only on markers"
+            )
         examples = raw.get("examples")
         counters = raw.get("counter_examples")
         if not isinstance(examples, list) or not examples:
@@ -173,9 +248,56 @@ def _load_entries(text: str) -> tuple[Entry, ...]:
                 counter_examples=tuple(counters),
                 needle=required_literal(pattern) if reads == "body" else None,
                 needle_ascii_only=bool(pattern.flags & re.IGNORECASE),
+                status=_status_filter(raw.get("status"), where),
+                product=product,
             )
         )
     return tuple(entries)
+
+
+def _id_set(raw: object, where: str, field: str, clues: set[str]) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise DataError(f"{where}: {field} must be a list of clue ids")
+    unknown = sorted(set(raw) - clues)
+    if unknown:
+        raise DataError(f"{where}: {field} names {unknown}, which are not clue entries")
+    return frozenset(raw)
+
+
+def _load_patterns(text: str, entries: tuple[Entry, ...]) -> tuple[Pattern, ...]:
+    """Parse and validate the `patterns` section against the clue entries."""
+    raw_list = _document(text).get("patterns") or []
+    if not isinstance(raw_list, list):
+        raise DataError("fingerprints.yaml: `patterns` must be a list")
+    clues = {e.id for e in entries if e.kind == "clue"}
+    out: list[Pattern] = []
+    ids = {e.id for e in entries}
+    for i, raw in enumerate(raw_list):
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise DataError(f"fingerprints.yaml pattern {i}: needs an `id`")
+        where = f"fingerprints.yaml pattern {raw['id']!r}"
+        if raw["id"] in ids:
+            raise DataError(f"{where}: id already used")
+        ids.add(raw["id"])
+        if raw.get("source") not in SOURCES:
+            raise DataError(f"{where}: source {raw.get('source')!r} is not a known evidence name")
+        at_least = raw.get("at_least", 0)
+        of = _id_set(raw.get("of"), where, "of", clues)
+        all_of = _id_set(raw.get("all_of"), where, "all_of", clues)
+        if not isinstance(at_least, int) or not 0 <= at_least <= len(of):
+            raise DataError(f"{where}: at_least must be between 0 and the size of `of`")
+        if not of and not all_of:
+            raise DataError(f"{where}: names no clue")
+        sets = []
+        for field in ("examples", "counter_examples"):
+            value = raw.get(field)
+            if not isinstance(value, list) or not value:
+                raise DataError(f"{where}: needs {field.replace('_', '-')}")
+            sets.append(tuple(_id_set(v, where, field, clues) for v in value))
+        out.append(Pattern(raw["id"], raw["source"], at_least, of, all_of, sets[0], sets[1]))
+    return tuple(out)
 
 
 _MIN_NEEDLE = 4  # shorter literals rule out too little to be worth a test
@@ -224,11 +346,20 @@ def _data_text() -> str:
     return resources.files("exwatch.knowledge").joinpath("fingerprints.yaml").read_text("utf-8")
 
 
+@lru_cache(maxsize=1)
+def data_document() -> dict[str, Any]:
+    """The whole parsed data file (plausibility and the technique catalogue read it too)."""
+    return _document(_data_text())
+
+
 ENTRIES: tuple[Entry, ...] = _load_entries(_data_text())
+PATTERNS: tuple[Pattern, ...] = _load_patterns(_data_text(), ENTRIES)
+BY_ID: dict[str, Entry] = {e.id: e for e in ENTRIES}
 _BODY_ENTRIES = tuple(e for e in ENTRIES if e.reads == "body")
+_STATUS_ENTRIES = tuple(e for e in ENTRIES if e.reads == "status")
 _HEADER_ENTRIES: dict[str, tuple[Entry, ...]] = {}
 for _e in ENTRIES:
-    if _e.reads != "body":
+    if _e.reads.startswith("header."):
         _name = _e.reads.removeprefix("header.")
         _HEADER_ENTRIES[_name] = (*_HEADER_ENTRIES.get(_name, ()), _e)
 
@@ -288,8 +419,13 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
     lowered = body.lower()  # once per response, for the body entries' needles
     if body:
         texts.extend((entry, body) for entry in _BODY_ENTRIES)
+    if _STATUS_ENTRIES:
+        code = str(obs.status)
+        texts.extend((entry, code) for entry in _STATUS_ENTRIES)
     for entry, text in texts:
         if entry.probes is not None and probe not in entry.probes:
+            continue
+        if entry.status is not None and obs.status not in entry.status:
             continue
         # Only body entries have needles, so `lowered` is this text's whenever it is read.
         if _ruled_out(entry, text, lowered):
@@ -301,15 +437,37 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
     return out
 
 
-def is_exchange(found: Iterable[Sighting]) -> bool:
-    """One strong marker or build sighting, or two different weak markers."""
+def is_online(found: Iterable[Sighting]) -> bool:
+    """Exchange Online's own front ends: one strong or two different weak sightings."""
+    weak: set[str] = set()
+    for s in found:
+        if s.kind == "online":
+            if s.weight == "strong":
+                return True
+            weak.add(s.entry)
+    return len(weak) >= 2
+
+
+def satisfied_patterns(found: Iterable[Sighting]) -> list[Pattern]:
+    """The `patterns` entries the clues among `found` satisfy."""
+    clues = {s.entry for s in found if s.kind == "clue"}
+    if not clues:
+        return []
+    return [p for p in PATTERNS if p.holds(clues)]
+
+
+def is_exchange(found: Sequence[Sighting]) -> bool:
+    """On-prem Exchange: one strong marker or build sighting, two different weak markers,
+    or a satisfied pattern; never a host that is Exchange Online."""
+    if is_online(found):
+        return False
     weak: set[str] = set()
     for s in found:
         if s.kind == "build" or (s.kind == "marker" and s.weight == "strong"):
             return True
         if s.kind == "marker":
             weak.add(s.entry)
-    return len(weak) >= 2
+    return len(weak) >= 2 or bool(satisfied_patterns(found))
 
 
 def product_family(build: str) -> str | None:
@@ -327,6 +485,15 @@ def product_family(build: str) -> str | None:
     )
 
 
+_PRODUCT_IDS = {name: pid for pid, name in PRODUCT_NAMES.items()}
+
+
+def product_id(build: str) -> str | None:
+    """The products.yaml id of a build's product line ("2016", "SE"), or None."""
+    name = product_family(build)
+    return None if name is None else _PRODUCT_IDS.get(name)
+
+
 @lru_cache(maxsize=4096)
 def _parsed(text: str) -> Build:
     return Build.parse(text)  # sightings hold normalised builds: this cannot fail
@@ -338,6 +505,7 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
 
 def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     """Merge the sightings of one address into product evidence and one chosen build."""
+    online = is_online(found)
     exchange = is_exchange(found)
     by_build: dict[str, set[str]] = {}
     for s in found:
@@ -345,42 +513,48 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
             by_build.setdefault(s.build, set()).add(s.source)
     parsed = {text: _parsed(text) for text in by_build}
     full_cus = {b.cu_key for b in parsed.values() if b.revision is not None}
+    # A CU-level build of a CU also seen with four parts is that build, less precisely.
     seen = [t for t, b in parsed.items() if b.revision is not None or b.cu_key not in full_cus]
-
-    support: dict[str, set[str]] = {}
-    for text in seen:
-        agreed = set(by_build[text])
-        b = parsed[text]
-        if b.revision is not None:
-            for other, ob in parsed.items():
-                if ob.revision is None and ob.cu_key == b.cu_key:
-                    agreed |= by_build[other]
-        support[text] = agreed
-
-    def rank(text: str) -> tuple[int, int, tuple[int, ...]]:
-        b = parsed[text]
-        return (int(b.revision is not None), len(support[text]), tuple(-x for x in b.as_tuple()))
-
-    best = max(seen, key=rank) if seen else None
+    # The oldest build is the exposure (load balancers, mixed pages); the sources that
+    # agree with it are its own and those of the CU-level sightings it absorbed.
+    best = min(seen, key=lambda t: parsed[t].as_tuple()) if seen else None
     sources: list[str] = []
     if best is not None:
-        sources.extend(s for s in BUILD_SOURCES if s in support[best])
+        agreed = set(by_build[best])
+        if parsed[best].revision is not None:
+            for other, ob in parsed.items():
+                if ob.revision is None and ob.cu_key == parsed[best].cu_key:
+                    agreed |= by_build[other]
+        sources.extend(s for s in BUILD_SOURCES if s in agreed)
     for s in found:
         if s.kind == "marker" and (best is None or s.source not in BUILD_SOURCES):
             sources.append(s.source)
+    sources.extend(p.source for p in satisfied_patterns(found))
     proxies = _dedupe(s.source for s in found if s.kind == "proxy")
     if exchange:
         sources.extend(proxies)
         if ntlm:
             sources.append("ntlm")
+    product: str | None = None
+    if exchange:
+        if best is not None:
+            product = product_family(best)
+        else:
+            hinted = [BY_ID[s.entry].product for s in found if s.kind == "marker"]
+            product = next((PRODUCT_NAMES[h] for h in hinted if h is not None), None)
+    elif online:
+        product = ONLINE_PRODUCT
     return Fingerprint(
         is_exchange=exchange,
         build=best if exchange else None,
         precision=None if best is None or not exchange else parsed[best].precision,
         sources=_dedupe(sources) if exchange else (),
         builds_seen=tuple(sorted(seen, key=lambda t: parsed[t].as_tuple())) if exchange else (),
-        markers=_dedupe(s.entry for s in found if s.kind != "proxy"),
+        markers=_dedupe(s.entry for s in found if s.kind in ("marker", "build")),
         proxies=proxies,
+        online=online,
+        online_sources=_dedupe(s.source for s in found if s.kind == "online") if online else (),
+        product=product,
     )
 
 
@@ -429,21 +603,44 @@ def selftest() -> CheckResult:
             result.examples += 1
             if match_text(e, counter):
                 result.problems.append(f"{e.id}: counter-example matches: {counter[:80]!r}")
+    try:
+        patterns = _load_patterns(_data_text(), entries)
+    except DataError as exc:
+        result.problems.append(str(exc))
+        return result
+    for p in patterns:
+        for clues in p.examples:
+            result.examples += 1
+            if not p.holds(clues):
+                result.problems.append(f"{p.id}: example does not hold: {sorted(clues)}")
+        for clues in p.counter_examples:
+            result.examples += 1
+            if p.holds(clues):
+                result.problems.append(f"{p.id}: counter-example holds: {sorted(clues)}")
     return result
 
 
 __all__ = [
+    "BY_ID",
     "ENTRIES",
+    "ONLINE_PRODUCT",
+    "PATTERNS",
+    "PRODUCT_NAMES",
     "Fingerprint",
     "HttpObservation",
+    "Pattern",
     "Sighting",
     "combine",
+    "data_document",
     "fingerprint",
     "is_exchange",
+    "is_online",
     "match_text",
     "normalise_build",
     "product_family",
+    "product_id",
     "required_literal",
+    "satisfied_patterns",
     "selftest",
     "sightings",
 ]

@@ -28,6 +28,7 @@ class CheckResult:
 CHECKS: tuple[str, ...] = (
     "exwatch.knowledge.consistency:selftest",
     "exwatch.fingerprint:selftest",
+    "exwatch.plausibility:selftest",
     "exwatch.enrich.sectors:selftest",
     "exwatch.hostcheck.rules:selftest",
     "exwatch.hostcheck.files:selftest",

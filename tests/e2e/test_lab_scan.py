@@ -17,7 +17,10 @@ import pytest
 
 from exwatch.lab import Lab
 from exwatch.lab.check import score
+from exwatch.lab.plan import EXCHANGE_PROFILES, SUSPECT_PROFILES, WEB_PROFILES
 from exwatch.scan.job import ScanJob, ScanSummary, execute
+
+from ..lab.running import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +29,14 @@ EXWATCH = [sys.executable, "-m", "exwatch"]
 
 @pytest.fixture(scope="module")
 def big_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(hosts=3000, port=19443, seed=7, workdir=tmp_path_factory.mktemp("lab")) as lab:
+    # A free port and a base of its own: other checkouts run this test at the same time.
+    with Lab(
+        hosts=3000,
+        port=free_port(),
+        seed=7,
+        base="127.19.0.1",
+        workdir=tmp_path_factory.mktemp("lab"),
+    ) as lab:
         yield lab
 
 
@@ -52,11 +62,26 @@ def _scan_lab(lab: Lab, tmp_path: Path, workers: int) -> tuple[ScanSummary, Path
 
 
 def test_whole_lab_is_scanned_right(big_lab: Lab, tmp_path: Path) -> None:
+    # every shape of issue 12 is in the lab: each Exchange profile, Exchange Online, the
+    # honeypots and impostors, and every negative
+    profiles = {t["profile"] for t in big_lab.ground_truth.values()}
+    assert set(EXCHANGE_PROFILES) | set(SUSPECT_PROFILES) | set(WEB_PROFILES) <= profiles
+    assert "exchange-online" in profiles
     _, out, db = _scan_lab(big_lab, tmp_path, workers=1)
     records = _records(out)
     assert len(records) == len(big_lab.ground_truth)
     result = score(records, big_lab.ground_truth)
     assert result.all_right, "\n".join(result.lines(50))
+    found = {
+        key: sum(1 for r in records if r[key])
+        for key in ("exchange", "exchange_online", "suspect")
+    }  # fmt: skip
+    counts = big_lab.ground_truth_document["counts"]
+    assert found == {
+        "exchange": counts["exchange"],
+        "exchange_online": counts["online"],
+        "suspect": counts["suspect"],
+    }
     # every record carries the contract's fields
     for r in records[:50]:
         assert {
@@ -204,3 +229,35 @@ def test_two_workers_share_the_space_without_gaps_or_duplicates(
     finally:
         con.close()
     assert rows == len(records)
+
+
+def _verdict_view(record: dict[str, object]) -> dict[str, object]:
+    """What a census reports about one host (issue 10 #5: nothing here may flip)."""
+    return {k: record[k] for k in ("status", "exchange", "cves", "exchange_online", "suspect")}
+
+
+def test_two_scans_of_an_unchanged_lab_agree_host_by_host(tmp_path: Path) -> None:
+    """Issue 10 #5: behind a balancer main saw one server's build, a different one from
+    scan to scan, so a diff of two scans of the unchanged lab invented patched and newly
+    vulnerable hosts.  Every server's build is now seen and the oldest judged, so two
+    scans agree on every host; balanced hosts list all their builds."""
+    with Lab(
+        hosts=400, port=free_port(), seed=11, base="127.19.64.1", workdir=tmp_path / "lab"
+    ) as lab:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        _, out_a, _ = _scan_lab(lab, tmp_path / "a", workers=1)
+        _, out_b, _ = _scan_lab(lab, tmp_path / "b", workers=1)
+        truth = lab.ground_truth
+    first = {r["ip"]: _verdict_view(r) for r in _records(out_a)}
+    second = {r["ip"]: _verdict_view(r) for r in _records(out_b)}
+    assert set(first) == set(second) == set(truth)
+    changed = [ip for ip in first if first[ip] != second[ip]]
+    assert changed == [], "\n".join(f"{ip} {first[ip]} {second[ip]}" for ip in changed[:3])
+    balanced = [ip for ip, t in truth.items() if str(t["profile"]).startswith("load-balancer")]
+    assert len(balanced) >= 2
+    for ip in balanced:
+        exchange = first[ip]["exchange"]
+        assert isinstance(exchange, dict)
+        assert len(exchange["builds_seen"]) >= 2, ip
+        assert exchange["build"] == exchange["builds_seen"][0]  # the oldest is judged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 from collections.abc import Callable
 
 from exwatch.ntlm import build_challenge
@@ -11,7 +12,33 @@ from exwatch.ntlm import build_challenge
 from .conftest import Canned, Request, Route, response
 
 EXPORTTOOL = "/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application"
-NTLM_B64 = base64.b64encode(build_challenge()).decode("ascii")
+NTLM_B64 = base64.b64encode(build_challenge()).decode("ascii")  # Windows Server 2019
+_PAGE_BUILD = re.compile(r"/owa/(?:auth/)?(\d+)\.(\d+)\.")
+# A Windows release each product line runs on (a challenge naming another one makes the
+# host implausible, as it should).
+_WINDOWS = {
+    (15, 2): (10, 0, 17763),
+    (15, 1): (6, 3, 9600),
+    (15, 0): (6, 3, 9600),
+    (14, 3): (6, 1, 7601),
+}
+_IIS = {(10, 0): "10.0", (6, 3): "8.5", (6, 1): "7.5"}
+
+
+def _windows(logon: Canned) -> tuple[int, int, int]:
+    m = _PAGE_BUILD.search(logon.body.decode("latin-1"))
+    key = (int(m.group(1)), int(m.group(2))) if m else (15, 2)
+    return _WINDOWS.get(key, (10, 0, 17763))
+
+
+def challenge_for(logon: Canned) -> str:
+    """An NTLM challenge from a Windows release the logon page's product runs on."""
+    return base64.b64encode(build_challenge(os_version=_windows(logon))).decode("ascii")
+
+
+def server_for(logon: Canned) -> str:
+    """The Server header of that Windows release's IIS."""
+    return f"Microsoft-IIS/{_IIS[_windows(logon)[:2]]}"
 
 
 def manifest(version: str) -> str:
@@ -30,16 +57,20 @@ def exchange_routes(
     owa_version: str | Callable[[], str] | None,
     feserver: str | Callable[[], str] | None = "EXCH01",
     exporttool: str | None = None,
-    ntlm: str | None = NTLM_B64,
+    ntlm: str | None = "",
     close_each: bool = False,
 ) -> dict[str, Route]:
     """/owa/ redirects to the logon page; EWS answers NTLM; headers as configured.
 
     `owa_version` and `feserver` may be callables (a load balancer answering from a
-    different server each time)."""
+    different server each time).  `ntlm` is the base64 challenge EWS sends ("": one from a
+    Windows release the page's product runs on; None: no NTLM)."""
+    if ntlm == "":
+        ntlm = challenge_for(logon)
+    server = server_for(logon)
 
     def front() -> list[tuple[str, str]]:
-        headers = [("Server", "Microsoft-IIS/10.0"), ("X-Powered-By", "ASP.NET")]
+        headers = [("Server", server), ("X-Powered-By", "ASP.NET")]
         if owa_version is not None:
             headers.append(
                 ("X-OWA-Version", owa_version if isinstance(owa_version, str) else owa_version())

@@ -15,6 +15,7 @@ from exwatch.fingerprint import (
     HttpObservation,
     Sighting,
     _load_entries,
+    _load_patterns,
     combine,
     fingerprint,
     match_text,
@@ -64,7 +65,18 @@ def test_negative_corpus_is_not_empty() -> None:
 
 @pytest.mark.parametrize("name", NEGATIVE_FILES)
 @pytest.mark.parametrize(
-    "probe", ["http-owa", "http-owa-logon", "http-ecp-exporttool", "http-ews-ntlm"]
+    "probe",
+    [
+        "http-owa",
+        "http-owa-logon",
+        "http-ecp-exporttool",
+        "http-ews-ntlm",
+        "http-autodiscover",
+        "http-activesync",
+        "http-control",
+        "http-legacy-owa",
+        "http-owa-static",
+    ],
 )
 def test_negative_corpus_stays_silent(name: str, probe: str) -> None:
     obs = observe(NEGATIVE / name, probe)
@@ -78,6 +90,115 @@ def test_negative_corpus_stays_silent(name: str, probe: str) -> None:
     assert fp.build is None
     assert fp.builds_seen == ()
     assert fp.sources == ()
+
+
+def test_negatives_cover_the_products_issue_12_names() -> None:
+    stems = " ".join(NEGATIVE_FILES)
+    for product in (
+        "iis",
+        "sharepoint",
+        "zimbra",
+        "kerio",
+        "skype",
+        "f5",
+        "citrix",
+        "sophos",
+        "forefront-tmg",
+        "forefront-uag",
+    ):
+        assert product in stems, product
+
+
+ONLINE = CORPUS / "online"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in ONLINE.glob("*.http")))
+def test_exchange_online_corpus_is_online_never_on_prem(name: str) -> None:
+    fp = fingerprint([observe(ONLINE / name, "http-owa-logon")])
+    assert fp.online
+    assert not fp.is_exchange
+    assert fp.build is None
+    assert fp.builds_seen == ()
+    assert fp.product == "Exchange Online"
+    assert fp.online_sources
+
+
+def _response(probe: str, status: int, auth: str = "", server: str = "nginx") -> HttpObservation:
+    headers = [("server", server)] + ([("www-authenticate", auth)] if auth else [])
+    return HttpObservation(probe, "/", status, tuple(headers), "")
+
+
+def test_closed_owa_pattern_needs_windows_auth_and_an_ordinary_404() -> None:
+    closed = [
+        _response("http-owa-logon", 404),
+        _response("http-autodiscover", 401, "Negotiate"),
+        _response("http-ews-ntlm", 401, "NTLM TlRMTVNTUAACAAAA"),
+    ]
+    assert not fingerprint(closed).is_exchange  # Windows auth everywhere looks the same
+    fp = fingerprint([*closed, _response("http-control", 404)])
+    assert fp.is_exchange
+    assert fp.sources == ("auth-endpoints",)
+    assert fp.build is None
+    # the same paths answered 401 for the random path: a site behind Windows auth
+    assert not fingerprint([*closed, _response("http-control", 401, "Negotiate")]).is_exchange
+    # Kerio and Zimbra: Basic on every Exchange path, an ordinary 404 elsewhere
+    basic = 'Basic realm="Kerio Connect"'
+    kerio = [
+        _response(p, 401, basic) for p in ("http-autodiscover", "http-ews-ntlm", "http-activesync")
+    ]
+    assert not fingerprint([*kerio, _response("http-control", 404)]).is_exchange
+    # ActiveSync (Basic) and one Windows-auth path, with the 404
+    mixed = [
+        _response("http-ews-ntlm", 401, "Negotiate"),
+        _response("http-activesync", 401, 'Basic realm="mail"'),
+        _response("http-control", 404),
+    ]
+    assert fingerprint(mixed).is_exchange
+
+
+def test_clues_count_only_for_their_probe_and_status() -> None:
+    # an NTLM 401 on the logon page counts; the same header on a 200 does not
+    assert fingerprint(
+        [
+            _response("http-owa-logon", 401, "NTLM"),
+            _response("http-autodiscover", 401, "NTLM"),
+            _response("http-control", 404),
+        ]
+    ).is_exchange
+    assert not fingerprint(
+        [
+            _response("http-owa-logon", 200, "NTLM"),
+            _response("http-autodiscover", 200, "NTLM"),
+            _response("http-control", 404),
+        ]
+    ).is_exchange
+    # a 404 on another probe is no control
+    assert not fingerprint(
+        [
+            _response("http-owa-logon", 401, "NTLM"),
+            _response("http-autodiscover", 401, "NTLM"),
+            _response("http-ecp-exporttool", 404),
+        ]
+    ).is_exchange
+
+
+def test_exchange_2003_marker_names_its_product() -> None:
+    body = '<FORM action="/exchweb/bin/auth/owaauth.dll" method="POST" name="logonForm">'
+    fp = fingerprint([HttpObservation("http-legacy-owa", "/exchweb/", 200, (), body)])
+    assert fp.is_exchange
+    assert fp.build is None
+    assert fp.product == "Exchange Server 2003"
+
+
+def test_pre_auth_proxies_are_recorded_not_exchange() -> None:
+    for name, source in (
+        ("forefront-tmg-redirect.http", "forefront-tmg"),
+        ("forefront-uag.http", "forefront-uag"),
+        ("citrix-gateway.http", "citrix-gateway"),
+    ):
+        fp = fingerprint([observe(NEGATIVE / name, "http-owa-logon")])
+        assert fp.proxies == (source,)
+        assert not fp.is_exchange
 
 
 def test_f5_and_weak_markers_alone_are_not_exchange() -> None:
@@ -132,12 +253,44 @@ BASE_ENTRY = {
         ({"examples": []}, "example"),
         ({"counter_examples": []}, "counter-example"),
         ({"weight": "medium"}, "weight"),
+        ({"status": ["401"]}, "status"),
+        ({"status": [99]}, "status"),
+        ({"product": "2021"}, "product"),
+        ({"kind": "proxy", "product": "2003"}, "product"),
     ],
 )
 def test_bad_data_is_rejected(change: dict[str, Any], message: str) -> None:
     entry = {**BASE_ENTRY, **change}
     with pytest.raises(DataError, match=message):
         _load_entries(yaml.safe_dump({"entries": [entry]}))
+
+
+CLUE = {**BASE_ENTRY, "id": "c", "kind": "clue", "source": "windows-auth"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ({"of": ["nope"], "at_least": 1}, "not clue entries"),
+        ({"of": ["c"], "at_least": 2}, "at_least"),
+        ({"of": [], "all_of": []}, "names no clue"),
+        ({"of": ["c"], "at_least": 1, "examples": []}, "examples"),
+        ({"of": ["c"], "at_least": 1, "source": "magic"}, "source"),
+        ({"of": ["x"], "at_least": 1}, "not clue entries"),  # a marker, not a clue
+    ],
+)
+def test_bad_patterns_are_rejected(pattern: dict[str, Any], message: str) -> None:
+    raw = {
+        "id": "p",
+        "source": "auth-endpoints",
+        "examples": [["c"]],
+        "counter_examples": [[]],
+        **pattern,
+    }
+    text = yaml.safe_dump({"entries": [BASE_ENTRY, CLUE], "patterns": [raw]})
+    entries = _load_entries(text)
+    with pytest.raises(DataError, match=message):
+        _load_patterns(text, entries)
 
 
 def test_duplicate_ids_are_rejected() -> None:
@@ -170,7 +323,9 @@ def test_inconsistent_cu_is_reported_not_hidden() -> None:
     assert fp.sources == ("x-owa-version",)
 
 
-def test_more_sources_beat_fewer_then_older_wins() -> None:
+def test_oldest_build_is_judged_however_many_sources_name_a_newer_one() -> None:
+    """Issue 10 #5: behind a balancer the weakest server is the exposure, so the oldest
+    build is `build` even when more sources agree on a newer one (main chose the newer)."""
     fp = combine(
         [
             sighting("15.2.1118.7", "x-owa-version"),
@@ -178,12 +333,18 @@ def test_more_sources_beat_fewer_then_older_wins() -> None:
             sighting("15.2.1258.12", "exporttool"),
         ]
     )
-    assert fp.build == "15.2.1258.12"
+    assert fp.build == "15.2.1118.7"
+    assert fp.sources[:1] == ("x-owa-version",)
+    assert fp.builds_seen == ("15.2.1118.7", "15.2.1258.12")
     tie = combine(
         [sighting("15.2.1258.12", "x-owa-version"), sighting("15.2.1118.7", "x-owa-version")]
     )
     assert tie.build == "15.2.1118.7"
-    assert tie.builds_seen == ("15.2.1118.7", "15.2.1258.12")
+    # an older CU seen only at CU level is older than a newer CU's four-part build
+    mixed = combine([sighting("15.1.2308.8", "x-owa-version"), sighting("15.1.2176", "owa-path")])
+    assert mixed.build == "15.1.2176"
+    assert mixed.precision is Precision.CU
+    assert mixed.builds_seen == ("15.1.2176", "15.1.2308.8")
 
 
 def test_ntlm_counts_as_source_only_for_exchange() -> None:

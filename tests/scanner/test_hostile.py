@@ -303,7 +303,10 @@ def test_endless_chunked_body_is_truncated(
 
     record, elapsed = run(scan_handler(server_ctx, chunked))
     assert record["status"] == "success"
-    assert record["exchange"]["build"] == "15.1.2176.9"
+    # It answers every path with the logon page: what it claims is kept, as a suspect.
+    assert record["exchange"] is None
+    assert record["suspect"]["build"] == "15.1.2176.9"
+    assert "catch-all" in record["suspect"]["checks"]
     assert elapsed < BOUND
 
 
@@ -316,7 +319,11 @@ def test_chunked_logon_page_is_read(
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             head = await read_request(reader)
-            if head.startswith(b"GET /owa/auth/logon.aspx "):
+            if head.startswith(b"GET /owa/auth/15.2.1118/themes/resources/favicon.ico "):
+                icon = b"\x00\x00\x01\x00"  # its own static file is there: a real server
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/x-icon\r\n")
+                writer.write(b"Content-Length: 4\r\n\r\n" + icon)
+            elif head.startswith(b"GET /owa/auth/logon.aspx "):
                 writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
                 for part in (page[:half], page[half:]):
                     writer.write(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
@@ -385,4 +392,8 @@ def test_hostile_redirect_location_is_not_requested(server_ctx: ssl.SSLContext) 
 
     record, _ = asyncio.run(scan_handler(server_ctx, splitter))
     assert record["status"] == "success"
-    assert seen == [b"GET /owa/auth/logon.aspx HTTP/1.1"]
+    # not followed; the logon page settled nothing, so Autodiscover is asked (only that)
+    assert seen == [
+        b"GET /owa/auth/logon.aspx HTTP/1.1",
+        b"GET /autodiscover/autodiscover.xml HTTP/1.1",
+    ]

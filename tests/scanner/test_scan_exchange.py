@@ -24,7 +24,7 @@ Run = Callable[[Coroutine[Any, Any, Any]], Any]
 FAST = HostSettings(connect_timeout=0.5, tls_timeout=0.5, read_timeout=0.5, host_timeout=3.0)
 RECORD_KEYS = {
     "schema_version", "ip", "port", "hostname", "timestamp", "duration_ms", "status", "error",
-    "exchange", "cves", "tls", "ntlm", "headers", "http_status",
+    "exchange", "exchange_online", "suspect", "cves", "tls", "ntlm", "headers", "http_status",
 }  # fmt: skip
 EXCHANGE_KEYS = {
     "build",
@@ -92,7 +92,7 @@ def test_exchange_2016_full_sequence_one_connection(
         "dns_domain": "contoso.local",
         "dns_computer": "exch01.contoso.local",
         "dns_tree": "contoso.local",
-        "os_version": "10.0.17763",
+        "os_version": "6.3.9600",
     }
     tls = record["tls"]
     assert tls["subject_cn"] == "EXCH01"
@@ -205,38 +205,33 @@ def test_load_balancer_alternating_builds_all_reported(
     assert ex["sources"][:2] == ["x-owa-version", "owa-path"]
 
 
-def test_non_exchange_costs_one_request(
-    run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
+@pytest.mark.parametrize(
+    ("corpus", "server"),
+    [
+        ("negative/iis-404.http", "Microsoft-IIS/10.0"),
+        ("negative/nginx-welcome.http", "nginx/1.22.1"),
+    ],
+)
+def test_non_exchange_costs_two_requests(
+    run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned], corpus: str, server: str
 ) -> None:
-    iis = canned("negative/iis-404.http")
-    record, state = run(scan_routes(server_ctx, {"/owa/auth/logon.aspx": lambda r: iis.encode()}))
+    """A host whose logon page settles nothing gets exactly one more request, Autodiscover
+    (OWA may be closed while Autodiscover, EWS and ActiveSync stay published), whatever its
+    Server header; a 404 there ends it.  (Before: one request, or four on IIS.)"""
+    page = canned(corpus)
+    record, state = run(scan_routes(server_ctx, {"/owa/auth/logon.aspx": lambda r: page.encode()}))
     check_shape(record)
     assert record["status"] == "success"
-    assert record["http_status"] == 404
+    assert record["http_status"] == page.status
     assert record["exchange"] is None
     assert record["cves"] == {}
     assert record["tls"]["subject_cn"] == "EXCH01"
-    assert record["headers"]["server"] == "Microsoft-IIS/10.0"
+    assert record["headers"]["server"] == server
     assert state.connections == 1
-    # An IIS server whose logon page says nothing may publish OWA elsewhere or only
-    # Autodiscover/EWS: three more keep-alive requests on the same connection, nothing else.
     assert [r.path for r in state.requests] == [
         "/owa/auth/logon.aspx",
-        "/owa/",
-        "/owa/service",
         "/autodiscover/autodiscover.xml",
     ]
-
-
-def test_non_iis_non_exchange_costs_one_request(
-    run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
-) -> None:
-    page = canned("negative/nginx-welcome.http")
-    record, state = run(scan_routes(server_ctx, {"/owa/auth/logon.aspx": lambda r: page.encode()}))
-    assert record["status"] == "success"
-    assert record["exchange"] is None
-    assert state.connections == 1
-    assert [r.path for r in state.requests] == ["/owa/auth/logon.aspx"]
 
 
 def test_plain_http_port(server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]) -> None:
@@ -368,7 +363,7 @@ def test_probe_selection_refuses_unknown_and_intrusive(monkeypatch: pytest.Monke
         return None
 
     risky = Probe(
-        "http-behaviour", Risk.INTRUSIVE, Stage.EXCHANGE, ("GET /x",), "test only", nothing
+        "http-behaviour", Risk.INTRUSIVE, (Stage.EXCHANGE,), ("GET /x",), "test only", nothing
     )
     import exwatch.probes as registry
 
@@ -385,7 +380,8 @@ def test_probe_selection_refuses_unknown_and_intrusive(monkeypatch: pytest.Monke
 def test_front_end_probe_is_opt_in(
     server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
 ) -> None:
-    """`--add-probe http-frontend` adds a second /owa/ to the default sequence, nothing else."""
+    """`--add-probe http-frontend` adds a second /owa/ to the default sequence, nothing else
+    (two front ends were seen, so the default balancer sweep asks the logon page again)."""
     assert "http-frontend" not in {p.id for p in select(None, allow_intrusive=False)}
     ids = probe_ids(["http-frontend"])
     assert ids is not None
@@ -405,17 +401,18 @@ def test_front_end_probe_is_opt_in(
     assert [r.path for r in state.requests] == [
         "/owa/auth/logon.aspx",
         "/EWS/Exchange.asmx",
+        "/owa/auth/logon.aspx",  # http-lb-sweep: EXCH01 again, nothing new, it stops
         "/owa/",  # one request, its redirect not followed: it is only asked for headers
     ]
     assert record["headers"]["x-feserver"] == "EXCH01"
     assert record["exchange"]["build"] == "15.1.2176.9"
 
 
-def test_iis_logon_page_elsewhere_is_found_through_owa(
+def test_closed_owa_with_autodiscover_header_is_found(
     run: Run, server_ctx: ssl.SSLContext, canned: Callable[[str], Canned]
 ) -> None:
-    """An IIS server whose /owa/auth/logon.aspx says nothing, but whose /owa/ is Exchange
-    (OWA published under another logon path): the fallback asks /owa/ and finds it."""
+    """OWA closed (the logon page is an IIS 404), Autodiscover published: its 401 carries
+    X-OWA-Version and X-FEServer, which settle it; the Exchange follow-ups run after."""
     iis = canned("negative/iis-404.http")
     routes = exchange_routes(canned("positive/exchange2016-logon.http"), owa_version="15.1.2176.9")
     routes["/owa/auth/logon.aspx"] = lambda r: iis.encode()
@@ -423,6 +420,21 @@ def test_iis_logon_page_elsewhere_is_found_through_owa(
     assert record["http_status"] == 404
     assert record["exchange"]["build"] == "15.1.2176.9"
     paths = [r.path for r in state.requests]
-    assert paths[:2] == ["/owa/auth/logon.aspx", "/owa/"]
-    assert "/EWS/Exchange.asmx" in paths  # the Exchange follow-ups ran after the fallback
+    assert paths == ["/owa/auth/logon.aspx", "/autodiscover/autodiscover.xml", "/EWS/Exchange.asmx"]
     assert record["ntlm"] is not None
+
+
+def test_every_probe_has_a_place_in_its_stages_order() -> None:
+    """A probe registered for a stage but missing from that stage's order would never run."""
+    from exwatch.scan.host import DISCOVER_ORDER, EXCHANGE_ORDER
+
+    orders = {Stage.DISCOVER: DISCOVER_ORDER, Stage.EXCHANGE: EXCHANGE_ORDER}
+    for probe in PROBES:
+        for stage in probe.stages:
+            if stage in orders:
+                assert probe.id in orders[stage], (probe.id, stage)
+    for stage, order in orders.items():
+        assert all(stage in BY_ID_ALL[i].stages for i in order), stage
+
+
+BY_ID_ALL = {p.id: p for p in PROBES}

@@ -1,8 +1,10 @@
 """Scoring scan records against the lab's ground truth.
 
 Used by the demo (to show the scanner got the lab right) and by the end-to-end test (to
-prove it).  A record is right when its status, Exchange detection, build, precision,
-product and CVE verdicts are what the ground truth says a perfect passive scanner reports.
+prove it).  A record is right when its status, what it says the host is (on-prem Exchange,
+Exchange Online, a suspect, nothing), build, every build seen, precision, product, end of
+life and CVE verdicts are what the ground truth says a perfect passive scanner reports,
+and a suspect names at least the checks the lab's honeypot or impostor fails.
 """
 
 from __future__ import annotations
@@ -34,36 +36,59 @@ class Score:
         return out
 
 
+_WHAT = {"exchange": "exchange", "online": "exchange_online", "suspect": "suspect"}
+
+
 def _problems(record: Mapping[str, Any], truth: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     status = record.get("status")
     if status != truth["expected_status"]:
         problems.append(f"status {status} != {truth['expected_status']}")
-    exchange = record.get("exchange")
-    if (truth["kind"] == "exchange") != bool(exchange):
-        problems.append(f"exchange detected={bool(exchange)} but kind={truth['kind']}")
+    want_key = _WHAT.get(truth["kind"])
+    for key in _WHAT.values():
+        if bool(record.get(key)) != (key == want_key):
+            problems.append(
+                f"{key} is {'set' if record.get(key) else 'empty'} for a {truth['kind']}"
+            )
+    if problems:
         return problems
-    if not exchange:
+    if want_key is None:
         return problems
+    if want_key != "exchange" and record.get("cves"):
+        problems.append(f"verdicts for a {truth['kind']} host")
+    if want_key == "exchange_online":
+        online = record["exchange_online"]
+        if online.get("product") != "Exchange Online":
+            problems.append(f"product {online.get('product')} != Exchange Online")
+        return problems
+    if want_key == "suspect":
+        missing = set(truth.get("suspect_checks") or ()) - set(
+            record["suspect"].get("checks") or ()
+        )
+        if missing:
+            problems.append(f"suspect without the checks {sorted(missing)}")
+        return problems
+    exchange = record["exchange"]
     want_build = truth.get("build")
     got_build = exchange.get("build")
-    acceptable = {want_build} | (
-        set(truth.get("builds_seen") or ()) if truth.get("profile") == "load-balancer" else set()
-    )
-    if got_build not in acceptable:
+    if got_build != want_build:
         problems.append(f"build {got_build} != {want_build}")
-    elif got_build is not None:
+    if list(exchange.get("builds_seen") or []) != list(truth.get("builds_seen") or []):
+        problems.append(f"builds_seen {exchange.get('builds_seen')} != {truth.get('builds_seen')}")
+    if got_build is not None and got_build == want_build:
         if exchange.get("precision") != ("cu" if got_build.count(".") == 2 else "su"):
             problems.append(f"precision {exchange.get('precision')} for {got_build}")
         expected = assess(got_build)
         if exchange.get("product") != expected.product:
             problems.append(f"product {exchange.get('product')} != {expected.product}")
+        if exchange.get("eol") != expected.eol:
+            problems.append(f"eol {exchange.get('eol')} != {expected.eol}")
         want = {c: r.verdict.value for c, r in expected.cves.items()}
         if record.get("cves") != want:
             diff = [c for c in want if (record.get("cves") or {}).get(c) != want[c]]
             problems.append(f"verdicts differ for {', '.join(diff)}")
-    if truth.get("product") and exchange.get("product") not in (truth["product"], None):
-        problems.append(f"product {exchange.get('product')} != {truth['product']}")
+    if exchange.get("product") != truth.get("product"):
+        problems.append(f"product {exchange.get('product')} != {truth.get('product')}")
     return problems
 
 

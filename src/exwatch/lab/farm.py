@@ -88,6 +88,7 @@ class Lab:
         nginx_cpu: int | None = None,
         ground_truth_path: str | Path | None = None,
         backend: str = "auto",
+        access_log: bool = False,
     ) -> None:
         if not 1 <= port <= 65535:
             raise LabError(f"port out of range: {port}")
@@ -102,6 +103,7 @@ class Lab:
         self.port = port
         self.workers = workers
         self.nginx_cpu = nginx_cpu
+        self.access_log = access_log  # nginx only: one line per request, see access_log_path
         self._own_workdir = workdir is None
         self._workdir_arg = None if workdir is None else Path(workdir)
         self.workdir: Path | None = None
@@ -131,6 +133,12 @@ class Lab:
     @property
     def cidr(self) -> list[str]:
         return self.plan.cidrs
+
+    @property
+    def access_log_path(self) -> Path:
+        """nginx's request log when the lab was made with `access_log=True`."""
+        assert self.workdir is not None, "the lab is not started"
+        return self.workdir / "logs" / "access.log"
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -183,7 +191,8 @@ class Lab:
         (wd / "certs" / "hostile.pem").write_bytes(hostile_cert)
         (wd / "logs").mkdir(exist_ok=True)
         if self.backend == "nginx":
-            conf = nginx_conf.render(self.plan, wd, self.workers)
+            log = self.access_log_path if self.access_log else None
+            conf = nginx_conf.render(self.plan, wd, self.workers, access_log=log)
             (wd / "nginx.conf").write_text(conf, "utf-8")
         else:
             sites = routes.build_sites(self.plan, wd)

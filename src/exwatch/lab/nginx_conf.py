@@ -21,10 +21,12 @@ HEADERS_MORE = Path("/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.
 
 
 def _q(value: str) -> str:
-    """Quote a value for nginx; lab values never hold quotes or backslashes, check anyway."""
-    if any(c in value for c in '"\\\n;{}'):
+    """Quote a value for nginx (double quotes, or single ones around a value that holds
+    double quotes); lab values never hold backslashes, newlines or both quotes."""
+    quote = "'" if '"' in value else '"'
+    if any(c in value for c in ("\\", "\n", quote)):
         raise ValueError(f"value not safe for an nginx config: {value!r}")
-    return f'"{value}"'
+    return f"{quote}{value}{quote}"
 
 
 def _value(value: str) -> str:
@@ -34,29 +36,33 @@ def _value(value: str) -> str:
     return _q(value)
 
 
-def _location(loc: Location) -> str:
+def _location(loc: Location, headers_more: bool) -> str:
     body = []
     if loc.internal:
         body.append("internal;\n")
     if loc.root is not None:
         body.append(f"root {loc.root};\n")
     body += [f"add_header {name} {_value(value)} always;\n" for name, value in loc.headers]
+    if loc.server is not None and headers_more:
+        body.append(f"more_set_headers {_q('Server: ' + loc.server)};\n")
     if loc.try_files:
         body.append(f"try_files {' '.join(loc.try_files)};\n")
-    if loc.status is not None:
+    if loc.status is not None and loc.builtin:
+        body.append(f"return {loc.status};\n")  # nginx's own page for the status
+    elif loc.status is not None:
         body.append(f"return {loc.status} {_q(loc.text)};\n")
     match = f"{loc.match} " if loc.match else ""
     return f"location {match}{loc.pattern} {{\n{''.join(body)}}}\n"
 
 
-def include_text(layout: Layout) -> str:
+def include_text(layout: Layout, headers_more: bool = True) -> str:
     """One layout as an nginx include file (server-level directives and locations)."""
     out = [f"root {layout.root};\n"]
     if layout.index:
         out.append(f"index {layout.index};\n")
     if layout.error_page_404:
         out.append(f"error_page 404 {layout.error_page_404};\n")
-    out += [_location(loc) for loc in layout.locations]
+    out += [_location(loc, headers_more) for loc in layout.locations]
     return "".join(out)
 
 
@@ -82,11 +88,18 @@ def _http_maps() -> str:
             '        "" "$server_addr:$server_port";',
             "        default $http_host;",
             "    }",
-            "    # Load-balanced hosts pick a backend per connection, as LBs with source-port",
-            "    # hashing do.",
-            '    split_clients "$remote_port" $lab_half {',
-            f"        {routes.SPLIT_PERCENT}% a;",
-            "        * b;",
+            "    # Load-balanced hosts answer each request of a connection from the next",
+            "    # server (routes.variant_for_request): round robin by request number.",
+            "    map $connection_requests $lab_rr2 {",
+            '        "~[13579]$" a;',
+            "        default b;",
+            "    }",
+            "    map $connection_requests $lab_rr3 {",
+            *(
+                f"        {n} {'abc'[routes.variant_for_request(n, 3)]};"
+                for n in range(1, routes.RR_REQUESTS + 1)
+            ),
+            "        default a;",
             "    }",
         ]
     )
@@ -105,8 +118,9 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
         lines.append(f"        more_set_headers {_q('Server: ' + s.server)};")
     first = s.variants[0]
     lines += [f"        set ${name} {_q(value)};" for name, value in first.items()]
-    for other in s.variants[1:2]:
-        lines.append("        if ($lab_half = b) {")
+    rr = f"$lab_rr{len(s.variants)}"
+    for letter, other in zip("bc", s.variants[1 : routes.MAX_VARIANTS], strict=False):
+        lines.append(f"        if ({rr} = {letter}) {{")
         lines += [
             f"            set ${name} {_q(value)};"
             for name, value in other.items()
@@ -118,14 +132,17 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
     return "\n".join(lines)
 
 
-def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
-    """Write the include files and document roots under `workdir`; return nginx.conf's text."""
+def render(plan: Plan, workdir: Path, workers: int = 1, access_log: Path | None = None) -> str:
+    """Write the include files and document roots under `workdir`; return nginx.conf's text.
+    `access_log`: where to log one line per request (`<address> <status> "<request>"`, for
+    the benchmark's request counts); off otherwise."""
     sites = routes.build_sites(plan, workdir)
+    headers_more = HEADERS_MORE.exists()
     for layout in routes.all_layouts(workdir / "www" / "common").values():
-        (workdir / f"{layout.name}.inc").write_text(include_text(layout), encoding="utf-8")
+        text = include_text(layout, headers_more)
+        (workdir / f"{layout.name}.inc").write_text(text, encoding="utf-8")
     for sub in ("logs", "tmp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
-    headers_more = HEADERS_MORE.exists()
     # Every listen socket takes a connection slot in each worker, on top of the clients.
     connections = len(sites) + 8192
     head = []
@@ -145,7 +162,8 @@ def render(plan: Plan, workdir: Path, workers: int = 1) -> str:
         f"error_log {workdir / 'logs' / 'error.log'} warn;",
         f"events {{ worker_connections {connections}; multi_accept on; }}",
         "http {",
-        "    access_log off;",
+        "    log_format lab '$server_addr $status \"$request\"';",
+        f"    access_log {access_log} lab;" if access_log is not None else "    access_log off;",
         "    server_tokens off;",
         f"    client_body_temp_path {tmp / 'body'};",
         f"    proxy_temp_path {tmp / 'proxy'};",

@@ -228,11 +228,102 @@ WEBMAIL = """<!DOCTYPE html>
 """
 
 
+# Exchange 2007's page: the four-part build under /owa/, "Outlook Web Access" titles.
+_LOGON_2007 = """<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">
+<!-- Copyright (c) 2006 Microsoft Corporation.  All rights reserved. -->
+<!-- OwaPage = ASP.auth_logon_aspx -->
+<html>
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>Microsoft Exchange - Outlook Web Access</title>
+<link type="text/css" rel="stylesheet" href="/owa/{v}/themes/base/logon.css">
+<link rel="shortcut icon" href="/owa/{v}/themes/base/favicon.ico" type="image/x-icon">
+<script type="text/javascript" src="/owa/{v}/scripts/premium/flogon.js"></script>
+</head>
+<body class="owaLgnBdy">
+<noscript><div class="lgnErr">To use Outlook Web Access, browser settings must allow scripts
+to run.</div></noscript>
+<form action="/owa/auth/owaauth.dll" method="POST" name="logonForm" autocomplete="off">
+<input type="hidden" name="destination" value="">
+<input type="hidden" name="flags" value="0">
+<table id="tblMain" cellpadding="0" cellspacing="0">
+<tr><td><img src="/owa/{v}/themes/base/lgntopl.gif" alt=""></td></tr>
+<tr><td>
+<label for="username">Domain\\user name:</label>
+<input id="username" name="username" type="text" class="txt">
+<label for="password">Password:</label>
+<input id="password" name="password" type="password" class="txt">
+<input type="submit" class="btn" value="Log On">
+</td></tr>
+</table>
+</form>
+</body>
+</html>
+"""
+
+# Exchange 2003's logon page (/exchweb/bin/auth/owalogon.asp): no version anywhere.
+LOGON_2003 = """<HTML>
+<HEAD>
+<TITLE>Microsoft Outlook Web Access</TITLE>
+<meta http-equiv="Content-Type" content="text/html; CHARSET=utf-8">
+<link rel="stylesheet" type="text/css" href="/exchweb/themes/logon.css">
+</HEAD>
+<BODY scroll="AUTO" bgcolor="#3D5FA3">
+<FORM action="/exchweb/bin/auth/owaauth.dll" method="POST" name="logonForm" autocomplete="off">
+<INPUT type="hidden" name="destination" value="/exchange/">
+<INPUT type="hidden" name="flags" value="0">
+<TABLE><TR><TD>Microsoft Office Outlook Web Access</TD></TR>
+<TR><TD>Domain\\user name: <INPUT id="username" name="username" type="text"></TD></TR>
+<TR><TD>Password: <INPUT id="password" name="password" type="password"></TD></TR>
+<TR><TD><INPUT type="submit" value="Log On"></TD></TR></TABLE>
+</FORM>
+</BODY>
+</HTML>
+"""
+
+# The front end's error page (2013 and later): stock static paths that carry the CU.
+_ERROR_FE = """<!DOCTYPE html>
+<html dir="ltr">
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>Outlook</title>
+<link rel="shortcut icon" href="/owa/auth/{v}/themes/resources/favicon.ico" type="image/x-icon">
+<link rel="stylesheet" type="text/css" href="/owa/auth/{v}/themes/resources/errorFE.css">
+</head>
+<body>
+<div class="mainHeader">Something went wrong</div>
+<div class="headerMessage">Sorry, we can't get that information right now. Please try again
+later. If the problem continues, contact your helpdesk.</div>
+</body>
+</html>
+"""
+
+# What the lab serves as a favicon: an ICO file header, enough to be an image, not a page.
+FAVICON = "\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00"
+
+
 def owa_logon(build: LabBuild) -> str:
-    """The stock logon page: 3-part paths under /owa/auth/ for 2013+, 4-part for 2010."""
+    """The stock logon page: 3-part paths under /owa/auth/ for 2013+, 4-part for 2007/2010."""
     if build.line == "2010":
         return _LOGON_2010.format(v=build.full)
+    if build.line == "2007":
+        return _LOGON_2007.format(v=build.full)
     return _LOGON_2013.format(v=build.cu_level)
+
+
+def favicon_path(build: LabBuild) -> str:
+    """Where the stock page of `build` links its favicon (relative to the document root)."""
+    if build.line == "2007":
+        return f"owa/{build.full}/themes/base/favicon.ico"
+    if build.line == "2010":
+        return f"owa/{build.full}/themes/resources/favicon.ico"
+    return f"owa/auth/{build.cu_level}/themes/resources/favicon.ico"
+
+
+def error_fe(build: LabBuild) -> str:
+    return _ERROR_FE.format(v=build.cu_level)
 
 
 def owa_logon_custom(org: str) -> str:
@@ -245,3 +336,112 @@ def exporttool_manifest(build: LabBuild) -> str:
 
 def webmail(org: str) -> str:
     return WEBMAIL.format(org=org)
+
+
+# -- what other web servers and portals answer (the negatives) -------------------------
+# Each imitates the markers public fingerprints use for the product (nuclei's panel
+# templates, WhatWeb, Greenbone), not the product's pages.
+
+IIS_401 = (
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+    '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+    "<html><head><title>401 - Unauthorized: Access is denied due to invalid credentials."
+    "</title></head><body><h2>401 - Unauthorized: Access is denied due to invalid credentials."
+    "</h2><h3>You do not have permission to view this directory or page using the credentials"
+    " that you supplied.</h3></body></html>\n"
+)
+
+APACHE_404 = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+<html><head>
+<title>404 Not Found</title>
+</head><body>
+<h1>Not Found</h1>
+<p>The requested URL was not found on this server.</p>
+<hr>
+<address>Apache/2.4.62 (Debian) Server at mail.example Port 443</address>
+</body></html>
+"""
+
+ZIMBRA = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<title>Zimbra Web Client Sign In</title>
+<meta name="description" content="Zimbra provides open source server and client software for \
+messaging and collaboration.">
+<link rel="SHORTCUT ICON" href="/img/logo/favicon.ico">
+</head>
+<body><form method="post" name="loginForm" action="/">
+<input type="hidden" name="loginOp" value="login"/></form>
+<div class="copyright">Copyright &copy; 2005-2023 Synacor, Inc. All rights reserved.</div>
+</body>
+</html>
+"""
+
+KERIO = """<!DOCTYPE html>
+<html>
+<head>
+<title>Kerio Connect Client</title>
+<link rel="icon" href="/webmail/favicon.ico">
+</head>
+<body class="login"><div id="login">
+<form action="/webmail/dologin.php" method="post" name="form1">
+<input type="text" name="kerio_username"><input type="password" name="kerio_password">
+</form></div><div class="footer">Kerio Connect &copy; GFI Software</div></body>
+</html>
+"""
+
+SKYPE_ROOT = (
+    '{"AccessLocation":"External","Root":{"Links":[{"token":"Domain","href":'
+    '"https://lyncdiscover.example/Autodiscover/AutodiscoverService.svc/root/domain"}]}}'
+)
+
+F5_POLICY = """<!DOCTYPE html>
+<html><head><title>BIG-IP logout page</title>
+<link rel="stylesheet" href="/public/include/css/apm.css"></head>
+<body><form id="auth_form" name="e1" method="post" action="/my.policy" autocomplete="off">
+<input type="text" name="username"><input type="password" name="password">
+</form></body></html>
+"""
+
+CITRIX = """<!DOCTYPE html>
+<html><head><title>Citrix Gateway</title>
+<script src="/logon/LogonPoint/init.js"></script></head>
+<body><div id="logonbelt-topshadow"></div><noscript>Please enable JavaScript</noscript></body>
+</html>
+"""
+
+SOPHOS = """<!DOCTYPE html>
+<html><head><title>Sophos User Portal</title>
+<link rel="stylesheet" href="/css/userportal.css"></head>
+<body><form action="/userportal/webpages/myaccount/login.jsp" method="post">
+<input name="username"><input name="password" type="password"></form></body></html>
+"""
+
+TMG = """<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">
+<HTML><HEAD><TITLE>Forefront TMG</TITLE>
+<link href="/CookieAuth.dll?GetPic?formdir=3&image=logon_style.css" rel="stylesheet"></HEAD>
+<BODY><FORM action="/CookieAuth.dll?Logon" method="post" name="logonForm">
+<INPUT type="hidden" name="curl" value="Z2F"><INPUT type="hidden" name="formdir" value="3">
+<INPUT id="username" name="username"><INPUT id="password" name="password" type="password">
+</FORM></BODY></HTML>
+"""
+
+UAG = """<!DOCTYPE html>
+<html><head><title>Forefront Unified Access Gateway</title>
+<link rel="stylesheet" href="/InternalSite/CustomUpdate/style.css"></head>
+<body><form action="/InternalSite/Validate.asp" method="post" name="form1">
+<input name="user_name"><input name="password" type="password"></form></body></html>
+"""
+
+# A Flask honeypot's error page (joda32/owa-honeypot renders a template it lacks); one
+# line, as the lab's `return` texts are.
+FLASK_500 = (
+    "<!doctype html><html lang=en><title>500 Internal Server Error</title>"
+    "<h1>Internal Server Error</h1><p>The server encountered an internal error and was unable"
+    " to complete your request. Either the server is overloaded or there is an error in the"
+    " application.</p>"
+)
+
+HONEYPOT_401 = (
+    "Could not verify your access level for that URL. You have to login with proper credentials"
+)

@@ -261,6 +261,7 @@ class Response:
     static: StaticFile | None = None
     error_page: StaticFile | None = None
     added: tuple[tuple[str, str], ...] = ()
+    server: str | None = None  # a location's own Server header
 
 
 class Host:
@@ -272,6 +273,7 @@ class Host:
         self.files = files
         self.port = port
         self.server = site.server or "nginx"
+        self.native = not site.server  # no Server header of its own: nginx's, first
 
     def answer(self, req: Request, variant: int) -> Response:
         vars_ = dict(self.site.variants[variant])
@@ -300,8 +302,25 @@ class Host:
             for name, template in loc.headers
             if (value := self._expand(template, vars_))
         )
+        server = None if loc.server is None else self._expand(loc.server, vars_)
+        resp = self._answer(req, uri, loc, vars_, added, depth)
+        if server is not None and resp.error_page is None:
+            resp.server = server  # as headers_more in the location (not after error_page)
+        return resp
+
+    def _answer(
+        self,
+        req: Request,
+        uri: str,
+        loc: Location,
+        vars_: dict[str, str],
+        added: tuple[tuple[str, str], ...],
+        depth: int,
+    ) -> Response:
         if req.body_length > MAX_BODY:
             return Response(413, builtin_page(413), added=added)
+        if loc.status is not None and loc.builtin:
+            return Response(loc.status, builtin_page(loc.status), added=added)
         if loc.status is not None:
             text = self._expand(loc.text, vars_)
             if loc.status in (301, 302):
@@ -357,10 +376,18 @@ def http_date() -> str:
     return _date_cache[1]
 
 
-def serialize(resp: Response, server: str, keep_alive: bool, head_only: bool) -> bytes:
-    """Status line and headers in nginx's order, then the body."""
+def serialize(
+    resp: Response, server: str, keep_alive: bool, head_only: bool, native: bool = False
+) -> bytes:
+    """Status line and headers in nginx's order, then the body.  `native`: no Server
+    header is set by the config, so nginx writes its own first (headers_more, which sets
+    it, moves it after the built-in ones)."""
     reason = REASONS.get(resp.status, "")
-    lines = [f"HTTP/1.1 {resp.status} {reason}", f"Date: {http_date()}"]
+    native = native and resp.server is None
+    lines = [f"HTTP/1.1 {resp.status} {reason}"]
+    if native:
+        lines.append(f"Server: {server}")
+    lines.append(f"Date: {http_date()}")
     if resp.content_type is not None:
         lines.append(f"Content-Type: {resp.content_type}")
     lines.append(f"Content-Length: {len(resp.body)}")
@@ -372,7 +399,8 @@ def serialize(resp: Response, server: str, keep_alive: bool, head_only: bool) ->
     tag = resp.static or resp.error_page
     if tag is not None:
         lines.append(f"ETag: {tag.etag}")
-    lines.append(f"Server: {server}")
+    if not native:
+        lines.append(f"Server: {resp.server or server}")
     lines += [f"{name}: {value}" for name, value in resp.added]
     if resp.static is not None:
         lines.append("Accept-Ranges: bytes")
@@ -388,7 +416,6 @@ class Connection(asyncio.Protocol):
         self.buf = bytearray()
         self.discard = 0  # request body bytes still to drop
         self.served = 0
-        self.variant = 0
         self.closing = False
         self.idle = False  # between requests of a kept-alive connection
         self.transport: asyncio.Transport | None = None
@@ -397,9 +424,6 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if len(self.host.site.variants) > 1 and peer:
-            self.variant = routes.variant_for_port(int(peer[1]))
         self._arm(HEADER_TIMEOUT)
 
     def _arm(self, seconds: float) -> None:
@@ -455,7 +479,7 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, err: BadRequest) -> None:
         resp = Response(err.status, err.body)
-        self._send(serialize(resp, self.host.server, False, False), close=True)
+        self._send(serialize(resp, self.host.server, False, False, self.host.native), close=True)
 
     def _handle(self, head: bytes) -> None:
         head = head.lstrip(b"\r\n")  # nginx skips empty lines before a request
@@ -470,8 +494,9 @@ class Connection(asyncio.Protocol):
             self._fail(BadRequest())
             return
         self.served += 1
+        variant = routes.variant_for_request(self.served, len(self.host.site.variants))
         try:
-            resp = self.host.answer(req, self.variant)
+            resp = self.host.answer(req, variant)
         except Exception:
             resp = Response(500, builtin_page(500))
         keep = (
@@ -480,7 +505,9 @@ class Connection(asyncio.Protocol):
             and resp.status not in (400, 413, 414, 500)
             and self.served < MAX_REQUESTS
         )
-        self._send(serialize(resp, self.host.server, keep, req.method == "HEAD"), close=not keep)
+        head_only = req.method == "HEAD"
+        data = serialize(resp, self.host.server, keep, head_only, self.host.native)
+        self._send(data, close=not keep)
         if keep:
             # The body of a request we answered without reading it is dropped.
             drop = min(req.body_length, len(self.buf))

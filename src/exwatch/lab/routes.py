@@ -3,9 +3,11 @@
 A `Layout` is the shared behaviour of one kind of host (nginx renders it as one include
 file of `location` blocks); a `Site` is one host: its address, certificate, Server header,
 TLS versions, layout and the per-host variables the layout refers to as `$name` (nginx
-`set`s them, the Python backend substitutes them).  A load-balanced host has two variable
-sets and picks one per connection.  Keeping this knowledge in one place is what makes the
-nginx and the Python backend answer alike.
+`set`s them, the Python backend substitutes them).  A load-balanced host has two or three
+variable sets and answers each request of a connection from the next one (round robin,
+as a layer-7 balancer without affinity does; Microsoft recommends no affinity for 2013
+and later), so what a client sees depends only on its own request sequence.  Keeping this
+knowledge in one place is what makes the nginx and the Python backend answer alike.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exwatch.lab import pages
-from exwatch.lab.builds import LabBuild
+from exwatch.lab.builds import LabBuild, load_cu_releases
 from exwatch.lab.ntlm import challenge_header
 from exwatch.lab.plan import (
     AUTODISCOVER,
     EWS,
+    IIS_BY_OS,
     LOGON,
     OWA,
     SERVICE,
@@ -34,10 +37,13 @@ from exwatch.lab.plan import (
 _FILETIME_2026 = 134_116_992_000_000_000  # a fixed FILETIME: the lab is deterministic
 
 PAGES = ("stock", "custom", "none")
-ECP_STATES = ("open", "403", "404")
+ECP_STATES = ("open", "403", "404", "cu-folder")
 EWS_STATES = ("401", "403", "404")
 ERROR_PAGE = "/lab-404.html"
+APACHE_ERROR_PAGE = "/lab-apache-404.html"
 KEEPALIVE_SECONDS = 10
+MAX_VARIANTS = 3  # servers behind one balanced address
+RR_REQUESTS = 99  # requests per connection the round-robin table covers (then: the first)
 
 # Served content types by file extension; anything else gets DEFAULT_TYPE.
 MIME_TYPES = {
@@ -48,6 +54,7 @@ MIME_TYPES = {
     "ico": "image/x-icon",
     "application": "application/x-ms-application",
     "xml": "text/xml",
+    "asp": "text/html",
 }
 DEFAULT_TYPE = "text/html; charset=utf-8"
 
@@ -59,6 +66,7 @@ AUTH_FIRST = {"ntlm": "NTLM $lab_ntlm", "nego": "Negotiate $lab_ntlm", "none": "
 AUTH_SECOND = {"ntlm": "", "nego": "", "none": "NTLM"}
 
 _401 = "<html><head><title>401 - Unauthorized</title></head><body><h2>401 - Unauthorized: Access is denied due to invalid credentials.</h2></body></html>"  # noqa: E501
+_500 = "<html><head><title>500 - Internal server error.</title></head><body><h2>500 - Internal server error.</h2></body></html>"  # noqa: E501
 _403 = "<html><head><title>403 - Forbidden</title></head><body><h2>403 - Forbidden: Access is denied.</h2></body></html>"  # noqa: E501
 _404 = "<html><head><title>404 - File or directory not found.</title></head><body><h2>404 - File or directory not found.</h2></body></html>"  # noqa: E501
 _TEXT = {401: _401, 403: _403, 404: _404}
@@ -78,6 +86,37 @@ _AUTH_HEADERS: tuple[Header, ...] = (
 _LOGON_REDIRECT = (
     "https://$lab_host/owa/auth/logon.aspx?url=https%3a%2f%2f$lab_host%2f{app}%2f&reason=0"
 )
+# Exchange's own endpoints besides OWA and ECP (what stays published when OWA is closed).
+_SERVICES = "^/(ews|rpc|mapi|oab|microsoft-server-activesync|powershell)(/|$)"
+_AUTODISCOVER = "^/autodiscover(/|$)"
+# Exchange Online front ends (msxfaq.de's and public captures' header set).
+ONLINE_HEADERS: tuple[Header, ...] = (
+    ("X-CalculatedBETarget", "$lab_be_target"),
+    ("X-BEServer", "$lab_be"),
+    ("X-FEProxyInfo", "$lab_fe_proxy"),
+    ("X-FEEFZInfo", "$lab_efz"),
+    ("X-FirstHopCafeEFZ", "$lab_efz"),
+    ("X-FEServer", "$lab_fe"),
+    ("X-OWA-Version", "$lab_owa_owa"),
+    ("request-id", "$request_id"),
+)
+_ONLINE_AUTH: tuple[Header, ...] = (
+    (
+        "WWW-Authenticate",
+        'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+        'trusted_issuers="00000001-0000-0000-c000-000000000000@*", '
+        'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"',
+    ),
+)
+# A phishing kit's fake headers (a public kit's nginx config sets exactly these).
+IMPOSTOR_HEADERS: tuple[Header, ...] = (
+    ("X-Powered-By", "ASP.NET"),
+    ("MicrosoftSharePointTeamServices", "16.0.0.20227"),
+    ("X-OWA-Version", "15.20.7595.016"),
+    ("X-FEServer", "OUTLOOK-WEB-01"),
+    ("X-CalculatedBETarget", "exchange.internal"),
+    ("X-BEServer", "EX2019-MBX-01"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +126,9 @@ class Location:
     `match` is "=" (exact), "^~" (prefix that skips the regexes), "" (prefix) or "~*"
     (case-insensitive regex).  A location either returns `status` with `text` (the body,
     or the target URL of a 301/302) or serves the first existing `try_files` candidate,
-    the last one being "=404".
+    the last one being "=404".  `builtin` answers `status` with the server's own page
+    (nginx `return 404;`); `server` replaces the Server header in this location (a
+    reverse proxy passing its backend's, a honeypot's framework showing through).
     """
 
     match: str
@@ -98,6 +139,8 @@ class Location:
     try_files: tuple[str, ...] = ()
     internal: bool = False
     root: str | None = None
+    server: str | None = None
+    builtin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +176,10 @@ def _blocked(match: str, pattern: str, status: str) -> Location:
     return Location(match, pattern, status=int(status), text=_TEXT[int(status)])
 
 
+def _error_page(common: Path, page: str = ERROR_PAGE) -> Location:
+    return Location("=", page, internal=True, root=str(common))
+
+
 def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
     """Locations of an Exchange host with this exposure; per-host values are variables.
 
@@ -143,7 +190,7 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
     logon = _LOGON_REDIRECT.format(app="owa")
     eh = EXCHANGE_HEADERS
     out = [
-        Location("=", ERROR_PAGE, internal=True, root=str(common)),
+        _error_page(common),
         Location("=", "/", eh, status=302, text="https://$lab_host/owa/"),
         _say("", "/", 404),
     ]
@@ -162,21 +209,25 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
             ),
             _say("=", "/owa/service", 440, (("X-OWA-Version", "$lab_owa_service"),)),
             Location("^~", "/owa/auth/", eh, try_files=("$uri", "=404")),
-            Location("^~", "/owa/", eh + owa_hdr, status=302, text=logon),
+            # 2007 and 2010 keep their static files under /owa/<four-part build>/
+            Location("~*", "^/owa/[0-9.]+/(themes|scripts)/", eh, try_files=("$uri", "=404")),
+            Location("", "/owa/", eh + owa_hdr, status=302, text=logon),
         ]
     ecp_match = "^/ecp(/|$)"
     if ecp in blocked:
         out.append(_blocked("~*", ecp_match, ecp))
     else:
         ecp_logon = _LOGON_REDIRECT.format(app="ecp")
-        out += [
-            Location("^~", "/ecp/Current/exporttool/", eh, try_files=("$uri", "=404")),
-            Location("~*", ecp_match, eh, status=302, text=ecp_logon),
-        ]
-    for match, var in (
-        ("^/(ews|rpc|mapi|oab|microsoft-server-activesync|powershell)(/|$)", "$lab_owa_ews"),
-        ("^/autodiscover(/|$)", "$lab_owa_ad"),
-    ):
+        if ecp == "cu-folder":
+            # /ecp/Current/ reached but empty; the tool lives under the CU's own folder.
+            out += [
+                _say("^~", "/ecp/Current/", 404),
+                Location("~*", "^/ecp/[0-9.]+/exporttool/", eh, try_files=("$uri", "=404")),
+            ]
+        else:
+            out.append(Location("^~", "/ecp/Current/exporttool/", eh, try_files=("$uri", "=404")))
+        out.append(Location("~*", ecp_match, eh, status=302, text=ecp_logon))
+    for match, var in ((_SERVICES, "$lab_owa_ews"), (_AUTODISCOVER, "$lab_owa_ad")):
         if ews in blocked:
             out.append(_blocked("~*", match, ews))
         else:
@@ -185,16 +236,204 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
     return Layout(exchange_layout_name(page, ecp, ews), tuple(out))
 
 
+def _closed_nginx_layout() -> Layout:
+    """nginx publishes Exchange's service endpoints only and hides every Exchange header
+    (proxy_hide_header); everything else is nginx's own 404."""
+    out = [
+        Location("", "/", try_files=("$uri", "=404")),
+        Location("~*", _SERVICES, _AUTH_HEADERS, status=401, text=_401),
+        Location("~*", _AUTODISCOVER, _AUTH_HEADERS, status=401, text=_401),
+    ]
+    return Layout("exchange-closed-nginx", tuple(out), root="$lab_empty", error_page_404=None)
+
+
+def _closed_apache_layout(common: Path) -> Layout:
+    """Apache (mod_proxy) publishes the service endpoints and passes Exchange's headers,
+    its Server header included; its own pages say Apache."""
+    eh = EXCHANGE_HEADERS
+    out = [
+        _error_page(common, APACHE_ERROR_PAGE),
+        Location("", "/", try_files=("$uri", "=404")),
+    ]
+    for match, var in ((_SERVICES, "$lab_owa_ews"), (_AUTODISCOVER, "$lab_owa_ad")):
+        headers = (*eh, ("X-OWA-Version", var), *_AUTH_HEADERS)
+        out.append(Location("~*", match, headers, 401, _401, server="$lab_iis"))
+    return Layout(
+        "exchange-closed-apache", tuple(out), root="$lab_empty", error_page_404=APACHE_ERROR_PAGE
+    )
+
+
+def _fba_off_layout(common: Path) -> Layout:
+    """Exchange 2010 with forms-based authentication off: IIS asks for Windows
+    authentication on OWA and ECP too; no Exchange header comes before it."""
+    auth = (("X-Powered-By", "ASP.NET"), *_AUTH_HEADERS)
+    out = [
+        _error_page(common),
+        Location("", "/", try_files=("$uri", "=404")),
+        Location("^~", "/owa", auth, status=401, text=_401),
+        Location("~*", "^/ecp(/|$)", auth, status=401, text=_401),
+        Location("~*", _SERVICES, auth, status=401, text=_401),
+        Location("~*", _AUTODISCOVER, auth, status=401, text=_401),
+    ]
+    return Layout("exchange-fba-off", tuple(out), root="$lab_empty")
+
+
+def _exchange_2003_layout(common: Path) -> Layout:
+    """Exchange 2003 on IIS 6.0: /exchange/ sends browsers to the OWA logon page."""
+    logon = (
+        "https://$lab_host/exchweb/bin/auth/owalogon.asp?url=https://$lab_host/exchange/&reason=0"
+    )
+    powered = (("X-Powered-By", "ASP.NET"),)
+    out = [
+        _error_page(common),
+        Location("", "/", powered, try_files=("$uri", "=404")),
+        Location("=", "/exchange", powered, status=301, text="https://$lab_host/exchange/"),
+        Location("^~", "/exchange/", powered, status=302, text=logon),
+        Location("=", "/exchweb/bin/auth/owalogon.asp", powered, try_files=("$uri", "=404")),
+    ]
+    return Layout("exchange-2003", tuple(out))
+
+
+def _online_layout(common: Path) -> Layout:
+    """An Exchange Online front end: everything goes to Microsoft's sign-in, the service
+    endpoints ask for a bearer token, and every answer carries the front-end headers."""
+    oh = ONLINE_HEADERS
+    signin = (
+        "https://login.microsoftonline.com/common/oauth2/authorize?"
+        "client_id=00000002-0000-0ff1-ce00-000000000000&"
+        "redirect_uri=https%3a%2f%2foutlook.office365.com%2fowa%2f"
+    )
+    out = [
+        _error_page(common),
+        Location("", "/", oh, status=404, text=_404),
+        Location("=", "/", oh, status=302, text="https://outlook.office365.com/owa/"),
+        Location("^~", "/owa", oh, status=302, text=signin),
+        Location("~*", "^/ecp(/|$)", oh, status=302, text=signin),
+        Location("~*", _SERVICES, oh + _ONLINE_AUTH, status=401, text=_401),
+        Location("~*", _AUTODISCOVER, oh + _ONLINE_AUTH, status=401, text=_401),
+    ]
+    return Layout("exchange-online", tuple(out))
+
+
+def _honeypot_flask_layout() -> Layout:
+    """joda32/owa-honeypot's shape: a few Flask routes behind an IIS 7.5 Server header,
+    Basic authentication on Exchange's folders, Werkzeug's 500 everywhere else."""
+    powered = (("X-Powered-By", "ASP.NET"),)
+    to_logon = "https://$lab_host/owa/auth/logon.aspx?replaceCurrent=1&url="
+    folders = (
+        "^/(abs|autodiscover|ecp|ews|exchweb|microsoft-server-activesync|oab|powershell|rpc)/$"
+    )
+    basic = (*powered, ("WWW-Authenticate", 'Basic realm="Login Required"'))
+    out = [
+        Location("", "/", (), 500, pages.FLASK_500, server="Werkzeug/2.0.3 Python/3.9.2"),
+        Location("=", "/", powered, status=302, text=to_logon),
+        Location("=", "/exchange", powered, status=302, text=to_logon),
+        Location("=", "/exchange/", powered, status=302, text=to_logon),
+        Location("=", "/owa/auth/logon.aspx", powered, try_files=("$uri", "=404")),
+        Location("=", "/owa/auth.owa", powered, status=302, text=to_logon),
+        Location(
+            "=",
+            "/owa/auth/15.1.1466/themes/resources/favicon.ico",
+            powered,
+            try_files=("$uri", "=404"),
+        ),
+        Location("~*", folders, basic, status=401, text=pages.HONEYPOT_401),
+    ]
+    return Layout("honeypot-flask", tuple(out), error_page_404=None)
+
+
+def _honeypot_catchall_layout() -> Layout:
+    """A copied logon page for every path."""
+    out = [Location("", "/", try_files=("/owa/auth/logon.aspx", "=404"))]
+    return Layout("honeypot-catchall", tuple(out), error_page_404=None)
+
+
+def _impostor_layout() -> Layout:
+    """A phishing kit behind nginx: fake Microsoft headers on every answer, its page for
+    most paths, nginx's 404 for script extensions."""
+    ih = IMPOSTOR_HEADERS
+    out = [
+        Location("", "/", ih, try_files=("/index.html", "=404")),
+        Location("~*", "\\.(asp|aspx|php|jsp|cgi)$", ih, status=404, builtin=True),
+    ]
+    return Layout("impostor-online-headers", tuple(out), error_page_404=None)
+
+
 def web_layout(common: Path) -> Layout:
     """The non-Exchange web servers: a document root with an index page."""
     return Layout(
         "web",
         (
-            Location("=", ERROR_PAGE, internal=True, root=str(common)),
+            _error_page(common),
             Location("", "/", try_files=("$uri", "$uri/", "=404")),
         ),
         index="index.html",
     )
+
+
+def _sharepoint_layout() -> Layout:
+    """SharePoint behind Windows authentication: every path asks for it."""
+    sp = (
+        ("SPRequestGuid", "1e2d3c4b-5a69-4788-9aab-bccddeeff001"),
+        ("MicrosoftSharePointTeamServices", "16.0.0.10337"),
+        ("X-Powered-By", "ASP.NET"),
+        *_AUTH_HEADERS,
+    )
+    return Layout(
+        "web-sharepoint", (Location("", "/", sp, status=401, text=_401),), error_page_404=None
+    )
+
+
+def _mail_protocols_layout(common: Path) -> Layout:
+    """Another mail server (Zimbra, Kerio Connect) speaking Autodiscover, EWS and ActiveSync
+    with Basic authentication only."""
+    basic = (("WWW-Authenticate", 'Basic realm="$lab_realm"'),)
+    out = [
+        _error_page(common),
+        Location("", "/", try_files=("$uri", "$uri/", "=404")),
+        Location("~*", "^/(autodiscover|ews|microsoft-server-activesync)(/|$)", basic, 401, _401),
+    ]
+    return Layout("web-mail-protocols", tuple(out), index="index.html")
+
+
+def _skype_layout(common: Path) -> Layout:
+    """A Lync/Skype for Business front end: its own autodiscover service and web services
+    behind Windows authentication, nothing of Exchange's."""
+    services = "^/(webticket|ucwa|reach|meet|dialin|abs|certprov|groupexpansion|rgsclients)(/|$)"
+    fqdn = (("X-MS-Server-Fqdn", "$lab_fqdn"), ("X-Powered-By", "ASP.NET"))
+    out = [
+        _error_page(common),
+        Location("", "/", fqdn, try_files=("$uri", "=404")),
+        Location("~*", services, (*fqdn, *_AUTH_HEADERS), 401, _401),
+    ]
+    return Layout("web-skype", tuple(out))
+
+
+def _portal_layout(name: str, page_match: str, page: str, target: str, cookies: str) -> Layout:
+    """A pre-authentication portal: every path redirects to its own logon page."""
+    set_cookie = (("Set-Cookie", cookies),) if cookies else ()
+    out = [
+        Location(page_match, page, try_files=("$uri", "=404")),
+        Location("", "/", set_cookie, status=302, text=f"https://$lab_host{target}"),
+    ]
+    return Layout(name, tuple(out), error_page_404=None)
+
+
+WEB_LAYOUTS = {
+    "iis-default": "web",
+    "nginx-default": "web",
+    "apache-default": "web",
+    "webmail": "web",
+    "sophos-portal": "web",
+    "sharepoint": "web-sharepoint",
+    "zimbra": "web-mail-protocols",
+    "kerio": "web-mail-protocols",
+    "skype-frontend": "web-skype",
+    "f5-apm": "web-f5",
+    "citrix-gateway": "web-citrix",
+    "forefront-tmg": "web-tmg",
+    "forefront-uag": "web-uag",
+}
 
 
 def exchange_layout_name(page: str, ecp: str, ews: str) -> str:
@@ -203,7 +442,49 @@ def exchange_layout_name(page: str, ecp: str, ews: str) -> str:
 
 def all_layouts(common: Path) -> dict[str, Layout]:
     """Every layout a lab can use, by name."""
-    out = {"web": web_layout(common)}
+    special = [
+        web_layout(common),
+        _sharepoint_layout(),
+        _mail_protocols_layout(common),
+        _skype_layout(common),
+        _portal_layout(
+            "web-f5",
+            "=",
+            "/my.policy",
+            "/my.policy",
+            "LastMRH_Session=0a1b2c3d;path=/;secure",
+        ),
+        _portal_layout(
+            "web-citrix",
+            "^~",
+            "/logon/LogonPoint/",
+            "/logon/LogonPoint/index.html",
+            "NSC_TEMP=xyz;Path=/;expires=Wednesday, 09-Nov-1999 23:12:40 GMT",
+        ),
+        _portal_layout(
+            "web-tmg",
+            "=",
+            "/CookieAuth.dll",
+            "/CookieAuth.dll?GetLogon?curl=Z2F&reason=0&formdir=3",
+            "",
+        ),
+        _portal_layout(
+            "web-uag",
+            "^~",
+            "/InternalSite/",
+            "/InternalSite/Validate.asp?site_name=portal&secure=1",
+            "",
+        ),
+        _closed_nginx_layout(),
+        _closed_apache_layout(common),
+        _fba_off_layout(common),
+        _exchange_2003_layout(common),
+        _online_layout(common),
+        _honeypot_flask_layout(),
+        _honeypot_catchall_layout(),
+        _impostor_layout(),
+    ]
+    out = {layout.name: layout for layout in special}
     for page, ecp, ews in itertools.product(PAGES, ECP_STATES, EWS_STATES):
         layout = exchange_layout(page, ecp, ews, common)
         out[layout.name] = layout
@@ -212,6 +493,8 @@ def all_layouts(common: Path) -> dict[str, Layout]:
 
 # -- document roots -------------------------------------------------------------------
 
+TOOL = "exporttool/microsoft.exchange.ediscovery.exporttool.application"
+
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,34 +502,64 @@ def _write(path: Path, text: str) -> None:
 
 
 def _root_name(host: Host, backend: Backend) -> str:
+    if host.kind == "suspect":
+        return f"s-{host.profile}-{backend.build.full}"
     if host.page == "custom":
         return f"x-custom-{host.org}-{backend.build.full}"
-    return f"x-{host.page}-{backend.build.full}"
+    return f"x-{host.page}-{host.ecp}-{backend.build.full}"
 
 
 def write_common(www: Path) -> Path:
-    """The shared error page; returns its directory."""
+    """The shared error pages and an empty root; returns the common directory."""
     common = www / "common"
     _write(common / ERROR_PAGE.lstrip("/"), pages.ERROR_404)
+    _write(common / APACHE_ERROR_PAGE.lstrip("/"), pages.APACHE_404)
+    (www / "empty").mkdir(parents=True, exist_ok=True)
     return common
 
 
-def write_exchange_root(www: Path, host: Host, backend: Backend) -> Path:
+def write_exchange_root(
+    www: Path, host: Host, backend: Backend, releases: dict[tuple[int, int, int], LabBuild]
+) -> Path:
     root = www / _root_name(host, backend)
     if root.exists():
         return root
     build: LabBuild = backend.build
-    if host.page == "stock":
+    modern = build.line not in {"2003", "2007", "2010"}
+    if host.page == "stock" or host.kind == "suspect":
         _write(root / "owa/auth/logon.aspx", pages.owa_logon(build))
+        _write(root / pages.favicon_path(build), pages.FAVICON)
     elif host.page == "custom":
         _write(root / "owa/auth/logon.aspx", pages.owa_logon_custom(host.org))
-    if build.line != "2010":
-        _write(
-            root / "ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application",
-            pages.exporttool_manifest(build),
-        )
+        _write(root / pages.favicon_path(build), pages.FAVICON)
+    if modern and host.page != "none":
+        _write(root / "owa/auth/errorFE.aspx", pages.error_fe(build))
+    if host.kind == "suspect":
+        _write(root / "index.html", pages.owa_logon(build))  # the kit's page at its root
+    if build.line == "2003":
+        _write(root / "exchweb/bin/auth/owalogon.asp", pages.LOGON_2003)
+    if modern and host.ecp == "cu-folder":
+        folder = releases[build.parts[:3]].full
+        _write(root / "ecp" / folder / TOOL, pages.exporttool_manifest(build))
+    elif modern:
+        _write(root / "ecp/Current" / TOOL, pages.exporttool_manifest(build))
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+_WEB_PAGES = {
+    "iis-default": ("index.html", pages.IIS_DEFAULT),
+    "nginx-default": ("index.html", pages.NGINX_DEFAULT),
+    "apache-default": ("index.html", pages.APACHE_DEFAULT),
+    "sophos-portal": ("index.html", pages.SOPHOS),
+    "zimbra": ("index.html", pages.ZIMBRA),
+    "kerio": ("index.html", pages.KERIO),
+    "skype-frontend": ("autodiscover/autodiscoverservice.svc/root", pages.SKYPE_ROOT),
+    "f5-apm": ("my.policy", pages.F5_POLICY),
+    "citrix-gateway": ("logon/LogonPoint/index.html", pages.CITRIX),
+    "forefront-tmg": ("CookieAuth.dll", pages.TMG),
+    "forefront-uag": ("InternalSite/Validate.asp", pages.UAG),
+}
 
 
 def write_web_root(www: Path, host: Host) -> Path:
@@ -254,13 +567,12 @@ def write_web_root(www: Path, host: Host) -> Path:
     root = www / (f"w-webmail-{host.org}" if host.profile == "webmail" else f"w-{host.profile}")
     if root.exists():
         return root
-    body = {
-        "iis-default": pages.IIS_DEFAULT,
-        "nginx-default": pages.NGINX_DEFAULT,
-        "apache-default": pages.APACHE_DEFAULT,
-        "webmail": pages.webmail(host.org),
-    }[host.profile or "nginx-default"]
-    _write(root / "index.html", body)
+    if host.profile == "webmail":
+        _write(root / "index.html", pages.webmail(host.org))
+    elif host.profile in _WEB_PAGES:
+        name, body = _WEB_PAGES[host.profile]
+        _write(root / name, body)
+    root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -287,76 +599,85 @@ def _backend_vars(host: Host, backend: Backend, root: Path) -> dict[str, str]:
         "lab_owa_service": owa[SERVICE],
         "lab_owa_ews": owa[EWS],
         "lab_owa_ad": owa[AUTODISCOVER],
+        "lab_iis": IIS_BY_OS.get(who.os_version[:2], "Microsoft-IIS/10.0"),
     }
 
 
-def site(host: Host, workdir: Path) -> Site:
+def _online_vars(host: Host, www: Path) -> dict[str, str]:
+    who = host.backends[0].ntlm
+    be = f"GV1P191MB{sum(map(ord, host.ip)) % 10000:04d}"
+    return {
+        "lab_root": str(www / "empty"),
+        "lab_fe": who.netbios_computer,
+        "lab_be": be,
+        "lab_be_target": f"{be}.EURP191.PROD.OUTLOOK.COM",
+        "lab_fe_proxy": f"{who.netbios_computer}.EURPRD01.PROD.OUTLOOK.COM",
+        "lab_efz": "AMS",
+        "lab_owa_owa": host.backends[0].build.full,
+    }
+
+
+def _web_vars(host: Host, www: Path) -> dict[str, str]:
+    return {
+        "lab_root": str(write_web_root(www, host)),
+        "lab_realm": "Kerio Connect" if host.profile == "kerio" else "Zimbra",
+        "lab_fqdn": f"lyncfe01.{host.org}.local",
+    }
+
+
+def site(host: Host, workdir: Path, releases: dict[tuple[int, int, int], LabBuild]) -> Site:
     """The route-table entry of one web-facing host; writes its document root."""
     www = workdir / "www"
     cert = str(workdir / "certs" / f"{host.ip}.pem")
+    versions = tls_versions(host)
     if host.kind == "web":
-        return Site(
-            host.ip,
-            cert,
-            host.server_header,
-            "web",
-            ({"lab_root": str(write_web_root(www, host))},),
-            tls_versions(host),
-        )
-    stripped = host.profile == "proxy-stripped"
+        layout = WEB_LAYOUTS[host.profile or "nginx-default"]
+        return Site(host.ip, cert, host.server_header, layout, (_web_vars(host, www),), versions)
+    if host.kind == "online":
+        online = (_online_vars(host, www),)
+        return Site(host.ip, cert, host.server_header, "exchange-online", online, versions)
+    stripped = host.profile in {"proxy-stripped", "closed-owa-nginx"}
     aspnet = "2.0.50727" if host.backends[0].build.line == "2010" else "4.0.30319"
     shared = {
         "lab_powered": "" if stripped else "ASP.NET",
         "lab_aspnet": "" if stripped else aspnet,
+        "lab_empty": str(www / "empty"),
     }
     variants = tuple(
-        {**_backend_vars(host, b, write_exchange_root(www, host, b)), **shared}
+        {**_backend_vars(host, b, write_exchange_root(www, host, b, releases)), **shared}
         for b in host.backends
     )
-    layout = exchange_layout_name(host.page, host.ecp, host.ews)
-    return Site(host.ip, cert, host.server_header, layout, variants, tls_versions(host))
+    layout = host.layout or exchange_layout_name(host.page, host.ecp, host.ews)
+    return Site(host.ip, cert, host.server_header, layout, variants, versions)
 
 
 def build_sites(plan: Plan, workdir: Path) -> list[Site]:
     """The route table of every host nginx or the Python backend serves; writes the roots."""
     write_common(workdir / "www")
-    return [site(h, workdir) for h in plan.hosts if h.serves_tls_by_nginx]
+    releases = load_cu_releases()
+    return [site(h, workdir, releases) for h in plan.hosts if h.serves_tls_by_nginx]
 
 
-# -- split_clients: which backend a load-balanced connection reaches --------------------
+# -- round robin: which server of a balanced address answers a request ------------------
 
 
-def murmur_hash2(data: bytes) -> int:
-    """nginx's ngx_murmur_hash2 (seed 0): what `split_clients` hashes the key with."""
-    m = 0x5BD1E995
-    mask = 0xFFFFFFFF
-    h = len(data) & mask
-    n = len(data) // 4 * 4
-    for i in range(0, n, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
-        k = (k * m) & mask
-        k ^= k >> 24
-        k = (k * m) & mask
-        h = (h * m) & mask
-        h ^= k
-    tail = data[n:]
-    if tail:
-        if len(tail) >= 3:
-            h ^= tail[2] << 16
-        if len(tail) >= 2:
-            h ^= tail[1] << 8
-        h ^= tail[0]
-        h = (h * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    h ^= h >> 15
-    return h
+def variant_for_request(nth: int, variants: int) -> int:
+    """The variable set (server) that answers the `nth` request (1-based) of a connection
+    to an address with `variants` servers: the next one each time."""
+    if variants <= 1 or nth < 1:
+        return 0
+    if variants == 2:
+        return (nth - 1) % 2  # odd requests the first server, even the second (any nth)
+    return (nth - 1) % variants if nth <= RR_REQUESTS else 0
 
 
-SPLIT_PERCENT = 50  # the first variant's share of connections
-_SPLIT_BELOW = 0xFFFFFFFF * SPLIT_PERCENT * 100 // 10000
-
-
-def variant_for_port(remote_port: int) -> int:
-    """0 or 1: the variable set a connection from this source port gets (as nginx picks)."""
-    return 0 if murmur_hash2(str(remote_port).encode()) < _SPLIT_BELOW else 1
+__all__ = [
+    "APACHE_ERROR_PAGE",
+    "ERROR_PAGE",
+    "Layout",
+    "Location",
+    "Site",
+    "all_layouts",
+    "build_sites",
+    "variant_for_request",
+]

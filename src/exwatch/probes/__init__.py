@@ -1,30 +1,49 @@
-"""The scanner's probes, registered explicitly and run in this order.
+"""The scanner's probes, registered explicitly.
 
 The FIRST stage (`http-owa-logon`) runs on every host: one TLS handshake and, for a host
-that is not Exchange, one request.  The EXCHANGE stage runs only where the first stage found
-Exchange markers, on the same keep-alive connection; its build probes stop as soon as a
-four-part build is read, so they are ordered by how often each one gives it.
+the logon page settles as not Exchange, one request.  DISCOVER runs where it settled
+nothing: Autodiscover always (one request), the rest only as far as the answers call for
+(Exchange with OWA closed, Exchange 2003).  EXCHANGE runs where on-prem Exchange was
+found, on the same keep-alive connection; its build probes stop as soon as a four-part
+build is read.  The order within each stage is `scan.host`'s (DISCOVER_ORDER,
+EXCHANGE_ORDER); this tuple is the catalogue.
 """
 
 from __future__ import annotations
 
 from exwatch.errors import UsageError
 from exwatch.probes import (
+    http_activesync,
+    http_autodiscover,
+    http_control,
+    http_ecp_cu_folder,
     http_ecp_exporttool,
     http_ews_ntlm,
     http_frontend,
+    http_lb_sweep,
+    http_legacy_owa,
     http_owa,
     http_owa_logon,
+    http_owa_resource,
+    http_owa_static,
     http_owa_version,
 )
 from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
 
 PROBES: tuple[Probe, ...] = (
     http_owa_logon.PROBE,
+    http_legacy_owa.PROBE,
+    http_autodiscover.PROBE,
     http_ecp_exporttool.PROBE,
     http_ews_ntlm.PROBE,  # its 401 often carries X-OWA-Version: before the header probes
+    http_control.PROBE,
+    http_activesync.PROBE,
     http_owa_version.PROBE,
     http_owa.PROBE,
+    http_owa_static.PROBE,
+    http_ecp_cu_folder.PROBE,
+    http_lb_sweep.PROBE,
+    http_owa_resource.PROBE,
     http_frontend.PROBE,
 )
 BY_ID: dict[str, Probe] = {p.id: p for p in PROBES}

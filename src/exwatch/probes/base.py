@@ -1,10 +1,12 @@
 """What a probe is, and the context it runs in.
 
 A probe is a module-level `Probe` object: an id (`<protocol>-<thing>`), its risk class,
-the stage it runs in, the requests it makes (declared, for documentation and review), and
+the stages it runs in, the requests it makes (declared, for documentation and review), and
 an async `run(ctx)` that makes them through `ctx.fetch`.  Probes do no retries, logging or
 storage: `fetch` records every response as an observation and matches the fingerprints on
-it once; exceptions are ProbeErrors from `net/`, handled by `scan.host`.
+it once; exceptions are ProbeErrors from `net/`, handled by `scan.host`.  A probe decides
+from what the host has shown so far (`ctx`) whether its request is worth making: most
+requests are only asked where earlier answers call for them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from exwatch.fingerprint import HttpObservation, Sighting, sightings
+from exwatch.fingerprint import (
+    BY_ID,
+    Fingerprint,
+    HttpObservation,
+    Sighting,
+    combine,
+    product_id,
+    sightings,
+)
 from exwatch.net.client import HttpClient
 from exwatch.net.http import Response
 from exwatch.ntlm import NtlmChallenge
@@ -28,9 +38,12 @@ class Risk(StrEnum):
 
 
 class Stage(StrEnum):
-    """FIRST runs on every host; EXCHANGE only where the first stage found Exchange."""
+    """FIRST runs on every host; DISCOVER where the first stage settled nothing (neither
+    Exchange nor Exchange Online: OWA may be closed while EWS and Autodiscover are open);
+    EXCHANGE where on-prem Exchange was found."""
 
     FIRST = "first"
+    DISCOVER = "discover"
     EXCHANGE = "exchange"
 
 
@@ -44,6 +57,7 @@ class ProbeContext:
     sightings: list[Sighting] = field(default_factory=list)
     ntlm: NtlmChallenge | None = None
     notes: list[str] = field(default_factory=list)
+    stage: Stage = Stage.FIRST
 
     async def fetch(
         self,
@@ -74,12 +88,51 @@ class ProbeContext:
         wanted = target.lower()
         return any(o.path.lower() == wanted for o in self.observations)
 
+    def fingerprint(self) -> Fingerprint:
+        """What the responses so far say (pure; cheap next to a request)."""
+        return combine(self.sightings, ntlm=self.ntlm is not None)
+
+    def clue_sources(self) -> set[str]:
+        """The evidence names of the clues seen so far (`windows-auth`, `control-path`...)."""
+        return {s.source for s in self.sightings if s.kind == "clue"}
+
+    def has_clue(self, entry: str) -> bool:
+        return any(s.kind == "clue" and s.entry == entry for s in self.sightings)
+
+    def owa_closed(self) -> bool:
+        """The logon page was refused (401, 403, 404) without a sign of Exchange on it: OWA is
+        not published anonymously, so /owa/service, /owa/ and errorFE.aspx are not either."""
+        first = next((o for o in self.observations if o.probe == "http-owa-logon"), None)
+        if first is None or first.status not in (401, 403, 404):
+            return False
+        return not any(
+            s.probe == "http-owa-logon" and s.kind in ("marker", "build") for s in self.sightings
+        )
+
+    def product_lines(self) -> set[str]:
+        """The product lines (products.yaml ids) the builds seen, or a product marker, name."""
+        lines = {pid for s in self.sightings if s.build and (pid := product_id(s.build))}
+        if not lines:
+            lines = {p for s in self.sightings if (p := BY_ID[s.entry].product) is not None}
+        return lines
+
+    def only_lines(self, *lines: str) -> bool:
+        """Whether every product line seen is one of `lines` (False when none is known)."""
+        seen = self.product_lines()
+        return bool(seen) and seen <= set(lines)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header `name` across the responses so far, in order, distinct."""
+        return list(
+            dict.fromkeys(v.strip() for o in self.observations for n, v in o.headers if n == name)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Probe:
     id: str
     risk: Risk
-    stage: Stage
+    stages: tuple[Stage, ...]
     requests: tuple[str, ...]  # "METHOD /path" lines, as documentation
     description: str
     run: Callable[[ProbeContext], Awaitable[None]]

@@ -21,7 +21,7 @@ async def run(ctx: ProbeContext) -> None:
 PROBE = Probe(
     id=ID,
     risk=Risk.PASSIVE,
-    stage=Stage.EXCHANGE,
+    stages=(Stage.EXCHANGE,),
     requests=("GET /owa/",),
     description="Front-end headers (X-FEServer and kin) on a second request",
     run=run,

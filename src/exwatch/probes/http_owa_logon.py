@@ -64,7 +64,7 @@ async def run(ctx: ProbeContext) -> None:
 PROBE = Probe(
     id=ID,
     risk=Risk.PASSIVE,
-    stage=Stage.FIRST,
+    stages=(Stage.FIRST,),
     requests=(f"GET {PATH}", "GET <same-host redirect under /owa/auth/>"),
     description="OWA logon page: markers, static-path build, headers",
     run=run,

@@ -1,7 +1,9 @@
-"""`http-owa-version`: endpoints that often carry X-OWA-Version (the four-part build).
+"""`http-owa-version`: /owa/service, which often carries X-OWA-Version (the four-part build).
 
-/owa/service and /autodiscover/autodiscover.xml answer without authentication (401 or an
-error page) and, depending on version and proxy, send the header /owa/ did not.
+It answers without authentication (440 or 401 on real servers) and, depending on version
+and proxy, sends the header the logon page did not.  Autodiscover, the other endpoint
+known for the header, is its own probe (`http-autodiscover`): it also serves the search
+for Exchange with OWA closed.
 """
 
 from __future__ import annotations
@@ -9,21 +11,20 @@ from __future__ import annotations
 from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
 
 ID = "http-owa-version"
-PATHS = ("/owa/service", "/autodiscover/autodiscover.xml")
+PATH = "/owa/service"
 
 
 async def run(ctx: ProbeContext) -> None:
-    for path in PATHS:
-        if ctx.has_su_build():  # the security-update level is known: spare the requests
-            return
-        await ctx.fetch(ID, "GET", path)
+    if ctx.has_su_build() or ctx.fetched_target(PATH) or ctx.owa_closed():
+        return  # nothing more to learn here
+    await ctx.fetch(ID, "GET", PATH)
 
 
 PROBE = Probe(
     id=ID,
     risk=Risk.PASSIVE,
-    stage=Stage.EXCHANGE,
-    requests=tuple(f"GET {p}" for p in PATHS),
-    description="X-OWA-Version on OWA service and Autodiscover endpoints",
+    stages=(Stage.EXCHANGE,),
+    requests=(f"GET {PATH}",),
+    description="X-OWA-Version on the OWA service endpoint",
     run=run,
 )

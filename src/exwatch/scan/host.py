@@ -2,8 +2,14 @@
 
 `scan_host` never raises for anything a server does: every outcome is a record with a
 status.  The status is that of the first stage (the logon-page request on every host);
-failures of the Exchange follow-up probes keep what was gathered and are noted in
-`error`.  The orchestrator adds `scan_id` and owns concurrency, rate limits and output.
+failures of the follow-up probes keep what was gathered and are noted in `error`.  The
+orchestrator adds `scan_id` and owns concurrency, rate limits and output.
+
+What a host is goes into exactly one of three record keys: `exchange` (on-prem Exchange,
+with build and verdicts), `exchange_online` (Microsoft's own front ends: no verdicts, no
+on-prem count) or `suspect` (looks like Exchange but fails a plausibility check: a
+honeypot or an impostor, with the reasons).  Consumers that count `exchange` therefore
+count on-prem Exchange only.
 """
 
 from __future__ import annotations
@@ -14,9 +20,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from exwatch import __version__
+from exwatch import __version__, plausibility
 from exwatch.errors import ExwatchError, ProbeError, ReadTimeout
-from exwatch.fingerprint import Fingerprint, combine, is_exchange, product_family
+from exwatch.fingerprint import (
+    ONLINE_PRODUCT,
+    Fingerprint,
+    combine,
+    is_exchange,
+    is_online,
+    product_family,
+)
 from exwatch.model import Status
 from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits
@@ -33,6 +46,8 @@ RECORD_HEADERS = (
     "x-feserver",
     "x-beserver",
     "x-calculatedbetarget",
+    "x-feproxyinfo",
+    "x-feefzinfo",
     "x-diaginfo",
     "x-powered-by",
     "x-aspnet-version",
@@ -40,7 +55,33 @@ RECORD_HEADERS = (
     "www-authenticate",
 )
 _MAX_HEADER_VALUE = 512
+_MAX_FRONT_ENDS = 16  # front-end names kept per record (a balancer over more is rare)
 _PLAIN_PORTS = frozenset({80, 8080})
+# The order of each later stage (probes not selected are skipped).  DISCOVER: Exchange 2003
+# where IIS says it could be, then Autodiscover, and the rest only as far as the answers
+# call for.  EXCHANGE: the build probes by how often each gives the four-part build, then
+# the rarer ones (errorFE and the CU folder while no build is known, the balancer sweep,
+# the honeypot checks where the evidence is thin).
+DISCOVER_ORDER = (
+    "http-legacy-owa",
+    "http-autodiscover",
+    "http-ews-ntlm",
+    "http-control",
+    "http-activesync",
+)
+EXCHANGE_ORDER = (
+    "http-ecp-exporttool",
+    "http-ews-ntlm",
+    "http-owa-version",
+    "http-autodiscover",
+    "http-owa",
+    "http-owa-static",
+    "http-ecp-cu-folder",
+    "http-lb-sweep",
+    "http-control",
+    "http-owa-resource",
+    "http-frontend",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +137,32 @@ def _assessment(build: str) -> dict[str, Any] | None:
         return None
 
 
+@lru_cache(maxsize=16)
+def _end_of_life(product: str) -> bool | None:
+    """Whether a product line (by name) is past its end of support, for a host whose
+    product is known without a build (Exchange 2003's logon form)."""
+    from datetime import date
+
+    from exwatch.knowledge import catalogue as kb
+
+    try:
+        found = next((p for p in kb.default().products if p.name == product), None)
+    except ExwatchError:
+        return None
+    if found is None or found.end_of_support is None:
+        return None if found is None else False
+    return found.end_of_support <= date.today()
+
+
 def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
     """The record's `exchange` object and `cves` for an Exchange host."""
     info: dict[str, Any] = {
         "build": fp.build,
         "precision": None if fp.precision is None else fp.precision.value,
-        "product": None if fp.build is None else product_family(fp.build),
+        "product": fp.product if fp.build is None else product_family(fp.build),
         "cu": None,
         "su": None,
-        "eol": None,
+        "eol": None if fp.product is None or fp.build else _end_of_life(fp.product),
         "known": False,
         "sources": list(fp.sources),
         "builds_seen": list(fp.builds_seen),
@@ -131,6 +189,29 @@ def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
     return info, cves
 
 
+def _online_fields(fp: Fingerprint, ctx: ProbeContext) -> dict[str, Any]:
+    """The record's `exchange_online` object: what marked the front end, no verdicts."""
+    builds = [v for v in ctx.header_values("x-owa-version") if v.startswith("15.20.")]
+    return {
+        "product": ONLINE_PRODUCT,
+        "sources": list(fp.online_sources),
+        "front_ends": [v[:64] for v in ctx.header_values("x-feserver")[:_MAX_FRONT_ENDS]],
+        "build": builds[0][:32] if builds else None,
+    }
+
+
+def _suspect_fields(fp: Fingerprint, reasons: list[plausibility.Reason]) -> dict[str, Any]:
+    """The record's `suspect` object: what the host claims and why it is not believed."""
+    return {
+        "checks": [r.check for r in reasons],
+        "reasons": [r.message for r in reasons],
+        "product": fp.product,
+        "build": fp.build,
+        "builds_seen": list(fp.builds_seen),
+        "sources": list(fp.sources),
+    }
+
+
 async def _run_stage(
     probes: tuple[Probe, ...], ctx: ProbeContext, *, stop_on_error: bool
 ) -> ProbeError | None:
@@ -147,16 +228,25 @@ async def _run_stage(
     return first
 
 
-# Asked, in this order, on an IIS server whose logon page showed no Exchange.
-_IIS_FALLBACK = ("http-owa", "http-owa-version")
+def _ordered(probes: tuple[Probe, ...], stage: Stage, order: tuple[str, ...]) -> tuple[Probe, ...]:
+    by_id = {p.id: p for p in probes if stage in p.stages}
+    return tuple(by_id[i] for i in order if i in by_id)
 
 
-def _is_iis(ctx: ProbeContext) -> bool:
-    return any(
-        name == "server" and value.startswith("Microsoft-IIS")
-        for obs in ctx.observations
-        for name, value in obs.headers
-    )
+def _settled(ctx: ProbeContext) -> bool:
+    return is_exchange(ctx.sightings) or is_online(ctx.sightings)
+
+
+async def _discover(probes: tuple[Probe, ...], ctx: ProbeContext) -> None:
+    """DISCOVER: one probe at a time, until the host is Exchange or Exchange Online (each
+    probe asks only what the answers so far call for)."""
+    ctx.stage = Stage.DISCOVER
+    for probe in probes:
+        if _settled(ctx):
+            return
+        error = await _run_stage((probe,), ctx, stop_on_error=True)
+        if error is not None:
+            return  # the host stopped answering: keep what was gathered
 
 
 def _internal_error(record: dict[str, Any], exc: Exception) -> None:
@@ -200,29 +290,20 @@ async def scan_host(
             limits=Limits(settings.max_header_bytes, settings.max_headers, settings.max_body_bytes),
         )
         ctx = ProbeContext(client, host)
-        first_stage = tuple(p for p in probes if p.stage is Stage.FIRST)
+        first_stage = tuple(p for p in probes if Stage.FIRST in p.stages)
         failure = await _run_stage(first_stage, ctx, stop_on_error=True)
         if ctx.observations:
             record["status"] = Status.SUCCESS.value
             record["http_status"] = ctx.observations[0].status
         elif failure is not None:
             record["status"] = failure.status.value
-        later = tuple(p for p in probes if p.stage is Stage.EXCHANGE)
-        # OWA may sit behind another path, or only EWS/Autodiscover may be published: on an
-        # IIS server whose logon page says nothing, ask /owa/ and the header endpoints too
-        # (three keep-alive requests, IIS only).
-        if (
-            ctx.observations
-            and settings.follow_ups
-            and not is_exchange(ctx.sightings)
-            and _is_iis(ctx)
-        ):
-            by_id = {p.id: p for p in later}
-            fallback = tuple(by_id[i] for i in _IIS_FALLBACK if i in by_id)
-            await _run_stage(fallback, ctx, stop_on_error=False)
-            later = tuple(p for p in later if p.id not in _IIS_FALLBACK)
-        if ctx.observations and settings.follow_ups and is_exchange(ctx.sightings):
-            await _run_stage(later, ctx, stop_on_error=False)
+        if ctx.observations and settings.follow_ups:
+            if not _settled(ctx):
+                await _discover(_ordered(probes, Stage.DISCOVER, DISCOVER_ORDER), ctx)
+            if is_exchange(ctx.sightings):
+                ctx.stage = Stage.EXCHANGE
+                later = _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER)
+                await _run_stage(later, ctx, stop_on_error=False)
     except Exception as exc:  # an unforeseen server behaviour must not end the scan
         _internal_error(record, exc)
     finally:
@@ -239,12 +320,26 @@ async def scan_host(
                 record["ntlm"] = ctx.ntlm.to_json()
             record["headers"] = _record_headers(ctx)
             fp = combine(ctx.sightings, ntlm=ctx.ntlm is not None)
-            if fp.is_exchange:
-                record["exchange"], record["cves"] = _exchange_fields(fp)
+            if fp.online:
+                record["exchange_online"] = _online_fields(fp, ctx)
+            elif fp.is_exchange:
+                os_version = None if ctx.ntlm is None else ctx.ntlm.os_version
+                why = plausibility.reasons(fp, ctx.observations, ctx.sightings, os_version)
+                if why:
+                    record["suspect"] = _suspect_fields(fp, why)
+                else:
+                    record["exchange"], record["cves"] = _exchange_fields(fp)
     except Exception as exc:  # keep the record; say what went wrong
         _internal_error(record, exc)
     record["duration_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
     return record
 
 
-__all__ = ["DEFAULT_USER_AGENT", "RECORD_HEADERS", "HostSettings", "scan_host"]
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "DISCOVER_ORDER",
+    "EXCHANGE_ORDER",
+    "RECORD_HEADERS",
+    "HostSettings",
+    "scan_host",
+]

@@ -24,7 +24,9 @@ def new_record(
         "duration_ms": 0.0,
         "status": status,
         "error": error,
-        "exchange": None,
+        "exchange": None,  # on-prem Exchange only (what every count and verdict reads)
+        "exchange_online": None,  # Microsoft's own front ends: never counted as on-prem
+        "suspect": None,  # claims Exchange, fails a plausibility check: counted apart
         "cves": {},
         "tls": None,
         "ntlm": None,

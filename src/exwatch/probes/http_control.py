@@ -1,0 +1,44 @@
+"""`http-control`: GET a random path, to learn how the server answers a path it lacks.
+
+Exchange on IIS answers 404.  A site behind Windows authentication as a whole answers 401
+everywhere, so Windows authentication on Exchange's paths only counts (the closed-OWA
+patterns) next to an ordinary 404 here; a honeypot often answers every path with its page.
+Asked only where that matters: in DISCOVER once Windows authentication was offered, in
+EXCHANGE where the evidence is all of a kind a copied page can carry.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from exwatch.plausibility import needs_request_checks
+from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
+
+ID = "http-control"
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def random_path() -> str:
+    """A path no server has: letters and digits, so no server rewrites it."""
+    return "/" + "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+async def run(ctx: ProbeContext) -> None:
+    if any(o.probe == ID for o in ctx.observations):
+        return
+    if ctx.stage is Stage.DISCOVER:
+        if "windows-auth" not in ctx.clue_sources():
+            return
+    elif not needs_request_checks(ctx.fingerprint()):
+        return
+    await ctx.fetch(ID, "GET", random_path())
+
+
+PROBE = Probe(
+    id=ID,
+    risk=Risk.PASSIVE,
+    stages=(Stage.DISCOVER, Stage.EXCHANGE),
+    requests=("GET /<16 random letters and digits>",),
+    description="A path the server lacks: tells Exchange's paths from a catch-all answer",
+    run=run,
+)
