@@ -128,8 +128,9 @@ class _ProbeFactory:
         host = functools.partial(scan_host, settings=settings)
 
         async def probe(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
-            # Hostnames can resolve into refused ranges; the space's own addresses are clean.
-            reason = space.refusal(ip) if hostname is not None else None
+            # Hostnames can resolve into refused ranges, and an IPv6 address can spell a
+            # refused IPv4 one in ways interval arithmetic cannot cut (Teredo): check both.
+            reason = space.screen(ip, hostname)
             if reason is not None:
                 return failure_record(ip, port, hostname, Status.BLOCKLISTED, f"{ip} is {reason}")
             return await host(ip, port, hostname)

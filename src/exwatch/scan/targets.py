@@ -34,10 +34,10 @@ from exwatch.scan.exclusions import (
     RESERVED,
     Exclusions,
     Interval,
-    contains,
     merge,
     overlap,
     parse_interval,
+    refused_as,
     strip_comment,
     subtract,
 )
@@ -127,6 +127,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return (i - 1, n)
 
 
+def _all_reserved(interval: Interval) -> bool:
+    """Whether every address of a spec is reserved (then the spec is refused outright)."""
+    version, start, end = interval
+    if overlap(interval, RESERVED) == end - start:
+        return True
+    # One IPv6 address whose Teredo/NAT64 local-use spelling embeds a reserved IPv4 one.
+    return end - start == 1 and refused_as(RESERVED, version, start)
+
+
 def _format_v4(value: int) -> str:
     return socket.inet_ntoa(value.to_bytes(4, "big"))
 
@@ -170,7 +179,7 @@ class TargetSpace:
             except UsageError as exc:
                 raise UsageError(f"{where}{exc}") from None
             if interval is not None:
-                if not allow_private and overlap(interval, RESERVED) == interval[2] - interval[1]:
+                if not allow_private and _all_reserved(interval):
                     raise UsageError(
                         f"{where}{spec.text!r} is a private, loopback or reserved range;"
                         " refusing to scan it (allow_private / --allow-private overrides)"
@@ -301,13 +310,28 @@ class TargetSpace:
                 position += stride
 
     def refusal(self, ip: str) -> str | None:
-        """Why a resolved address must not be scanned ("excluded"/"reserved"), or None."""
-        addr = ipaddress.ip_address(ip)
-        if contains(self.exclusions.intervals, addr.version, int(addr)):
+        """Why an address must not be scanned ("excluded"/"reserved"), or None.
+
+        Needed for every address that did not come out of the interval arithmetic
+        (resolved hostnames) and for IPv6 addresses, whose Teredo or NAT64 local-use
+        spelling of an IPv4 address cannot be cut as an interval (embedded.py).
+        """
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        if refused_as(self.exclusions.intervals, addr.version, int(addr)):
             return "excluded"
-        if not self.allow_private and contains(RESERVED, addr.version, int(addr)):
+        if not self.allow_private and refused_as(RESERVED, addr.version, int(addr)):
             return "reserved"
         return None
+
+    def screen(self, ip: str, hostname: str | None) -> str | None:
+        """The last check before a probe: why this target must not be touched, or None.
+
+        The space's IPv4 addresses are clean by construction (interval arithmetic); resolved
+        hostnames and IPv6 addresses go through `refusal`.
+        """
+        if hostname is None and ":" not in ip:
+            return None
+        return self.refusal(ip)
 
     def iter_excluded(self, limit: int | None = None) -> Iterator[Target]:
         """Requested addresses dropped by the exclusion files, in address order (index -1),
