@@ -7,12 +7,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
-from exwatch.scan.runner import Tally
 from exwatch.scan.targets import Spec, parse_shard, read_specs
 
 
@@ -132,7 +131,17 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 @click.option(
     "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar on a terminal, no status lines without."
+)
+@click.option(
+    "--status-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="Without a terminal (cron, nohup), print a status line on stderr this often.",
+)
 def scan(
     targets: tuple[str, ...],
     target_file: str | None,
@@ -154,6 +163,7 @@ def scan(
     extra_probes: tuple[str, ...],
     workers: int | None,
     quiet: bool,
+    status_every: float,
 ) -> int:
     """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6; - reads stdin).
 
@@ -186,32 +196,7 @@ def scan(
     if job.db is None and job.output is None:
         raise UsageError("--no-db needs --output, or nothing would be kept")
     console = Console(stderr=True, highlight=False)
-    show = console.is_terminal and not quiet
-    if not show:
-        summary = execute(job)
-    else:
-        with Progress(
-            TextColumn("[bold]scan"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,}"),
-            TextColumn("{task.fields[rate]:,.0f}/s"),
-            TextColumn("exchange {task.fields[found]:,}"),
-            TextColumn("errors {task.fields[errors]:,}"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("scan", total=None, rate=0.0, found=0, errors=0)
-
-            def update(t: Tally, total: int) -> None:
-                progress.update(
-                    task,
-                    total=total,
-                    completed=t.done + t.skipped,
-                    rate=t.rate,
-                    found=t.exchange,
-                    errors=t.errors,
-                )
-
-            summary = execute(job, update)
+    with scan_progress(console, quiet=quiet, every=status_every) as update:
+        summary = execute(job, update)
     print_summary(Console(stderr=True, highlight=False), summary)
     return 130 if summary.interrupted else 0
