@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -101,6 +102,9 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     "-o", "--output", metavar="FILE.jsonl", help="Write one JSON object per target address."
 )
 @click.option(
+    "--force", is_flag=True, help="Overwrite the --output file if it exists (else refused)."
+)
+@click.option(
     "--db", default="exwatch.duckdb", show_default=True, metavar="PATH", help="DuckDB store."
 )
 @click.option("--no-db", is_flag=True, help="Do not store results (only --output).")
@@ -154,6 +158,7 @@ def scan(
     seed: int,
     shard: str,
     output: str | None,
+    force: bool,
     db: str,
     no_db: bool,
     resume: bool,
@@ -184,6 +189,7 @@ def scan(
         seed=seed,
         shard=parse_shard(shard),
         output=output,
+        force=force,
         db=None if no_db else db,
         resume=resume,
         tls=not plain_http,
@@ -198,5 +204,10 @@ def scan(
     console = Console(stderr=True, highlight=False)
     with scan_progress(console, quiet=quiet, every=status_every) as update:
         summary = execute(job, update)
+    if summary.signal is not None:
+        # Stopped by Ctrl-C or SIGTERM: further presses must not kill the summary or turn
+        # the exit status into a death by signal while the interpreter shuts down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print_summary(Console(stderr=True, highlight=False), summary)
-    return 130 if summary.interrupted else 0
+    return summary.exit_code

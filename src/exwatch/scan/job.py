@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from exwatch import __version__
-from exwatch.errors import UsageError
+from exwatch.errors import ExwatchError, UsageError
 from exwatch.model import Status
+from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
 from exwatch.scan.targets import Spec, TargetSpace
 
@@ -46,11 +48,12 @@ class ScanJob:
     user_agent: str | None = None
     workers: int = 1
     extra_probes: list[str] = field(default_factory=list)  # non-default probes, by id
+    force: bool = False  # overwrite an existing --output file
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not)."""
         p = asdict(self)
-        for key in ("resume", "workers"):
+        for key in ("resume", "workers", "force"):
             p.pop(key)
         p["specs"] = [s.text if isinstance(s, Spec) else s for s in self.specs]
         p["shard"] = f"{self.shard[0] + 1}/{self.shard[1]}"
@@ -66,6 +69,23 @@ class ScanSummary:
     resumed: bool
     output: str | None
     db: str | None
+    signal: int | None = None  # the signal that stopped the scan (SIGINT, SIGTERM), if any
+
+    @property
+    def exit_code(self) -> int:
+        """0 when finished; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM)."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return 130 if self.interrupted else 0
+
+
+@dataclass(slots=True)
+class StopSignal:
+    """The first stop signal received; later ones are ignored while the scan saves its work
+    (a second cancellation in the middle of the final flush would lose records and print a
+    CancelledError traceback)."""
+
+    signum: int | None = None
 
 
 def default_workers() -> int:
@@ -147,6 +167,7 @@ async def _run_here(
     tally: Tally,
     done: set[tuple[str, int]],
     on_progress: Callable[[], None] | None,
+    stop: StopSignal,
 ) -> bool:
     """The single-process scan; returns True when interrupted."""
     progress_task = None
@@ -160,8 +181,16 @@ async def _run_here(
         progress_task = asyncio.create_task(report())
     main = asyncio.current_task()
     assert main is not None
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+
+    def on_signal(signum: int) -> None:
+        if stop.signum is None:
+            stop.signum = signum
+            main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, on_signal, signum)
     try:
         return await run_slice(
             space.iter(job.seed, job.shard),
@@ -184,7 +213,17 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
     space = build_space(job)
     if job.workers < 1:
         raise UsageError("--workers must be at least 1")
-    store = Store.open(job.db) if job.db else None
+    # The output file first: a place that cannot be written is a usage error before any
+    # scan row exists (it would stay 'running' forever otherwise).
+    jsonl = open_jsonl(Path(job.output) if job.output else None, append=job.resume, force=job.force)
+    try:
+        store = Store.open(job.db) if job.db else None
+    except BaseException:
+        if jsonl is not None:
+            jsonl.close()
+        raise
+    stop = StopSignal()
+    saved = _signal_handlers()
     try:
         resumed = False
         done: set[tuple[str, int]] = set()
@@ -199,6 +238,13 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
             scan_id = previous
             store.resume_scan(scan_id)
             done = set(store.done_targets(scan_id))
+            if job.output:
+                # The file may hold lines the store never committed (a kill -9 between the
+                # two writes): keep exactly the committed ones, so each target ends up once.
+                if jsonl is not None:
+                    jsonl.close()
+                reconcile(Path(job.output), done)
+                jsonl = open_jsonl(Path(job.output), append=True)
             resumed = True
         elif store is not None:
             scan_id = store.start_scan(job.params(), tool_version=__version__)
@@ -208,18 +254,19 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
         tally = Tally()
         progress = (lambda: on_progress(tally, total)) if on_progress is not None else None
         options = RunOptions(concurrency=job.concurrency, rate=job.rate, timeout=job.timeout)
-        jsonl = open_jsonl(Path(job.output) if job.output else None, append=resumed)
-        try:
-            if job.workers == 1:
-                install_loop_policy()
-                with asyncio.Runner() as runner:
-                    writer = Writer(jsonl, store)
-                    interrupted = runner.run(
-                        _run_here(job, space, scan_id, options, writer, tally, done, progress)
-                    )
-            else:
-                from exwatch.scan.workers import run_workers
+        failure: ExwatchError | None = None
+        if job.workers == 1:
+            install_loop_policy()
+            with asyncio.Runner() as runner:
+                writer = Writer(jsonl, store)
+                interrupted = runner.run(
+                    _run_here(job, space, scan_id, options, writer, tally, done, progress, stop)
+                )
+            failure = writer.error
+        else:
+            from exwatch.scan.workers import run_workers
 
+            try:
                 interrupted = run_workers(
                     job.workers,
                     space,
@@ -233,23 +280,59 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
                     store,
                     tally,
                     progress,
+                    stop,
                 )
-        finally:
-            if jsonl is not None:
-                jsonl.close()
+            except ExwatchError as exc:
+                interrupted, failure = True, exc
+        if failure is not None:
+            if store is not None:
+                with contextlib.suppress(ExwatchError):  # the store may be what failed
+                    store.finish_scan(scan_id, "interrupted")
+                raise type(failure)(
+                    f"{failure}; fix that and run the same command with --resume to finish"
+                ) from None
+            raise failure
+        if stop.signum is not None:
+            # Stopping already: more Ctrl-Cs must not cut the last writes short.
+            _set_signal_handlers((signal.SIG_IGN, signal.SIG_IGN))
         if progress is not None:
             progress()
         if store is not None:
             store.finish_scan(scan_id, "interrupted" if interrupted else "finished")
-        return ScanSummary(scan_id, total, tally, interrupted, resumed, job.output, job.db)
+        return ScanSummary(
+            scan_id, total, tally, interrupted, resumed, job.output, job.db, stop.signum
+        )
     finally:
+        if jsonl is not None:
+            jsonl.close()
         if store is not None:
             store.close()
+        # The event loop's handlers are gone (uvloop leaves SIG_DFL behind): restore the
+        # caller's, so a late Ctrl-C is a KeyboardInterrupt, not a silent kill.
+        _set_signal_handlers(saved)
+
+
+_Handlers = tuple[Any, Any]
+
+
+def _signal_handlers() -> _Handlers | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+
+def _set_signal_handlers(handlers: _Handlers | None) -> None:
+    if handlers is None or threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in zip((signal.SIGINT, signal.SIGTERM), handlers, strict=True):
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 __all__ = [
     "ScanJob",
     "ScanSummary",
+    "StopSignal",
     "build_space",
     "default_workers",
     "execute",

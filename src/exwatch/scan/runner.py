@@ -19,10 +19,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
+from exwatch.errors import ExwatchError
 from exwatch.model import Status
 from exwatch.scan.admission import Admission
+from exwatch.scan.output import JsonlOutput
 from exwatch.scan.pacing import RateLimiter
 from exwatch.scan.record import new_record
 from exwatch.scan.targets import ResolutionError, Target, resolve
@@ -82,7 +84,7 @@ class Writer:
 
     def __init__(
         self,
-        jsonl: IO[str] | None,
+        jsonl: JsonlOutput | None,
         store: RecordStore | None,
         batch: int = 2000,
         interval: float = 1.0,
@@ -93,10 +95,15 @@ class Writer:
         self.interval = interval
         self.buffer: list[dict[str, Any]] = []
         self.written = 0
+        # The first failed write (disk full, read-only, store error): the scan stops there
+        # rather than probing on with nothing saved.
+        self.error: ExwatchError | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._main: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
+        self._main = asyncio.current_task()
         self._task = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:
@@ -111,24 +118,31 @@ class Writer:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self.buffer:
+            if not self.buffer or self.error is not None:
                 return
             batch, self.buffer = self.buffer, []
-            # JSON lines first: the file is the durable record even if the store write fails.
-            if self.jsonl is not None:
-                self.jsonl.write(
-                    "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
-                )
-                self.jsonl.flush()
-            if self.store is not None:
-                # The store is one connection: a cancelled flush must not leave its thread
-                # writing while the next flush starts, so the lock is held until it is done.
-                write = asyncio.ensure_future(asyncio.to_thread(self.store.append, batch))
-                try:
-                    await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    await write
-                    raise
+            try:
+                # JSON lines first, then the store: a kill in between leaves lines the store
+                # did not commit, which a resume removes (output.reconcile) and rescans.
+                if self.jsonl is not None:
+                    self.jsonl.append(
+                        "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
+                    )
+                if self.store is not None:
+                    # The store is one connection: a cancelled flush must not leave its thread
+                    # writing while the next flush starts, so the lock is held until it is done.
+                    write = asyncio.ensure_future(asyncio.to_thread(self.store.append, batch))
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        await write
+                        raise
+            except ExwatchError as exc:  # OutputError, StoreError: stop the scan here
+                self.error = exc
+                self.buffer = []
+                if self._main is not None and self._main is not asyncio.current_task():
+                    self._main.cancel()
+                return
             self.written += len(batch)
 
     async def close(self) -> None:
@@ -290,11 +304,9 @@ async def run_slice(
     return False
 
 
-def open_jsonl(path: Path | None, append: bool) -> IO[str] | None:
-    if path is None:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a" if append else "w", encoding="utf-8")
+def open_jsonl(path: Path | None, append: bool, force: bool = False) -> JsonlOutput | None:
+    """The JSON lines output (scan/output.py), or None without one."""
+    return None if path is None else JsonlOutput.open(path, append=append, force=force)
 
 
 __all__ = [
