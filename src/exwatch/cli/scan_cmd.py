@@ -13,7 +13,7 @@ from rich.table import Table
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
-from exwatch.scan.targets import Spec, parse_shard, read_specs
+from exwatch.scan.targets import Spec, parse_ports, parse_shard, read_specs
 
 
 def collect_specs(targets: tuple[str, ...], target_file: str | None) -> list[str | Spec]:
@@ -62,7 +62,14 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 @click.option(
     "-l", "--list", "target_file", metavar="FILE", help="Read targets from FILE, one per line."
 )
-@click.option("--port", default=443, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    "port_text",
+    default="443",
+    show_default=True,
+    metavar="PORT[,PORT...]",
+    help="Port(s) to scan on every address and hostname (host:port targets keep theirs).",
+)
 @click.option(
     "--timeout",
     default=5.0,
@@ -149,7 +156,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 def scan(
     targets: tuple[str, ...],
     target_file: str | None,
-    port: int,
+    port_text: str,
     timeout: float,
     rate: float | None,
     concurrency: int,
@@ -170,7 +177,8 @@ def scan(
     quiet: bool,
     status_every: float,
 ) -> int:
-    """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6; - reads stdin).
+    """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6, host:port,
+    [IPv6]:port, https://host:port/ URLs; - reads stdin).
 
     Default probes are passive GETs any browser makes. Every target address gets one
     result record, failures included.
@@ -178,9 +186,18 @@ def scan(
     for f in exclude:
         if not Path(f).is_file():
             raise UsageError(f"exclusion file not found: {f}")
+    ports = parse_ports(port_text)
+    if user_agent is None:
+        click.echo(
+            "exwatch: warning: the User-Agent's contact is a placeholder"
+            " (security@example.invalid): give --user-agent (or user-agent in exwatch.toml)"
+            " naming your team and a real contact, so owners of scanned servers can reach you",
+            err=True,
+        )
     job = ScanJob(
         specs=collect_specs(targets, target_file),
-        port=port,
+        port=ports[0],
+        ports=list(ports) if len(ports) > 1 else None,
         timeout=timeout,
         rate=rate,
         concurrency=concurrency,

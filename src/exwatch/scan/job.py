@@ -49,12 +49,17 @@ class ScanJob:
     workers: int = 1
     extra_probes: list[str] = field(default_factory=list)  # non-default probes, by id
     force: bool = False  # overwrite an existing --output file
+    ports: list[int] | None = None  # several ports (then `port` is ignored)
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not)."""
         p = asdict(self)
         for key in ("resume", "workers", "force"):
             p.pop(key)
+        if self.ports is None:
+            p.pop("ports")  # a one-port scan's parameters stay as they always were
+        else:
+            p.pop("port")
         p["specs"] = [s.text if isinstance(s, Spec) else s for s in self.specs]
         p["shard"] = f"{self.shard[0] + 1}/{self.shard[1]}"
         return p
@@ -99,7 +104,12 @@ def build_space(job: ScanJob) -> TargetSpace:
 
     exclusions = Exclusions.from_files(job.exclude) if job.exclude else Exclusions.none()
     return TargetSpace.from_specs(
-        job.specs, allow_private=job.allow_private, exclusions=exclusions, port=job.port
+        job.specs,
+        allow_private=job.allow_private,
+        exclusions=exclusions,
+        port=job.port,
+        ports=job.ports,
+        tls=job.tls,
     )
 
 
