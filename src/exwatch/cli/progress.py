@@ -19,7 +19,7 @@ from rich.text import Text
 
 from exwatch.scan.runner import Tally
 
-Update = Callable[[Tally, int], None]
+Update = Callable[[Tally, int | None], None]
 
 
 def _duration(seconds: float | None) -> str:
@@ -83,7 +83,7 @@ def scan_progress(
     if not console.is_terminal:
         last = [time.monotonic()]
 
-        def line(tally: Tally, total: int) -> None:
+        def line(tally: Tally, total: int | None) -> None:
             now = time.monotonic()
             if now - last[0] >= every:
                 last[0] = now
@@ -104,7 +104,7 @@ def scan_progress(
     ) as progress:
         task = progress.add_task(label, total=None, rate=0.0, found=0, errors=0)
 
-        def update(tally: Tally, total: int) -> None:
+        def update(tally: Tally, total: int | None) -> None:
             progress.update(
                 task,
                 total=total,

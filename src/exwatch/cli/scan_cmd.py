@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 
 import click
@@ -13,26 +12,24 @@ from rich.table import Table
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
-from exwatch.scan.targets import Spec, parse_ports, parse_shard, read_specs
+from exwatch.scan.targets import Spec, parse_ports, parse_shard
 
 
-def collect_specs(targets: tuple[str, ...], target_file: str | None) -> list[str | Spec]:
-    specs: list[str | Spec] = []
-    for t in targets:
-        if t == "-":
-            specs.extend(read_specs(sys.stdin, "<stdin>"))
-        else:
-            specs.append(t)
+def collect_specs(targets: tuple[str, ...], target_file: str | None) -> tuple[list[str], list[str]]:
+    """(targets given as arguments, target lists to stream: files and `-` for stdin)."""
+    specs = [t for t in targets if t != "-"]
+    lists = ["-"] if "-" in targets else []
     if target_file:
-        path = Path(target_file)
-        if not path.is_file():
+        if target_file != "-" and not Path(target_file).is_file():
             raise UsageError(f"target list not found: {target_file}")
-        specs.extend(read_specs(path))
-    if not specs:
+        lists.append(target_file)
+    if not specs and not lists:
         raise UsageError(
             "no targets: give addresses, CIDRs, ranges or hostnames, -l FILE, or - for stdin"
         )
-    return specs
+    if lists.count("-") > 1:
+        raise UsageError("standard input can be read only once (- and -l - together)")
+    return specs, lists
 
 
 def print_summary(console: Console, summary: ScanSummary) -> None:
@@ -140,7 +137,9 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="Also run this passive probe that is not in the default set (e.g. http-frontend).",
 )
 @click.option(
-    "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Scanning processes (default: one per core; one when targets come on stdin).",
 )
 @click.option(
     "-q", "--quiet", is_flag=True, help="No progress bar on a terminal, no status lines without."
@@ -194,8 +193,10 @@ def scan(
             " naming your team and a real contact, so owners of scanned servers can reach you",
             err=True,
         )
+    specs, lists = collect_specs(targets, target_file)
     job = ScanJob(
-        specs=collect_specs(targets, target_file),
+        specs=list[str | Spec](specs),
+        lists=lists,
         port=ports[0],
         ports=list(ports) if len(ports) > 1 else None,
         timeout=timeout,

@@ -24,6 +24,7 @@ from exwatch.errors import ExwatchError, UsageError
 from exwatch.model import Status
 from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
+from exwatch.scan.stream import ListSource, ScanTargets, TargetStream
 from exwatch.scan.targets import Spec, TargetSpace
 
 
@@ -50,12 +51,21 @@ class ScanJob:
     extra_probes: list[str] = field(default_factory=list)  # non-default probes, by id
     force: bool = False  # overwrite an existing --output file
     ports: list[int] | None = None  # several ports (then `port` is ignored)
+    lists: list[str] = field(default_factory=list)  # target list files, "-" for stdin
+    list_identity: list[dict[str, Any]] | None = None  # their path/size/digest, once computed
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not)."""
         p = asdict(self)
-        for key in ("resume", "workers", "force"):
+        for key in ("resume", "workers", "force", "list_identity"):
             p.pop(key)
+        if self.lists:
+            # The lists' identity, never their lines (ten million lines are 180 MB of JSON).
+            if self.list_identity is None:
+                self.list_identity = [ListSource(x).identity() for x in self.lists]
+            p["lists"] = self.list_identity
+        else:
+            p.pop("lists")
         if self.ports is None:
             p.pop("ports")  # a one-port scan's parameters stay as they always were
         else:
@@ -68,7 +78,7 @@ class ScanJob:
 @dataclass(slots=True)
 class ScanSummary:
     scan_id: str
-    targets: int
+    targets: int | None  # None when a list on stdin made the total unknowable
     tally: Tally
     interrupted: bool
     resumed: bool
@@ -111,6 +121,21 @@ def build_space(job: ScanJob) -> TargetSpace:
         ports=job.ports,
         tls=job.tls,
     )
+
+
+def build_targets(job: ScanJob, space: TargetSpace) -> ScanTargets:
+    """The space plus the streamed lists."""
+    if not job.lists:
+        return ScanTargets(space)
+    sources = []
+    for item in job.lists:
+        source = ListSource(item)
+        source.check()
+        sources.append(source)
+    stream = TargetStream(
+        tuple(sources), space.ports, job.allow_private, space.exclusions, tls=job.tls
+    )
+    return ScanTargets(space, stream)
 
 
 def install_loop_policy() -> None:
@@ -158,8 +183,9 @@ class _ProbeFactory:
         host = functools.partial(scan_host, settings=settings)
 
         async def probe(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
-            # Hostnames can resolve into refused ranges, and an IPv6 address can spell a
-            # refused IPv4 one in ways interval arithmetic cannot cut (Teredo): check both.
+            # Hostnames can resolve into refused ranges, an IPv6 address can spell a refused
+            # IPv4 one in ways interval arithmetic cannot cut (Teredo), list entries are
+            # streamed unchecked: every address is checked here.
             reason = space.screen(ip, hostname)
             if reason is not None:
                 return failure_record(ip, port, hostname, Status.BLOCKLISTED, f"{ip} is {reason}")
@@ -170,7 +196,7 @@ class _ProbeFactory:
 
 async def _run_here(
     job: ScanJob,
-    space: TargetSpace,
+    targets: ScanTargets,
     scan_id: str,
     options: RunOptions,
     writer: Writer,
@@ -203,8 +229,8 @@ async def _run_here(
             loop.add_signal_handler(signum, on_signal, signum)
     try:
         return await run_slice(
-            space.iter(job.seed, job.shard),
-            _ProbeFactory(job, space)(),
+            targets.for_loop(job.seed, job.shard),
+            _ProbeFactory(job, targets.space)(),
             writer,
             scan_id,
             options,
@@ -216,13 +242,27 @@ async def _run_here(
             progress_task.cancel()
 
 
-def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = None) -> ScanSummary:
+def execute(
+    job: ScanJob, on_progress: Callable[[Tally, int | None], None] | None = None
+) -> ScanSummary:
     """Run a scan to completion (or Ctrl-C / SIGTERM, which keep everything found so far)."""
-    from exwatch.store import Store
-
-    space = build_space(job)
     if job.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if "-" in job.lists and job.workers > 1:
+        # Forked workers cannot share one pipe, and spooling it first would wait for the
+        # producer's end (`zmap ... | exwatch scan -`): one process reads stdin as it comes.
+        job.workers = 1
+    return _execute(job, build_targets(job, build_space(job)), on_progress)
+
+
+def _execute(
+    job: ScanJob,
+    targets: ScanTargets,
+    on_progress: Callable[[Tally, int | None], None] | None,
+) -> ScanSummary:
+    from exwatch.store import Store
+
+    space = targets.space
     # The output file first: a place that cannot be written is a usage error before any
     # scan row exists (it would stay 'running' forever otherwise).
     jsonl = open_jsonl(Path(job.output) if job.output else None, append=job.resume, force=job.force)
@@ -260,7 +300,7 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
             scan_id = store.start_scan(job.params(), tool_version=__version__)
         else:
             scan_id = uuid.uuid4().hex
-        total = space.shard_count(job.shard)
+        total = targets.shard_count(job.shard)
         tally = Tally()
         progress = (lambda: on_progress(tally, total)) if on_progress is not None else None
         options = RunOptions(concurrency=job.concurrency, rate=job.rate, timeout=job.timeout)
@@ -270,7 +310,7 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
             with asyncio.Runner() as runner:
                 writer = Writer(jsonl, store)
                 interrupted = runner.run(
-                    _run_here(job, space, scan_id, options, writer, tally, done, progress, stop)
+                    _run_here(job, targets, scan_id, options, writer, tally, done, progress, stop)
                 )
             failure = writer.error
         else:
@@ -279,7 +319,7 @@ def execute(job: ScanJob, on_progress: Callable[[Tally, int], None] | None = Non
             try:
                 interrupted = run_workers(
                     job.workers,
-                    space,
+                    targets,
                     job.seed,
                     job.shard,
                     scan_id,
@@ -344,6 +384,7 @@ __all__ = [
     "ScanSummary",
     "StopSignal",
     "build_space",
+    "build_targets",
     "default_workers",
     "execute",
     "install_loop_policy",

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,7 +180,7 @@ _TIMEOUTS = frozenset({Status.IO_TIMEOUT.value, Status.CONNECTION_TIMEOUT.value}
 
 
 async def run_targets(
-    targets: Iterator[Target],
+    targets: Iterator[Target] | AsyncIterator[Target],
     scan_host: ScanHost,
     writer: Writer,
     scan_id: str,
@@ -253,15 +255,28 @@ async def run_targets(
         for ip in addresses:
             await launch(ip, target.port, target.hostname)
 
+    async def admit(target: Target) -> None:
+        while retry:
+            await launch(*retry.popleft(), retried=True)
+        if target.error is not None:  # a list line that is not a target
+            emit(
+                failure_record(
+                    target.ip, target.port, target.hostname, Status.INVALID_TARGET, target.error
+                )
+            )
+        elif target.ip is not None:
+            await launch(target.ip, target.port, target.hostname)
+        else:
+            await gate.acquire()
+            spawn(resolve_then_launch(target))
+
     try:
-        for target in targets:
-            while retry:
-                await launch(*retry.popleft(), retried=True)
-            if target.ip is not None:
-                await launch(target.ip, target.port, target.hostname)
-            else:
-                await gate.acquire()
-                spawn(resolve_then_launch(target))
+        if isinstance(targets, AsyncIterator):
+            async for target in targets:
+                await admit(target)
+        else:
+            for target in targets:
+                await admit(target)
         while tasks or retry:
             while retry:
                 await launch(*retry.popleft(), retried=True)
@@ -276,7 +291,7 @@ async def run_targets(
 
 
 async def run_slice(
-    targets: Iterator[Target],
+    targets: Iterator[Target] | AsyncIterator[Target],
     scan_host: ScanHost,
     writer: Writer,
     scan_id: str,
@@ -304,6 +319,63 @@ async def run_slice(
     return False
 
 
+async def prefetched(targets: Iterator[Target], depth: int = 4096) -> AsyncIterator[Target]:
+    """`targets` read by a thread of its own, at most `depth` ahead.
+
+    For streamed lists: reading a pipe (`zmap ... | exwatch scan -`) may block for as long
+    as the producer pleases, and a blocked read on the event loop would stall every probe
+    in flight (false timeouts), the progress display and the signal handlers.  Each target
+    is handed over as soon as it is read (a slow producer's targets are not held back to
+    fill a batch).  The thread is a daemon and is abandoned if the scan stops while it
+    waits for input.
+    """
+    loop = asyncio.get_running_loop()
+    ahead: queue.Queue[Target | BaseException | None] = queue.Queue(maxsize=depth)
+    wake = asyncio.Event()
+    stopping = threading.Event()
+
+    def signal_ready() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(wake.set)
+
+    def pump() -> None:
+        item: Target | BaseException | None = None
+        try:
+            for item in targets:
+                while not stopping.is_set():
+                    try:
+                        ahead.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stopping.is_set():
+                    return
+                signal_ready()
+            item = None
+        except BaseException as exc:  # handed to the scan, which reports it
+            item = exc
+        ahead.put(item)
+        signal_ready()
+
+    threading.Thread(target=pump, name="exwatch-targets", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = ahead.get_nowait()
+            except queue.Empty:
+                wake.clear()
+                if ahead.empty():
+                    await wake.wait()
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopping.set()
+
+
 def open_jsonl(path: Path | None, append: bool, force: bool = False) -> JsonlOutput | None:
     """The JSON lines output (scan/output.py), or None without one."""
     return None if path is None else JsonlOutput.open(path, append=append, force=force)
@@ -315,6 +387,7 @@ __all__ = [
     "Writer",
     "failure_record",
     "open_jsonl",
+    "prefetched",
     "run_slice",
     "run_targets",
 ]

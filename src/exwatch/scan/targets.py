@@ -49,14 +49,17 @@ class Target(NamedTuple):
     and a tuple is several times cheaper to build than a frozen dataclass.
 
     `position` is the cycle position in the seeded permutation (shard-independent), usable
-    as a resume watermark; -1 for targets that are not part of the permutation.  (Not named
-    `index`: that would shadow tuple.index.)
+    as a resume watermark; -1 for targets that are not part of the permutation (list
+    entries, which are screened when probed).  (Not named `index`: that would shadow
+    tuple.index.)  `error` marks a list line that is not a target: it becomes an
+    `invalid-target` record and is never probed.
     """
 
     ip: str | None
     hostname: str | None
     port: int
     position: int
+    error: str | None = None
 
 
 class Spec(NamedTuple):
@@ -435,13 +438,13 @@ class TargetSpace:
         return None
 
     def screen(self, ip: str, hostname: str | None) -> str | None:
-        """The last check before a probe: why this target must not be touched, or None.
+        """The last check before every probe: why this target must not be touched, or None.
 
-        The space's IPv4 addresses are clean by construction (interval arithmetic); resolved
-        hostnames and IPv6 addresses go through `refusal`.
+        The space's own addresses are clean by construction (interval arithmetic), but
+        resolved hostnames, Teredo spellings and streamed list entries are not, and the
+        check costs microseconds next to a probe's milliseconds: so every address is
+        checked here, whatever its origin.
         """
-        if hostname is None and ":" not in ip:
-            return None
         return self.refusal(ip)
 
     def iter_excluded(self, limit: int | None = None) -> Iterator[Target]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from exwatch.errors import ExwatchError
 from exwatch.scan.output import JsonlOutput
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
-from exwatch.scan.targets import TargetSpace
+from exwatch.scan.stream import ScanTargets
 
 if TYPE_CHECKING:  # job imports this module lazily; the type alone must not import job
     from exwatch.scan.job import StopSignal
@@ -64,7 +64,7 @@ def _worker_main(
     q: Any,
     worker: int,
     workers: int,
-    space: TargetSpace,
+    targets: ScanTargets,
     seed: int,
     shard: tuple[int, int],
     scan_id: str,
@@ -106,7 +106,7 @@ def _worker_main(
             loop.add_signal_handler(signal.SIGTERM, stop)
         writer = Writer(None, sink)
         return await run_slice(
-            space.iter(seed, sub), make_probe(), writer, scan_id, options, tally, done
+            targets.for_loop(seed, sub), make_probe(), writer, scan_id, options, tally, done
         )
 
     try:
@@ -120,7 +120,7 @@ def _worker_main(
 
 def run_workers(
     workers: int,
-    space: TargetSpace,
+    targets: ScanTargets,
     seed: int,
     shard: tuple[int, int],
     scan_id: str,
@@ -148,7 +148,7 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(q, w, workers, space, seed, shard, scan_id, per, make_probe, done),
+            args=(q, w, workers, targets, seed, shard, scan_id, per, make_probe, done),
             name=f"exwatch-worker-{w}",
             daemon=True,
         )

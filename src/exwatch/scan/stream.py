@@ -1,0 +1,244 @@
+"""Target lists (`-l FILE`, `-` for stdin) read as a stream: ten million lines cost no memory.
+
+A list is never held: its lines are read as the scan needs them, so the first probe starts
+at once and memory stays flat whatever the list's length (issue 11 #8: 10^7 addresses on
+stdin took 128 s and 5.2 GB before the first probe, and the list was stored in the scan's
+parameters).  The scan's parameters record each file's path, size and SHA-256 instead, so
+`--resume` can tell the same list from another.
+
+Order: lines are taken in file order, sharded by their rank (target k of the stream belongs
+to shard k mod n, so shards and workers are disjoint); a file's targets are then shuffled
+within a seeded window of `WINDOW` targets, so one network's addresses listed together are
+not probed back to back (stdin is taken as it comes: see `TargetStream.iter`).
+A CIDR or range line is expanded lazily in its own seeded order.
+
+Every line becomes records: a line that is not a target becomes an `invalid-target` record
+naming file:line; an address is screened like any other (exclusions, reserved ranges, every
+IPv6 spelling of IPv4) when it is probed, and a refused one gets a `blocklisted` record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import random
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from exwatch.errors import UsageError
+from exwatch.scan.exclusions import Exclusions, parse_interval, strip_comment
+from exwatch.scan.runner import prefetched
+from exwatch.scan.targets import Target, TargetSpace, parse_endpoint, parse_hostname
+
+WINDOW = 16_384
+
+
+def _v6(value: int) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(value)  # ip_address(int) would read a small value as IPv4
+
+
+_STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class ListSource:
+    """One target list: a file path, or `-` for standard input."""
+
+    path: str
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path == _STDIN
+
+    def check(self) -> None:
+        if not self.is_stdin and not Path(self.path).is_file():
+            raise UsageError(f"target list not found: {self.path}")
+
+    def identity(self) -> dict[str, Any]:
+        """What the scan's parameters keep of the list: path, size and digest, not lines."""
+        if self.is_stdin:
+            return {"path": "<stdin>"}
+        path = Path(self.path)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise UsageError(f"cannot read target list {path}: {exc.strerror}") from None
+        return {"path": str(path.resolve()), "bytes": size, "sha256": digest.hexdigest()}
+
+    def estimate(self) -> int | None:
+        """Lines in the file (a cheap count of newlines, for progress), None for stdin."""
+        if self.is_stdin:
+            return None
+        count = 0
+        try:
+            with open(self.path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    count += chunk.count(b"\n")
+        except OSError:
+            return None
+        return count
+
+    def lines(self) -> Iterator[tuple[str, str]]:
+        """(text, origin) of each non-blank, non-comment line."""
+        if self.is_stdin:
+            yield from _lines(sys.stdin, "<stdin>")
+            return
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                yield from _lines(handle, self.path)
+        except OSError as exc:
+            raise UsageError(f"cannot read target list {self.path}: {exc.strerror}") from None
+
+
+def _lines(handle: TextIO, label: str) -> Iterator[tuple[str, str]]:
+    for number, raw in enumerate(handle, 1):
+        text = strip_comment(raw)
+        if text:
+            yield text, f"{label}:{number}"
+
+
+@dataclass(frozen=True)
+class TargetStream:
+    """The targets of one or more lists, read lazily (see the module docstring)."""
+
+    sources: tuple[ListSource, ...]
+    ports: tuple[int, ...]
+    allow_private: bool
+    exclusions: Exclusions
+    tls: bool = True
+
+    def _expand(self, text: str, origin: str, seed: int) -> Iterator[Target]:
+        """The targets of one line (position -1: screened when probed)."""
+        port = self.ports[0]
+        try:
+            # The common line, a dotted-quad IPv4 address, without ipaddress's cost (glibc's
+            # inet_pton takes exactly four decimal parts without leading zeros: canonical).
+            socket.inet_pton(socket.AF_INET, text)
+        except OSError:
+            pass
+        else:
+            for p in self.ports:
+                yield Target(text, None, p, -1)
+            return
+        try:
+            interval = parse_interval(text)
+            endpoint = parse_endpoint(text, tls=self.tls) if interval is None else None
+        except UsageError as exc:
+            yield Target(None, None, port, -1, f"{origin}: {exc}")
+            return
+        if interval is not None:
+            version, value, end = interval
+            if end - value == 1:  # one address: the common case, no space to build
+                address = str(ipaddress.ip_address(value) if version == 4 else _v6(value))
+                for p in self.ports:
+                    yield Target(address, None, p, -1)
+                return
+            try:
+                space = TargetSpace.from_specs(
+                    [text],
+                    allow_private=self.allow_private,
+                    exclusions=self.exclusions,
+                    ports=self.ports,
+                    tls=self.tls,
+                )
+            except UsageError as exc:
+                yield Target(None, None, port, -1, f"{origin}: {exc}")
+                return
+            for t in space.iter(seed):
+                yield t._replace(position=-1)
+            return
+        if endpoint is not None:
+            yield Target(endpoint.ip, endpoint.hostname, endpoint.port, -1)
+            return
+        name = parse_hostname(text)
+        if name is None:
+            yield Target(
+                None,
+                None,
+                port,
+                -1,
+                f"{origin}: not an address, CIDR, range, host:port, URL or hostname: {text[:80]!r}",
+            )
+            return
+        for p in self.ports:
+            yield Target(None, name, p, -1)
+
+    def iter(self, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Target]:
+        """This shard's targets; a file's are shuffled within a seeded window.
+
+        Standard input is not shuffled: it is usually another scanner's output (zmap and
+        masscan print in their own random order) and may come slowly, and a window would
+        hold its targets back until it filled.
+        """
+        i, n = shard
+        rng = random.Random(f"exwatch-list:{seed}:{i}/{n}")  # noqa: S311  (an order, no secret)
+        window: list[Target] = []
+        k = 0
+        for source in self.sources:
+            for text, origin in source.lines():
+                for target in self._expand(text, origin, seed):
+                    mine = k % n == i
+                    k += 1
+                    if not mine:
+                        continue
+                    if source.is_stdin:
+                        yield target
+                    elif len(window) < WINDOW:
+                        window.append(target)
+                    else:
+                        at = rng.randrange(WINDOW)
+                        window[at], target = target, window[at]
+                        yield target
+        rng.shuffle(window)
+        yield from window
+
+    def estimate(self) -> int | None:
+        total = 0
+        for source in self.sources:
+            lines = source.estimate()
+            if lines is None:
+                return None
+            total += lines * len(self.ports)
+        return total
+
+
+@dataclass(frozen=True)
+class ScanTargets:
+    """Everything one scan iterates: the target space (arguments, in seeded order), then
+    the streamed lists."""
+
+    space: TargetSpace
+    stream: TargetStream | None = None
+
+    def iter(self, seed: int, shard: tuple[int, int] = (0, 1)) -> Iterator[Target]:
+        yield from self.space.iter(seed, shard)
+        if self.stream is not None:
+            yield from self.stream.iter(seed, shard)
+
+    def for_loop(
+        self, seed: int, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[Target] | AsyncIterator[Target]:
+        """What the event loop iterates: lists are read by a thread (`prefetched`), so a
+        slow pipe never blocks the loop; the permutation alone is iterated in place."""
+        it = self.iter(seed, shard)
+        return it if self.stream is None else prefetched(it)
+
+    def shard_count(self, shard: tuple[int, int]) -> int | None:
+        """Targets of one shard; None when a list's length cannot be known (stdin)."""
+        count = self.space.shard_count(shard)
+        if self.stream is None:
+            return count
+        listed = self.stream.estimate()
+        return None if listed is None else count + listed // shard[1]
+
+
+__all__ = ["WINDOW", "ListSource", "ScanTargets", "TargetStream"]
