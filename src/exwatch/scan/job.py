@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from exwatch import __version__
 from exwatch.errors import ExwatchError, UsageError
 from exwatch.model import Status
+from exwatch.scan.done import DoneSet
 from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
 from exwatch.scan.stream import ListSource, ScanTargets, TargetStream
@@ -201,7 +202,7 @@ async def _run_here(
     options: RunOptions,
     writer: Writer,
     tally: Tally,
-    done: set[tuple[str, int]],
+    done: Container[tuple[str, int]] | None,
     on_progress: Callable[[], None] | None,
     stop: StopSignal,
 ) -> bool:
@@ -276,7 +277,7 @@ def _execute(
     saved = _signal_handlers()
     try:
         resumed = False
-        done: set[tuple[str, int]] = set()
+        done: DoneSet | None = None
         if job.resume:
             if store is None:
                 raise UsageError("--resume needs --db (the store remembers what was scanned)")
@@ -287,10 +288,11 @@ def _execute(
                 )
             scan_id = previous
             store.resume_scan(scan_id)
-            done = set(store.done_targets(scan_id))
+            done = DoneSet(store.done_targets(scan_id))
             if job.output:
                 # The file may hold lines the store never committed (a kill -9 between the
                 # two writes): keep exactly the committed ones, so each target ends up once.
+                assert done is not None
                 if jsonl is not None:
                     jsonl.close()
                 reconcile(Path(job.output), done)
@@ -325,7 +327,7 @@ def _execute(
                     scan_id,
                     options,
                     _ProbeFactory(job, space),
-                    done or None,
+                    done,
                     jsonl,
                     store,
                     tally,

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,7 +297,7 @@ async def run_slice(
     scan_id: str,
     options: RunOptions,
     tally: Tally,
-    done: set[tuple[str, int]] | None,
+    done: Container[tuple[str, int]] | None,
 ) -> bool:
     """Scan a slice of targets with the writer running; True when cancelled (Ctrl-C,
     SIGTERM).  Everything finished is flushed either way; `done` targets are skipped."""
@@ -310,7 +310,7 @@ async def run_slice(
             scan_id,
             options,
             tally,
-            skip=(lambda ip, port: (ip, port) in done) if done else None,
+            skip=(lambda ip, port: (ip, port) in done) if done is not None else None,
         )
     except asyncio.CancelledError:
         return True

@@ -5,7 +5,8 @@ W workers, worker w takes shard i + n*w of n*W, and those slices together are ex
 shard i of n (the permutation shards by position modulo the shard count).  Workers send
 batches of finished JSON lines to the parent through a bounded queue; the parent is the only
 writer of the JSON lines file and the store.  Workers are forked, so the target space and the
-set of already-done targets of a resumed scan are shared without copying.
+set of already-done targets of a resumed scan (scan/done.py: packed, never written) are
+shared without copying.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,7 @@ def _worker_main(
     scan_id: str,
     options: RunOptions,
     make_probe: Callable[[], ProbeFn],
-    done: set[tuple[str, int]] | None,
+    done: Container[tuple[str, int]] | None,
 ) -> None:
     from exwatch.lab.process import die_with_parent
     from exwatch.scan.job import install_loop_policy
@@ -126,7 +127,7 @@ def run_workers(
     scan_id: str,
     options: RunOptions,
     make_probe: Callable[[], ProbeFn],
-    done: set[tuple[str, int]] | None,
+    done: Container[tuple[str, int]] | None,
     jsonl: JsonlOutput | None,
     store: Any,
     tally: Tally,
