@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from exwatch.errors import UsageError
 from exwatch.scan.embedded import embedded_ipv4
 from exwatch.scan.exclusions import Exclusions, is_reserved
+from exwatch.scan.stream import ListSource, TargetStream
 from exwatch.scan.targets import TargetSpace
 from tests.lab.running import free_port
 
@@ -286,9 +287,14 @@ def cases(draw: st.DrawFn) -> tuple[list[str], str, str, bool]:
     else:
         address = str(ipaddress.IPv6Address(_spell(inside, form, noise)))
         wrap_bits = 128
-    wrap = draw(st.sampled_from(("address", "cidr", "range")))
+    wrap = draw(st.sampled_from(("address", "cidr", "range", "host:port", "url")))
+    bracketed = f"[{address}]" if wrap_bits == 128 else address
     if wrap == "address":
         spec = address
+    elif wrap == "host:port":
+        spec = f"{bracketed}:{draw(st.integers(1, 65535))}"
+    elif wrap == "url":
+        spec = f"https://{bracketed}:{draw(st.integers(1, 65535))}/owa/"
     elif wrap == "cidr":
         host_bits = draw(st.integers(0, 10))
         spec = str(ipaddress.ip_network(f"{address}/{wrap_bits - host_bits}", strict=False))
@@ -303,16 +309,27 @@ def cases(draw: st.DrawFn) -> tuple[list[str], str, str, bool]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
+@given(cases(), st.booleans())
 def test_property_an_excluded_address_is_never_probed_in_any_spelling(
+    tmp_path_factory: pytest.TempPathFactory,
     case: tuple[list[str], str, str, bool],
+    listed: bool,
 ) -> None:
+    """Given as an argument or as a line of a target list, in any spelling and wrapping."""
     exclusions, spec, address, allow_private = case
     ex = Exclusions.parse(exclusions)
     try:
-        space = TargetSpace.from_specs([spec], allow_private=allow_private, exclusions=ex)
+        space = TargetSpace.from_specs(
+            [] if listed else [spec], allow_private=allow_private, exclusions=ex
+        )
     except UsageError:
         return  # refused outright: nothing is probed
-    probed = {t.ip for t in space.iter(7) if t.ip is not None and space.screen(t.ip, None) is None}
+    targets = space.iter(7)
+    if listed:
+        path = tmp_path_factory.mktemp("list") / "targets.txt"
+        path.write_text(f"{spec}\n", encoding="utf-8")
+        stream = TargetStream((ListSource(str(path)),), (443,), allow_private, ex)
+        targets = stream.iter(7)
+    probed = {t.ip for t in targets if t.ip is not None and space.screen(t.ip, None) is None}
     assert address not in probed
     assert str(ipaddress.ip_address(address)) not in probed
