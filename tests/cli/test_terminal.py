@@ -152,3 +152,17 @@ def test_quiet_silences_the_status_lines(tmp_path: Path) -> None:
     p = _scan_without_terminal(tmp_path, "-q")
     assert p.returncode == 0, p.stderr
     assert not [line for line in p.stderr.splitlines() if line.startswith("scan: ")]
+
+
+def test_status_line_before_and_after_the_total_is_known() -> None:
+    from exwatch.cli.progress import status_line
+    from exwatch.scan.runner import Tally
+
+    tally = Tally(done=1_500, exchange=7, errors=3)
+    unknown = status_line(tally, None)  # stdin lists: no total
+    assert unknown.startswith("scan: 1,500 done, ")
+    assert "ETA --:--" in unknown
+    known = status_line(tally, 3_000_000)
+    assert known.startswith("scan: 1,500/3,000,000 (0.1%) done, ")
+    assert "exchange 7, errors 3" in known
+    assert "\n" not in known

@@ -87,7 +87,10 @@ def scan_progress(
             now = time.monotonic()
             if now - last[0] >= every:
                 last[0] = now
-                console.print(status_line(tally, total), markup=False, highlight=False)
+                # soft_wrap: one status line stays one line in a log, whatever its length
+                console.print(
+                    status_line(tally, total), markup=False, highlight=False, soft_wrap=True
+                )
 
         yield line
         return

@@ -38,7 +38,8 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     console.print(
         f"scan {summary.scan_id} {state}: {t.done:,} addresses in {t.elapsed:.1f} s "
         f"({t.rate:,.0f}/s), {t.exchange:,} Exchange, {t.vulnerable:,} with a vulnerable verdict"
-        + (f", {t.skipped:,} already done" if t.skipped else "")
+        + (f", {t.skipped:,} already done" if t.skipped else ""),
+        soft_wrap=True,
     )
     table = Table(show_header=True, header_style="bold", title="outcomes")
     table.add_column("status")
