@@ -68,6 +68,13 @@ def test_top_level_keys_reach_every_command_with_that_option(tmp_path: Path) -> 
     assert config.default_map(data, "scan", scan, keys, path) == {"db": str(tmp_path / "c.duckdb")}
 
 
+def test_ports_as_a_list_in_the_config(tmp_path: Path) -> None:
+    (tmp_path / "exwatch.toml").write_text("[scan]\nport = [9, 10]\n", encoding="utf-8")
+    p = run("scan", "127.0.0.1", "--allow-private", "--no-db", "-o", "o.jsonl", "-q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert sorted(int(str(r["port"])) for r in records(tmp_path / "o.jsonl")) == [9, 10]
+
+
 def test_command_line_wins_over_the_config(tmp_path: Path) -> None:
     (tmp_path / "exwatch.toml").write_text('[scan]\nport = "9"\n', encoding="utf-8")
     p = run(

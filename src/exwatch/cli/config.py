@@ -71,6 +71,11 @@ def load(path: Path) -> dict[str, Any]:
 def _value(key: str, option: click.Option, value: Any, base: Path, where: str) -> Any:
     if option.multiple and not isinstance(value, list):
         value = [value]
+    elif not option.multiple and isinstance(value, list):
+        # `port = [443, 8443]` means --port 443,8443; other single-valued options refuse a list
+        if key != "port":
+            raise UsageError(f"{where}: {key!r} takes one value, not a list")
+        value = ",".join(str(v) for v in value)
     if key in PATH_KEYS:
         if isinstance(value, list):
             value = [str(base / v) if isinstance(v, str) else v for v in value]
