@@ -13,6 +13,7 @@ import random
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -175,3 +176,57 @@ def test_read_only_output_is_a_usage_error_and_leaves_no_running_scan(tmp_path: 
     assert "Read-only file system" in p.stderr
     assert "unexpected" not in p.stderr
     assert not db.exists() or all(status != "running" for status, _ in scans(db))
+
+
+@pytest.mark.slow
+def test_open_files_limit_caps_concurrency_instead_of_failing_hosts(tmp_path: Path) -> None:
+    """128 silent hosts, 100 descriptors, --concurrency 200: the kernel refused sockets
+    (EMFILE) and live hosts were recorded as unknown-error; now fewer are held in flight."""
+    out = tmp_path / "out.jsonl"
+    port = free_port()
+    listeners = []
+    for i in range(1, 129):  # silent hosts 127.0.2.1-128: accepted by the kernel, never answered
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((f"127.0.2.{i}", port))
+        sock.listen(4)
+        listeners.append(sock)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+
+    try:
+        p = subprocess.run(
+            [
+                *EXWATCH,
+                "scan",
+                "127.0.2.1-127.0.2.128",
+                "--port",
+                str(port),
+                "--allow-private",
+                "--plain-http",
+                "--no-db",
+                "-o",
+                str(out),
+                "--timeout",
+                "0.5",
+                "--concurrency",
+                "200",
+                "--workers",
+                "1",
+                "--user-agent",
+                "test (https://t)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=limit,
+        )
+    finally:
+        for sock in listeners:
+            sock.close()
+    assert p.returncode == 0, p.stderr
+    assert "concurrency lowered from 200" in p.stderr
+    statuses = [r["status"] for r in lines_of(out)]
+    assert len(statuses) == 128
+    assert set(statuses) == {"io-timeout"}

@@ -47,6 +47,8 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     for status, n in t.statuses.most_common():
         table.add_row(status, f"{n:,}")
     console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if summary.output:
         console.print(f"results: {summary.output}")
     if summary.db:

@@ -22,6 +22,7 @@ from typing import Any
 from exwatch import __version__
 from exwatch.errors import ExwatchError, UsageError
 from exwatch.model import Status
+from exwatch.scan.admission import socket_budget
 from exwatch.scan.done import DoneSet
 from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
@@ -86,6 +87,7 @@ class ScanSummary:
     output: str | None
     db: str | None
     signal: int | None = None  # the signal that stopped the scan (SIGINT, SIGTERM), if any
+    notes: list[str] = field(default_factory=list)  # what the scan changed and the user should know
 
     @property
     def exit_code(self) -> int:
@@ -292,7 +294,6 @@ def _execute(
             if job.output:
                 # The file may hold lines the store never committed (a kill -9 between the
                 # two writes): keep exactly the committed ones, so each target ends up once.
-                assert done is not None
                 if jsonl is not None:
                     jsonl.close()
                 reconcile(Path(job.output), done)
@@ -305,7 +306,18 @@ def _execute(
         total = targets.shard_count(job.shard)
         tally = Tally()
         progress = (lambda: on_progress(tally, total)) if on_progress is not None else None
-        options = RunOptions(concurrency=job.concurrency, rate=job.rate, timeout=job.timeout)
+        notes: list[str] = []
+        # A target holds a socket, and briefly a second one while the first closes: past
+        # the open-files limit the kernel, not the network, would fail the probes.
+        per_process = max(1, socket_budget() // 2)
+        concurrency = min(job.concurrency, per_process * job.workers)
+        if concurrency < job.concurrency:
+            notes.append(
+                f"concurrency lowered from {job.concurrency:,} to {concurrency:,}:"
+                f" the open-files limit allows {per_process:,} targets in flight per process"
+                " (raise it with ulimit -Hn)"
+            )
+        options = RunOptions(concurrency=concurrency, rate=job.rate, timeout=job.timeout)
         failure: ExwatchError | None = None
         if job.workers == 1:
             install_loop_policy()
@@ -352,7 +364,7 @@ def _execute(
         if store is not None:
             store.finish_scan(scan_id, "interrupted" if interrupted else "finished")
         return ScanSummary(
-            scan_id, total, tally, interrupted, resumed, job.output, job.db, stop.signum
+            scan_id, total, tally, interrupted, resumed, job.output, job.db, stop.signum, notes
         )
     finally:
         if jsonl is not None:
