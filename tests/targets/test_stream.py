@@ -229,3 +229,23 @@ def test_a_pipe_that_pauses_never_blocks_the_scan(tmp_path: Path) -> None:
     assert stopped_after < 10
     got = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text("utf-8").splitlines()]
     assert sorted(r["ip"] for r in got) == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_an_endless_line_is_read_in_bounded_pieces(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("8.8.8.8\n")
+        for _ in range(64):  # 64 MiB without a newline
+            out.write("a" * (1 << 20))
+        out.write("\n8.8.4.4\n")
+    tracemalloc.start()
+    try:
+        got = list(stream_of(path).iter(1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sorted(t.ip for t in got if t.ip) == ["8.8.4.4", "8.8.8.8"]
+    (bad,) = [t for t in got if t.error]
+    assert bad.error is not None
+    assert f"{path}:2: " in bad.error
+    assert peak < 8 * 1024 * 1024

@@ -99,8 +99,23 @@ class ListSource:
             raise UsageError(f"cannot read target list {self.path}: {exc.strerror}") from None
 
 
+MAX_LINE = 4096  # characters; a target is far shorter, a list from elsewhere may not be
+
+
 def _lines(handle: TextIO, label: str) -> Iterator[tuple[str, str]]:
-    for number, raw in enumerate(handle, 1):
+    """(text, origin) of each target line; an over-long line (a file with no newlines, a
+    binary) is read in bounded pieces and yields a text that no parser accepts."""
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith("\n"):
+            while (rest := handle.readline(1 << 16)) and not rest.endswith("\n"):
+                pass  # skip the rest of the line without holding it
+            yield f"<line longer than {MAX_LINE} characters>", f"{label}:{number}"
+            continue
         text = strip_comment(raw)
         if text:
             yield text, f"{label}:{number}"
