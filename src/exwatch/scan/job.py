@@ -130,11 +130,14 @@ def build_targets(job: ScanJob, space: TargetSpace) -> ScanTargets:
     """The space plus the streamed lists."""
     if not job.lists:
         return ScanTargets(space)
-    sources = []
     for item in job.lists:
-        source = ListSource(item)
-        source.check()
-        sources.append(source)
+        ListSource(item).check()
+    # Hashed once here (the scan's parameters keep the digest); the same pass counts lines.
+    identities = job.params()["lists"]
+    sources = [
+        ListSource(item, ident.get("lines"))
+        for item, ident in zip(job.lists, identities, strict=True)
+    ]
     stream = TargetStream(
         tuple(sources), space.ports, job.allow_private, space.exclusions, tls=job.tls
     )

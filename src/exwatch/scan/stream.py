@@ -49,6 +49,7 @@ class ListSource:
     """One target list: a file path, or `-` for standard input."""
 
     path: str
+    lines_hint: int | None = None  # newlines counted while hashing (identity), for progress
 
     @property
     def is_stdin(self) -> bool:
@@ -64,20 +65,28 @@ class ListSource:
             return {"path": "<stdin>"}
         path = Path(self.path)
         digest = hashlib.sha256()
-        size = 0
+        size = lines = 0
         try:
             with open(path, "rb") as handle:
                 while chunk := handle.read(1 << 20):
                     digest.update(chunk)
                     size += len(chunk)
+                    lines += chunk.count(b"\n")
         except OSError as exc:
             raise UsageError(f"cannot read target list {path}: {exc.strerror}") from None
-        return {"path": str(path.resolve()), "bytes": size, "sha256": digest.hexdigest()}
+        return {
+            "path": str(path.resolve()),
+            "bytes": size,
+            "sha256": digest.hexdigest(),
+            "lines": lines,
+        }
 
     def estimate(self) -> int | None:
         """Lines in the file (a cheap count of newlines, for progress), None for stdin."""
         if self.is_stdin:
             return None
+        if self.lines_hint is not None:
+            return self.lines_hint
         count = 0
         try:
             with open(self.path, "rb") as handle:
