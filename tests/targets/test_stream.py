@@ -85,10 +85,10 @@ def test_shards_are_disjoint_and_cover_the_list(tmp_path: Path) -> None:
     assert whole != sorted(whole, key=lambda ip: tuple(map(int, (ip or "").split("."))))
 
 
-def test_a_million_lines_stream_in_flat_memory(tmp_path: Path) -> None:
+def test_a_long_list_streams_in_flat_memory(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
     path.write_text(
-        "".join(f"8.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(1_000_000)),
+        "".join(f"8.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(400_000)),
         encoding="utf-8",
     )
     stream = stream_of(path)
@@ -97,14 +97,14 @@ def test_a_million_lines_stream_in_flat_memory(tmp_path: Path) -> None:
         t0 = time.monotonic()
         first = next(stream.iter(1))
         first_after = time.monotonic() - t0
-        n = sum(1 for _ in islice(stream.iter(1), 100_000))
+        n = sum(1 for _ in islice(stream.iter(1), 60_000))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert first.ip is not None
     assert first_after < 2.0  # one shuffle window, not the whole file
-    assert n == 100_000
-    assert peak < 60 * 1024 * 1024  # the window, not the list (1e6 targets held: ~250 MB)
+    assert n == 60_000
+    assert peak < 30 * 1024 * 1024  # the window, not the list (4e5 targets held: ~100 MB)
 
 
 def test_scan_parameters_keep_the_lists_identity_not_their_lines(tmp_path: Path) -> None:
