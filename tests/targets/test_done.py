@@ -44,7 +44,7 @@ def test_many_pairs_take_eight_bytes_each() -> None:
         tracemalloc.stop()
     assert len(done) == n
     assert done.nbytes == 8 * n
-    assert ("10.3.2.1", 443) in done
-    assert ("10.3.2.1", 444) not in done
+    assert ("10.1.2.1", 443) in done
+    assert ("10.1.2.1", 444) not in done
     assert kept < 2 * 1024 * 1024  # a set of the same tuples: about 16 MB
     assert peak < 12 * 1024 * 1024  # while sorting: one chunk of Python ints
