@@ -60,7 +60,11 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 @click.command("scan")
 @click.argument("targets", nargs=-1)
 @click.option(
-    "-l", "--list", "target_file", metavar="FILE", help="Read targets from FILE, one per line."
+    "-l",
+    "--list",
+    "target_file",
+    metavar="FILE",
+    help="Read targets from FILE, one per line, as the scan goes (- for stdin).",
 )
 @click.option(
     "--port",
@@ -184,6 +188,10 @@ def scan(
 
     Default probes are passive GETs any browser makes. Every target address gets one
     result record, failures included.
+
+    Exit codes: 0 finished; 130 stopped by Ctrl-C, 143 by SIGTERM (everything found is
+    kept: finish with the same command and --resume); 1 a write failed (disk full: the
+    scan stops at once, no partial line); 2 a usage error.
     """
     for f in exclude:
         if not Path(f).is_file():
