@@ -225,9 +225,17 @@ async def _run_here(
     assert main is not None
 
     def on_signal(signum: int) -> None:
-        if stop.signum is None:
-            stop.signum = signum
-            main.cancel()
+        if stop.signum is not None:
+            return
+        stop.signum = signum
+        main.cancel()
+        # Stopping: further Ctrl-Cs are ignored by the kernel from now on, so the last
+        # writes finish.  The loop's handlers go first: closing the loop would otherwise
+        # put back SIG_DFL (uvloop), and a late Ctrl-C would kill the process mid-summary.
+        for other in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(other)
+                signal.signal(other, signal.SIG_IGN)
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -220,8 +220,9 @@ def run_workers(
             if on_progress is not None:
                 on_progress()
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
+        # After a stop signal, more presses are ignored until the caller has saved the rest.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if forwarded else old_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if forwarded else old_int)
         for p in procs:
             p.join(timeout=10)
             if p.is_alive():
