@@ -50,7 +50,8 @@ def test_config_in_the_working_directory_gives_defaults(tmp_path: Path) -> None:
 def test_top_level_keys_reach_every_command_with_that_option(tmp_path: Path) -> None:
     import click
 
-    from exwatch.cli import COMMANDS, app, config
+    import exwatch.cli.config as config
+    from exwatch.cli import COMMANDS, app
 
     ctx = click.Context(app)
     commands = {name: app.get_command(ctx, name) for name in COMMANDS}

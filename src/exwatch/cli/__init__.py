@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
+import exwatch.cli.config as config
 from exwatch import __version__
-from exwatch.cli import config
 from exwatch.cli.config import CONFIG_NAME
 from exwatch.errors import ExwatchError, UsageError
 
