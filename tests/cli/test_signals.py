@@ -120,3 +120,28 @@ def test_existing_output_is_refused_unless_force(tmp_path: Path) -> None:
     # devices are not files to protect
     p = subprocess.run([*base, "-o", os.devnull], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def test_the_target_list_is_never_the_output(tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("127.0.0.1\n", encoding="utf-8")
+    p = subprocess.run(
+        [
+            *EXWATCH,
+            "scan",
+            "-l",
+            str(targets),
+            "--allow-private",
+            "--no-db",
+            "-q",
+            "-o",
+            str(targets),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2
+    assert "both the target list and the output" in p.stderr
+    assert targets.read_text(encoding="utf-8") == "127.0.0.1\n"

@@ -126,12 +126,21 @@ def build_space(job: ScanJob) -> TargetSpace:
     )
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def build_targets(job: ScanJob, space: TargetSpace) -> ScanTargets:
     """The space plus the streamed lists."""
     if not job.lists:
         return ScanTargets(space)
     for item in job.lists:
         ListSource(item).check()
+        if job.output and item != "-" and _same_file(item, job.output):
+            raise UsageError(f"{item} is both the target list and the output")
     # Hashed once here (the scan's parameters keep the digest); the same pass counts lines.
     identities = job.params()["lists"]
     sources = [
