@@ -49,7 +49,9 @@ def _scan_lab(lab: Lab, tmp_path: Path, workers: int) -> tuple[ScanSummary, Path
     job = ScanJob(
         specs=list(lab.cidr),
         port=lab.port,
-        timeout=2.0,
+        # Generous: the lab's own servers share this machine's cores with the scan (and,
+        # on a loaded machine, with everything else), and a late answer must not be a timeout.
+        timeout=5.0,
         concurrency=400,
         allow_private=True,
         output=str(out),
