@@ -37,7 +37,7 @@ def test_html_is_self_contained_and_escaped(hostile_store, tmp_path):
     assert 'class="worldmap"' in page
     assert page.count('data-cc="') > 200
     assert re.search(r'data-cc="NL" fill="#[0-9a-f]{6}"><title>Netherlands', page)
-    assert page.count('class="chart"') == 4
+    assert page.count('class="chart"') == 5  # sectors, CVEs, builds, months behind, trend
     assert "iptocc" in page
     assert "RIR registration" in page
     assert 'id="t-country"' in page
