@@ -25,7 +25,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from exwatch.assess import assess
 from exwatch.errors import BuildParseError
@@ -35,11 +35,13 @@ from exwatch.model import Build
 
 BUCKETS: tuple[str, ...] = tuple(label for label, _ in MONTH_BUCKETS)
 UNKNOWN = "unknown"
+_BUCKET_INDEX = {label: i for i, label in enumerate(BUCKETS)}
+_FIELDS = tuple(f"months_{b.replace('>', 'over_').replace('-', '_')}" for b in (*BUCKETS, UNKNOWN))
 
 
 def bucket_field(label: str) -> str:
     """The JSON/CSV field name of a months bucket: `months_0`, `months_1_3`, `months_over_36`."""
-    return "months_" + label.replace(">", "over_").replace("-", "_")
+    return _FIELDS[len(BUCKETS) if label == UNKNOWN else _BUCKET_INDEX[label]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Thresholds:
 DEFAULT_THRESHOLDS = Thresholds()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BuildLag:
     """The least lag a build can have, as of one day (see the module docstring)."""
 
@@ -67,6 +69,10 @@ class BuildLag:
     @property
     def bucket(self) -> str:
         return month_bucket(self.months)
+
+    @functools.cached_property
+    def bucket_index(self) -> int:
+        return _BUCKET_INDEX[self.bucket]
 
 
 def _without_cves(cat: Catalogue) -> Catalogue:
@@ -152,12 +158,13 @@ def weighted_median(values: Iterable[tuple[int, int]]) -> float | None:
     return (at((total - 1) // 2) + at(total // 2)) / 2
 
 
-@dataclass(frozen=True, slots=True)
-class LagStats:
+class LagStats(NamedTuple):
     """Patch lag of a group of on-prem Exchange hosts.
 
     Shares of `placed` hosts (with a placeable build) except `behind_cu`, a share of
-    `supported` (hosts on a product line still in public support)."""
+    `supported` (hosts on a product line still in public support).  A named tuple, not a
+    dataclass: an AS report makes one per AS (tens of thousands), and frozen dataclasses
+    cost five times as much to build."""
 
     exchange: int  # on-prem Exchange hosts in the group
     placed: int  # of which with a build placed in the table (the others: hidden, unknown)
@@ -193,8 +200,7 @@ class LagStats:
             "supported": self.supported,
             "behind_cu": self.behind_cu,
             "behind_cu_pct": pct(self.behind_cu, self.supported),
-            **{bucket_field(b): n for b, n in zip(BUCKETS, self.buckets, strict=True)},
-            bucket_field(UNKNOWN): self.unknown,
+            **dict(zip(_FIELDS, (*self.buckets, self.unknown), strict=True)),
         }
 
 
@@ -204,10 +210,12 @@ def summarise(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> LagStats:
     """LagStats of hosts given as (build, hosts) cells, as of `day`."""
+    # Called once per group (60,000 of them in an AS report): kept to plain int arithmetic.
     exchange = placed = exact = behind_sus = behind_months = 0
     cu_no_sus = supported = behind_cu = 0
-    buckets = dict.fromkeys(BUCKETS, 0)
+    buckets = [0] * len(BUCKETS)
     months: dict[int, int] = {}
+    least_sus, least_months = thresholds.sus, thresholds.months
     for build, hosts in cells:
         n = int(hosts)
         exchange += n
@@ -215,22 +223,30 @@ def summarise(
         if lag is None or n == 0:
             continue
         placed += n
-        exact += n if lag.exact else 0
+        if lag.exact:
+            exact += n
         months[lag.months] = months.get(lag.months, 0) + n
-        buckets[lag.bucket] += n
-        behind_sus += n if lag.sus >= thresholds.sus else 0
-        behind_months += n if lag.months >= thresholds.months else 0
-        cu_no_sus += 0 if lag.cu_receives_sus else n
+        buckets[lag.bucket_index] += n
+        if lag.sus >= least_sus:
+            behind_sus += n
+        if lag.months >= least_months:
+            behind_months += n
+        if not lag.cu_receives_sus:
+            cu_no_sus += n
         if lag.cus_behind is not None:
             supported += n
-            behind_cu += n if lag.cus_behind > 0 else 0
-    median = weighted_median(months.items())
+            if lag.cus_behind > 0:
+                behind_cu += n
+    if len(months) == 1:
+        median: float | None = float(next(iter(months)))
+    else:
+        median = weighted_median(months.items())
     return LagStats(
         exchange=exchange,
         placed=placed,
         exact=exact,
         median_months=None if median is None else round(median, 1),
-        buckets=tuple(buckets[b] for b in BUCKETS),
+        buckets=tuple(buckets),
         behind_sus=behind_sus,
         behind_months=behind_months,
         cu_no_sus=cu_no_sus,

@@ -431,7 +431,8 @@ def build_cells(
 def _build_rows(
     store: Store, scan_id: str, dim: str, country: str | None, keys: set[str | None] | None
 ) -> list[tuple[Any, ...]]:
-    """(key, build, hosts, vulnerable, kev, eol) rows of one dimension (not summed)."""
+    """(key, build, hosts, vulnerable, kev, eol) rows of one dimension, summed over countries
+    unless one is given (the read-only path leaves the sums to the caller)."""
     if store.read_only:
         cached = _MEMORY_BUILDS.get((id(store), scan_id))
         if cached is None:
@@ -446,10 +447,8 @@ def _build_rows(
             and (keys is None or r[3] in keys)
         ]
     ensure(store, scan_id)
-    sql = (
-        "SELECT key, build, hosts, vulnerable, kev, eol FROM rollup_builds"
-        " WHERE scan_id = ? AND dim = ?"
-    )
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT)" for c in ("hosts", "vulnerable", "kev", "eol"))
+    sql = f"SELECT key, build, {sums} FROM rollup_builds WHERE scan_id = ? AND dim = ?"
     args: list[Any] = [scan_id, dim]
     if country is not None:
         sql += " AND country = ?"
@@ -458,7 +457,7 @@ def _build_rows(
         where, values = store.dialect.in_list("key", sorted(k for k in keys if k is not None))
         sql += f" AND ({where}{' OR key IS NULL' if None in keys else ''})"
         args.extend(values)
-    return store.query(sql, args)
+    return store.query(sql + " GROUP BY key, build", args)
 
 
 __all__ = [

@@ -218,7 +218,7 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
-    "CREATE INDEX IF NOT EXISTS rollup_builds_scan ON rollup_builds (scan_id, dim)",
+    "CREATE INDEX IF NOT EXISTS rollup_builds_scan ON rollup_builds (scan_id, dim, key)",
 )
 
 
