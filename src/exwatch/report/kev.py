@@ -13,8 +13,7 @@ names, X-FEServer) are returned raw; every output escapes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from exwatch.exposure import kev_cves
 from exwatch.report.aggregate import country_code, scan_day
@@ -23,8 +22,9 @@ from exwatch.report.onprem import on_prem_sql
 from exwatch.store import Store
 
 
-@dataclass(frozen=True, slots=True)
-class KevHost:
+class KevHost(NamedTuple):
+    """One host of the KEV-only view (a named tuple: the list can run to a million rows)."""
+
     ip: str
     port: int
     hostname: str | None
