@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from datetime import date
@@ -322,9 +323,9 @@ def _piped(*args: str) -> str:
     return p.stdout
 
 
-def _on_terminal(*args: str) -> str:
+def _on_terminal(*args: str, columns: int = 200) -> str:
     main_fd, sub = pty.openpty()
-    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm-256color"}
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm-256color"}
     proc = subprocess.Popen([*EXWATCH, "report", *args], stdout=sub, stderr=sub, env=env)
     os.close(sub)
     chunks = []
@@ -363,6 +364,12 @@ def test_tables_in_a_pipe_and_on_a_terminal(lagstore: str) -> None:
         "0.0",
     ]  # fmt: skip
     assert "Patch lag as of the scan's day 2026-12-01" in " ".join(wide.split())
+    # At 80 columns the least useful columns go; what a reader needs first stays.
+    narrow = _on_terminal("--db", lagstore, "--scan", DEC, "--by", "kev", columns=80)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", narrow)
+    assert max(len(line) for line in plain.splitlines()) <= 80
+    for text in ("193.190.1.10", "CVE-2026-42897", "mo behind"):
+        assert text in plain, text
 
 
 def test_rollup_builds_counted_while_enriching_equal_a_full_build(lagstore: str) -> None:

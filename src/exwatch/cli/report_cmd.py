@@ -69,6 +69,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
 # Left out first when a table is wider than the screen.
 _DROP_ORDER = (
     "regressions", "patched_transitions", "first_seen", "behind_cu_pct", "cu_no_sus_pct",
+    "sus_behind",
     "eol_pct", "exchange_pct", "undetermined", "status", "exact", "name", "eol", "cvss",
     "complete_pct", "behind_sus_pct", "started_at", "vulnerable_pct", "organisation",
     "months_behind", "build", "exchange", "port",
@@ -76,6 +77,9 @@ _DROP_ORDER = (
 _DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}
 # Cells that may hold more than the default 200 characters (every KEV CVE of one host).
 _WIDE = {"kev_cves": 400}
+# Columns wrapped over several lines rather than widening the table past this (one CVE id a
+# line): one host with many KEV CVEs must not push every other column off a narrow screen.
+_FOLD_AT = {"kev_cves": 15}
 
 # Columns whose values must never be folded mid-value (an address cut in two misleads).
 _NO_WRAP = {
@@ -182,7 +186,11 @@ def emit(
 def fit_columns(columns: list[tuple[str, str]], cells: list[list[str]], width: int) -> list[int]:
     """Indexes of the columns to show so that the table fits `width` characters."""
     sizes = [
-        max([len(head), *(len(line[i]) for line in cells)]) for i, (_, head) in enumerate(columns)
+        min(
+            max([len(head), *(len(line[i]) for line in cells)]),
+            _FOLD_AT.get(name, 10_000),
+        )
+        for i, (name, head) in enumerate(columns)
     ]
     keep = list(range(len(columns)))
 
@@ -199,6 +207,8 @@ def fit_columns(columns: list[tuple[str, str]], cells: list[list[str]], width: i
 def _table_cell(column: str, value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)  # wraps between items on a narrow screen
     text = _cell(value)
     if column in _DATES and len(text) >= 10:
         return text[:10]  # the day; JSON and CSV keep the full time
