@@ -139,17 +139,23 @@ def main() -> None:
         for backend in args.backends.split(","):
             with target(backend, Path(tmp), args.pg) as db, open_store(db) as store:
                 results[backend] = bench(store, args)
+                # Printed before the throw-away store is dropped, so that figures survive a
+                # cleanup that hangs (a shared PostgreSQL server can block DROP DATABASE).
+                show(results, args)
+
+
+def show(results: dict[str, dict[str, tuple[float, float]]], args: argparse.Namespace) -> None:
     print(
         f"{args.rows:,} enriched results in {args.scans} scan(s), Exchange rows on"
         f" {args.builds} builds; seconds, best / median"
     )
-    print(f"{'':<36}" + "".join(f"{b:>22}" for b in results) + f"{'pg/duckdb':>11}")
+    print(f"{'':<40}" + "".join(f"{b:>22}" for b in results) + f"{'pg/duckdb':>11}")
     for name in next(iter(results.values())):
         values = [results[b][name] for b in results]
-        line = f"{name:<36}" + "".join(f"{best:>10.3f} / {med:<9.3f}" for best, med in values)
+        line = f"{name:<40}" + "".join(f"{best:>10.3f} / {med:<9.3f}" for best, med in values)
         if len(values) == 2 and values[0][1] > 0:
             line += f"{values[1][1] / values[0][1]:>11.2f}"
-        print(line)
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
