@@ -134,6 +134,30 @@ def test_readme_census_sequence_across_two_shards(lab: Lab, tmp_path: Path) -> N
     )
     assert {r["key"] for r in sector_rows} >= {"municipality"}
     assert sum(r["hosts"] for r in sector_rows) == census["hosts"]
+    # The README's patch lag and KEV commands, as written.
+    months = run(["report", "--db", "census.duckdb", "--by", "months"], tmp_path, env).stdout
+    assert ">36" in months
+    assert "unknown" in months
+    run(
+        ["report", "--db", "census.duckdb", "--by", "kev", "--format", "csv",
+         "-o", "notify-first.csv"],
+        tmp_path, env,
+    )  # fmt: skip
+    kev_rows = list(csv.DictReader((tmp_path / "notify-first.csv").read_text().splitlines()))
+    assert kev_rows
+    assert all(r["kev_cves"].startswith("CVE-") for r in kev_rows)
+    assert len(kev_rows) == census["kev"]
+    kev_cves = run(["report", "--db", "census.duckdb", "--by", "cve", "--kev"], tmp_path, env)
+    assert "CVE-2021-26855" in kev_cves.stdout
+    lagged = json.loads(
+        run(
+            ["report", "--db", "census.duckdb", "--by", "sector", "--behind-months", "12",
+             "--format", "json"],
+            tmp_path, env,
+        ).stdout
+    )  # fmt: skip
+    assert {r["behind_months_min"] for r in lagged} == {12}
+    assert sum(r["lag_hosts"] + r["lag_unknown"] for r in lagged) == census["exchange"]
 
 
 def test_two_shards_write_one_postgresql_census_at_once(

@@ -72,13 +72,16 @@ def test_a_census_without_answering_hosts_reports_empty_tables(
         "quiet": [record("quiet", IP[i], "2026-01-10", status="connection-timeout") for i in (1, 2)]
     }
     _ingest(db, tmp_path, silent)
-    for by in ("country", "asn", "sector", "organisation", "version", "cve", "host", "scan"):
+    views = ("country", "asn", "sector", "organisation", "version", "cve", "months", "kev")
+    for by in (*views, "host", "scan"):
         capsys.readouterr()
         # Defect: "Table with name enrichment does not exist" from every report.
         assert main(["report", "--db", db, "--by", by]) == 0, by
         out = capsys.readouterr().out
         assert "Country:" in out
     assert _json(capsys, "report", "--db", db) == []
+    assert _json(capsys, "report", "--db", db, "--by", "kev") == []
+    assert {r["exchange"] for r in _json(capsys, "report", "--db", db, "--by", "months")} == {0}
     html = tmp_path / "r.html"
     assert main(["report", "--db", db, "--format", "html", "-o", str(html)]) == 0
     assert "<table" in html.read_text(encoding="utf-8")

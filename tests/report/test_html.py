@@ -37,11 +37,16 @@ def test_html_is_self_contained_and_escaped(hostile_store, tmp_path):
     assert 'class="worldmap"' in page
     assert page.count('data-cc="') > 200
     assert re.search(r'data-cc="NL" fill="#[0-9a-f]{6}"><title>Netherlands', page)
-    assert page.count('class="chart"') == 4
+    assert page.count('class="chart"') == 5  # sectors, CVEs, builds, months behind, trend
     assert "iptocc" in page
     assert "RIR registration" in page
     assert 'id="t-country"' in page
     assert 'class="sortable"' in page
+    # The KEV-only view lists the hostile server (vulnerable to ProxyLogon), escaped too.
+    kev = page[page.index('id="t-kev-hosts"') :]
+    kev = kev[: kev.index("</table>")]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in kev
+    assert "CVE-2021-26855" in kev
 
 
 @pytest.mark.slow

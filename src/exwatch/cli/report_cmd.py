@@ -1,4 +1,5 @@
-"""`exwatch report`: counts per country/AS/sector/organisation/version/CVE, host history, trend."""
+"""`exwatch report`: counts per country/AS/sector/organisation/version/CVE with patch lag, the
+months-behind distribution, the KEV-only host list, host history, trend."""
 
 from __future__ import annotations
 
@@ -16,51 +17,91 @@ from rich.table import Table
 from exwatch.cli.enrich_cmd import db_option, enrichment_options, fill_missing, open_db
 from exwatch.errors import UsageError
 from exwatch.report import aggregate, enrichment, trends
+from exwatch.report.cves import cve_report
 from exwatch.report.exports import neutralise
+from exwatch.report.kev import kev_hosts
+from exwatch.report.lag import Thresholds
 from exwatch.store import Store
 from exwatch.untrusted import for_terminal
 
-BY_CHOICES = (*aggregate.GROUPS, "host", "scan")
+BY_CHOICES = (*aggregate.GROUPS, "months", "kev", "host", "scan")
 FORMATS = ("table", "json", "csv", "html")
 
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
     "group": [
         ("key", "key"), ("name", "name"), ("hosts", "hosts"), ("exchange", "Exchange"),
         ("vulnerable", "vulnerable"), ("vulnerable_pct", "% vuln"), ("eol", "EOL"),
-        ("eol_pct", "% EOL"),
+        ("eol_pct", "% EOL"), ("kev", "KEV"), ("median_months_behind", "median mo"),
+        ("behind_sus_pct", "% ≥{sus} SU"), ("behind_months_pct", "% ≥{months} mo"),
+        ("cu_no_sus_pct", "% no SUs"), ("behind_cu_pct", "% old CU"),
     ],
     "cve": [
-        ("key", "CVE"), ("hosts", "assessed"), ("vulnerable", "vulnerable"),
+        ("key", "CVE"), ("name", "name"), ("kev_added", "KEV"), ("cvss", "CVSS"),
+        ("fixed_by", "fixed by"), ("hosts", "assessed"), ("vulnerable", "vulnerable"),
         ("patched", "patched"), ("undetermined", "undetermined"), ("eol", "vuln+EOL"),
+    ],
+    "months": [
+        ("key", "months"), ("name", "behind the newest update"), ("exchange", "Exchange"),
+        ("exchange_pct", "%"), ("vulnerable", "vulnerable"), ("kev", "KEV"), ("eol", "EOL"),
+        ("exact", "exact"),
+    ],
+    "kev": [
+        ("ip", "ip"), ("port", "port"), ("country", "cc"), ("organisation", "organisation"),
+        ("build", "build"), ("kev_cves", "known-exploited CVEs"),
+        ("months_behind", "mo behind"), ("sus_behind", "SUs behind"),
     ],
     "host": [
         ("ip", "ip"), ("port", "port"), ("country", "cc"), ("build", "build"),
         ("first_seen", "first seen"), ("last_seen", "last seen"),
         ("vulnerable_now", "vuln"), ("vulnerable_since", "since"),
         ("days_vulnerable", "days"), ("patched_transitions", "patched"),
-        ("regressions", "regressed"),
+        ("regressions", "regressed"), ("months_behind", "mo behind"),
     ],
     "scan": [
         ("scan_id", "scan"), ("started_at", "started"), ("status", "status"),
         ("shards", "shards"), ("targets_done", "targets"), ("complete_pct", "% done"),
         ("hosts", "hosts"), ("exchange", "Exchange"), ("vulnerable", "vuln"),
-        ("vulnerable_pct", "% vuln"), ("eol", "EOL"),
+        ("vulnerable_pct", "% vuln"), ("eol", "EOL"), ("kev", "KEV"),
+        ("median_months_behind", "median mo"),
     ],
 }  # fmt: skip
 
 # Left out first when a table is wider than the screen.
 _DROP_ORDER = (
-    "regressions", "patched_transitions", "first_seen", "eol_pct", "exchange_pct",
-    "undetermined", "status", "eol", "complete_pct", "name", "started_at", "vulnerable_pct",
-    "port", "exchange", "build",
+    "regressions", "patched_transitions", "first_seen", "behind_cu_pct", "cu_no_sus_pct",
+    "sus_behind",
+    "eol_pct", "exchange_pct", "undetermined", "status", "exact", "name", "eol", "cvss",
+    "complete_pct", "behind_sus_pct", "started_at", "vulnerable_pct", "organisation",
+    "months_behind", "port", "exchange", "build",
 )  # fmt: skip
 _DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}
+# Cells that may hold more than the default 200 characters (every KEV CVE of one host).
+_WIDE = {"kev_cves": 400}
+# Columns wrapped over several lines rather than widening the table past this (one CVE id a
+# line): one host with many KEV CVEs must not push every other column off a narrow screen.
+_FOLD_AT = {"kev_cves": 15}
 
 # Columns whose values must never be folded mid-value (an address cut in two misleads).
 _NO_WRAP = {
     "ip", "port", "key", "country", "scan_id", "build", "first_seen", "last_seen",
-    "vulnerable_since", "started_at", "shards",
+    "vulnerable_since", "started_at", "shards", "kev_added",
 }  # fmt: skip
+
+_LAG_NOTE = (
+    "Patch lag as of the scan's day {day}: median months behind the newest update of the"
+    " host's product line; % ≥{sus} SU: at least {sus} update(s) of its CU behind; % ≥{months}"
+    " mo: at least {months} months behind; % no SUs: its CU no longer receives security"
+    " updates; % old CU: not on the newest CU (of hosts on supported lines).  A CU-level"
+    " build counts as its CU's newest update (the least it can be)."
+)
+
+
+def columns_for(kind: str, thresholds: Thresholds) -> list[tuple[str, str]]:
+    """The table columns of a report kind, headers naming the thresholds in use."""
+    return [
+        (name, head.format(sus=thresholds.sus, months=thresholds.months))
+        for name, head in _COLUMNS[kind]
+    ]
 
 
 def source_fields(store: Store, scan_ids: Sequence[str] | None) -> dict[str, str]:
@@ -111,11 +152,14 @@ def emit(
             if output is None
             else Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
         )
-        cells = [[for_terminal(_table_cell(c, row.get(c))) for c, _ in columns] for row in rows]
+        cells = [
+            [for_terminal(_table_cell(c, row.get(c)), _WIDE.get(c, 200)) for c, _ in columns]
+            for row in rows
+        ]
         keep = fit_columns(columns, cells, console.width)
         table = Table(
             title=for_terminal(title, 300),
-            caption=for_terminal(footnote, 400),
+            caption=for_terminal(footnote, 1500),
             caption_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
@@ -142,7 +186,11 @@ def emit(
 def fit_columns(columns: list[tuple[str, str]], cells: list[list[str]], width: int) -> list[int]:
     """Indexes of the columns to show so that the table fits `width` characters."""
     sizes = [
-        max([len(head), *(len(line[i]) for line in cells)]) for i, (_, head) in enumerate(columns)
+        min(
+            max([len(head), *(len(line[i]) for line in cells)]),
+            _FOLD_AT.get(name, 10_000),
+        )
+        for i, (name, head) in enumerate(columns)
     ]
     keep = list(range(len(columns)))
 
@@ -159,6 +207,8 @@ def fit_columns(columns: list[tuple[str, str]], cells: list[list[str]], width: i
 def _table_cell(column: str, value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)  # wraps between items on a narrow screen
     text = _cell(value)
     if column in _DATES and len(text) >= 10:
         return text[:10]  # the day; JSON and CSV keep the full time
@@ -194,6 +244,26 @@ def _cell(value: object) -> str:
     type=click.IntRange(min=0),
     help="With --by host: only hosts still vulnerable after at least N days.",
 )
+@click.option(
+    "--kev",
+    "kev_only",
+    is_flag=True,
+    help="With --by cve: only CVEs in CISA's Known Exploited Vulnerabilities catalog.",
+)
+@click.option(
+    "--behind-sus",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Patch lag shares count hosts at least N security updates of their CU behind.",
+)
+@click.option(
+    "--behind-months",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Patch lag shares count hosts at least N months behind the newest update.",
+)
 @enrichment_options
 def report(
     db_path: str,
@@ -204,6 +274,9 @@ def report(
     output: str | None,
     limit: int | None,
     vulnerable_days: int | None,
+    kev_only: bool,
+    behind_sus: int,
+    behind_months: int,
     geo_db: str | None,
     asn_db: str | None,
     constituency: str | None,
@@ -211,12 +284,18 @@ def report(
 ) -> int:
     """Report on the store: counts per group for one scan, host histories, or the trend.
 
+    Groups (country, asn, sector, organisation, version) carry their KEV count and patch lag;
+    `--by cve` gives each CVE's KEV mark, CVSS and fix with its hosts per verdict; `--by
+    months` the months-behind distribution; `--by kev` the hosts with a known-exploited CVE.
     Every output states the country and AS sources (table footnote, `geo_source` field).
     `--format html` writes the offline report (map, charts, tables) and ignores --by.
     Results not yet enriched are enriched first with the sources given here (see `enrich`).
     """
     if vulnerable_days is not None and by != "host":
         raise UsageError("--vulnerable-days only applies with --by host")
+    if kev_only and by != "cve":
+        raise UsageError("--kev only applies with --by cve (--by kev lists the hosts)")
+    thresholds = Thresholds(sus=behind_sus, months=behind_months)
     aggregate.country_code(country)  # a bad --country is refused before anything is read
     with open_db(db_path) as store:
         scan = aggregate.resolve_scan(store, scan_id)
@@ -227,7 +306,7 @@ def report(
         if fmt == "html":
             from exwatch.report.html import render_html
 
-            page = render_html(store, scan, country=country)
+            page = render_html(store, scan, country=country, thresholds=thresholds)
             if output is None:
                 click.echo(page, nl=False)
             else:
@@ -235,27 +314,62 @@ def report(
                     handle.write(page)
                 click.echo(f"wrote {output}", err=True)
             return 0
+        lag_note = ""
         if by == "host":
             history = trends.host_history(
                 store, country=country, vulnerable_days=vulnerable_days, limit=limit
             )
             fields = source_fields(store, None)
             rows = [{**h, **fields} for h in history]
-            columns = _COLUMNS["host"]
+            kind = "host"
             title = "Exchange hosts across all scans"
         elif by == "scan":
             fields = source_fields(store, None)
-            rows = [{**t, **fields} for t in trends.scan_trend(store, country=country)]
-            columns = _COLUMNS["scan"]
+            trend = trends.scan_trend(store, country=country, thresholds=thresholds)
+            rows = [{**t, **fields} for t in trend]
+            kind = "scan"
             title = "Trend across scans (shards: present/of; targets recorded)"
+        elif by == "months":
+            fields = source_fields(store, [scan])
+            buckets = aggregate.months_distribution(store, scan, country=country)
+            rows = [{**b.to_json(), "scan_id": scan, **fields} for b in buckets]
+            kind = "months"
+            day = aggregate.scan_day(store, scan)
+            title = f"Months behind the newest update of the product line, scan {scan}"
+            lag_note = (
+                f" As of the scan's day {day}; a CU-level build counts as its CU's newest"
+                " update (exact: hosts whose exact build is known)."
+            )
+        elif by == "kev":
+            fields = source_fields(store, [scan])
+            hosts = kev_hosts(store, scan, country=country, limit=limit)
+            rows = [{**h.to_json(), "scan_id": scan, **fields} for h in hosts]
+            kind = "kev"
+            title = f"Exchange hosts with a known-exploited CVE (CISA KEV), scan {scan}"
+        elif by == "cve":
+            fields = source_fields(store, [scan])
+            found = cve_report(store, scan, country=country, kev_only=kev_only, limit=limit)
+            rows = [{**c.to_json(), "scan_id": scan, **fields} for c in found]
+            kind = "cve"
+            title = f"Per {'known-exploited ' if kev_only else ''}CVE, scan {scan}"
         else:
-            groups = aggregate.group_counts(store, scan, by, country=country, limit=limit)  # type: ignore[arg-type]
+            groups = aggregate.group_counts(
+                store,
+                scan,
+                by,  # type: ignore[arg-type]
+                country=country,
+                limit=limit,
+                thresholds=thresholds,
+            )
             fields = source_fields(store, [scan])
             rows = aggregate.group_rows_json(groups, scan_id=scan, **fields)
-            columns = _COLUMNS["cve" if by == "cve" else "group"]
+            kind = "group"
             title = f"Per {by}, scan {scan}"
+            day = aggregate.scan_day(store, scan)
+            lag_note = " " + _LAG_NOTE.format(day=day, sus=thresholds.sus, months=thresholds.months)
+        columns = columns_for(kind, thresholds)
         if country:
             title += f", country {country.upper()}"
-        footnote = footnote_of(fields)
+        footnote = footnote_of(fields) + lag_note
         emit(rows, columns, fmt, output, title=title, footnote=footnote)
     return 0

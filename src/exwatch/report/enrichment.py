@@ -269,8 +269,7 @@ def _delete_scan(store: Store, scan_id: str) -> None:
     with store.transaction():
         store.lock(f"enrich:{scan_id}")
         store.execute("DELETE FROM enrichment WHERE scan_id = ?", [scan_id])
-        store.execute("DELETE FROM rollup WHERE scan_id = ?", [scan_id])
-        store.execute("DELETE FROM rollup_state WHERE scan_id = ?", [scan_id])
+        rollup.forget(store, scan_id)
         store.execute("UPDATE scans SET enriched = 0 WHERE scan_id = ?", [scan_id])
         store.bump_generation([scan_id])
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from exwatch.errors import UsageError
+from exwatch.report.onprem import on_prem_sql
 from exwatch.store import Store
 
 ExportFormat = Literal["shadowserver", "jsonl", "parquet"]
@@ -53,7 +54,7 @@ SELECT {stamp} AS ts_text, {iso} AS ts, e.ip, e.port, r.hostname, e.ptr,
        r.record, e.evidence, e.country_source, e.asn_source, e.scan_id
 FROM enrichment e JOIN results r
   ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
-WHERE e.scan_id = ? AND e.is_exchange {only} {group}
+WHERE e.scan_id = ? AND {on_prem} {only} {group}
 ORDER BY e.country NULLS LAST, e.ip_sort, e.port
 """
 
@@ -98,7 +99,11 @@ def _where(
             group, params = f"AND {column} = ?", [value]
     d = store.dialect
     sql = _SELECT.format(
-        stamp=d.stamp("e.ts"), iso=d.iso("e.ts", micro=True), only=only, group=group
+        stamp=d.stamp("e.ts"),
+        iso=d.iso("e.ts", micro=True),
+        on_prem=on_prem_sql("e"),
+        only=only,
+        group=group,
     )
     return sql, params
 
@@ -297,7 +302,7 @@ def export(
     groups = [
         r[0]
         for r in store.query(
-            f"SELECT DISTINCT {column} FROM enrichment WHERE scan_id = ? AND is_exchange{only}"
+            f"SELECT DISTINCT {column} FROM enrichment WHERE scan_id = ? AND {on_prem_sql()}{only}"
             " ORDER BY 1 NULLS LAST",
             [scan_id],
         )

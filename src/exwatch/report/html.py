@@ -19,9 +19,19 @@ from markupsafe import Markup
 
 from exwatch import __version__
 from exwatch.report import aggregate, enrichment, trends
+from exwatch.report.cves import cve_report
+from exwatch.report.kev import kev_hosts
+from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg
 from exwatch.store import Store
+
+
+def _months(value: float | None) -> str:
+    """A count or a median (33.5) of months or updates; a dash where unknown."""
+    if value is None:
+        return "–"
+    return f"{value:g}" if isinstance(value, float) else f"{value:,}"
 
 
 def _environment() -> Environment:
@@ -34,6 +44,7 @@ def _environment() -> Environment:
     )
     env.filters["num"] = lambda v: "–" if v is None else f"{v:,}"
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f} %"
+    env.filters["months"] = _months
     return env
 
 
@@ -44,20 +55,35 @@ def _script() -> tuple[Markup, Markup]:
     return Markup(text), Markup(f"'sha256-{digest}'")  # noqa: S704
 
 
-def build_context(store: Store, scan_id: str, *, country: str | None = None) -> dict[str, Any]:
+def build_context(
+    store: Store,
+    scan_id: str,
+    *,
+    country: str | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> dict[str, Any]:
     """Every number and table the report shows (also handy for tests)."""
+    t = thresholds
     info = aggregate.scan_info(store, scan_id)
-    head = aggregate.totals(store, scan_id, country=country)
-    by_country = aggregate.group_counts(store, scan_id, "country", country=country)
-    sectors = aggregate.group_counts(store, scan_id, "sector", country=country)
-    versions = aggregate.group_counts(store, scan_id, "version", country=country, limit=25)
-    cves = aggregate.group_counts(store, scan_id, "cve", country=country, limit=25)
-    orgs = aggregate.group_counts(store, scan_id, "organisation", country=country, limit=100)
-    asns = aggregate.group_counts(store, scan_id, "asn", country=country, limit=50)
-    trend = trends.scan_trend(store, country=country)
+    head = aggregate.totals(store, scan_id, country=country, thresholds=t)
+    by_country = aggregate.group_counts(store, scan_id, "country", country=country, thresholds=t)
+    sectors = aggregate.group_counts(store, scan_id, "sector", country=country, thresholds=t)
+    versions = aggregate.group_counts(
+        store, scan_id, "version", country=country, limit=25, thresholds=t
+    )
+    cves = cve_report(store, scan_id, country=country, limit=25)
+    orgs = aggregate.group_counts(
+        store, scan_id, "organisation", country=country, limit=100, thresholds=t
+    )
+    asns = aggregate.group_counts(store, scan_id, "asn", country=country, limit=50, thresholds=t)
+    trend = trends.scan_trend(store, country=country, thresholds=t)
     hosts = aggregate.exchange_hosts(store, scan_id, country=country, limit=500)
     longest = trends.host_history(store, country=country, vulnerable_days=0, limit=100)
     srcs = enrichment.sources(store, [scan_id])
+    # reportviews: patch lag and the KEV-only view
+    months = aggregate.months_distribution(store, scan_id, country=country)
+    kev_cves = cve_report(store, scan_id, country=country, kev_only=True)
+    kev_list = kev_hosts(store, scan_id, country=country, limit=500)
     return {
         "scan": info,
         "country": country.upper() if country else None,
@@ -76,6 +102,11 @@ def build_context(store: Store, scan_id: str, *, country: str | None = None) -> 
         "constituency_sources": srcs["constituency"] or ["none"],
         "asn_sources": srcs["asn"] or ["no enrichment"],
         "shapes_source": SHAPES_SOURCE,
+        "scan_day": aggregate.scan_day(store, scan_id).isoformat(),
+        "thresholds": t,
+        "months": months,
+        "kev_cves": kev_cves,
+        "kev_hosts": kev_list,
     }
 
 
@@ -85,8 +116,9 @@ def render_html(
     *,
     country: str | None = None,
     generated_at: datetime | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> str:
-    ctx = build_context(store, scan_id, country=country)
+    ctx = build_context(store, scan_id, country=country, thresholds=thresholds)
     vulnerable_map = {str(r.key): r.vulnerable for r in ctx["by_country"] if r.key}
     hosts_map = {str(r.key): r.hosts for r in ctx["by_country"] if r.key}
     trend = ctx["trend"]
@@ -113,9 +145,15 @@ def render_html(
         ),
         "cves": Markup(  # noqa: S704 - svgcharts escapes labels
             bar_chart(
-                [(str(r.key), r.vulnerable, r.hosts) for r in ctx["cves"][:15]],
+                [(r.cve, r.vulnerable, r.assessed) for r in ctx["cves"][:15]],
                 title="Hosts vulnerable per CVE",
                 total_label="assessed",
+            )
+        ),
+        "months": Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                [(m.name, m.vulnerable, m.exchange) for m in ctx["months"]],
+                title="Exchange servers by months behind the newest update",
             )
         ),
         "trend": Markup(  # noqa: S704 - svgcharts escapes labels
@@ -125,6 +163,7 @@ def render_html(
                     ("Exchange", [t["exchange"] for t in trend]),
                     ("vulnerable", [t["vulnerable"] for t in trend]),
                     ("end of life", [t["eol"] for t in trend]),
+                    ("known-exploited CVE", [t["kev"] for t in trend]),
                 ],
                 title="Across scans",
             )

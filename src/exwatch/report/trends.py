@@ -13,11 +13,14 @@ vulnerable verdict), other (answered, not Exchange).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 from exwatch.errors import UsageError
 from exwatch.report import rollup
-from exwatch.report.aggregate import country_code, pct, resolve_scan
+from exwatch.report.aggregate import country_code, pct, resolve_scan, scan_day
+from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds, build_lag, summarise
+from exwatch.report.onprem import on_prem_sql
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
 
@@ -62,9 +65,12 @@ def shard_completeness(store: Store, scan_id: str) -> dict[str, Any]:
     }
 
 
-def scan_trend(store: Store, *, country: str | None = None) -> list[dict[str, Any]]:
-    """Per scan, oldest first: hosts, Exchange, vulnerable and EOL counts, and how complete
-    the census is (shards present, targets recorded of those to scan)."""
+def scan_trend(
+    store: Store, *, country: str | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> list[dict[str, Any]]:
+    """Per scan, oldest first: hosts, Exchange, vulnerable, KEV and EOL counts, the patch lag
+    of its Exchange hosts (as of each scan's day), and how complete the census is (shards
+    present, targets recorded of those to scan)."""
     code = country_code(country)
     d = store.dialect
     out = []
@@ -77,6 +83,10 @@ def scan_trend(store: Store, *, country: str | None = None) -> list[dict[str, An
         exchange = sum(int(r[4]) for r in rows)
         vulnerable = sum(int(r[5]) for r in rows)
         eol = sum(int(r[6]) for r in rows)
+        cells = [c for cs in rollup.build_cells(store, str(scan_id), "country", code).values()
+                 for c in cs]  # fmt: skip
+        lag = summarise(((c[0], c[1]) for c in cells), scan_day(store, str(scan_id)), thresholds)
+        kev = sum(c[3] for c in cells)
         shards = shard_completeness(store, str(scan_id))
         out.append(
             {
@@ -88,6 +98,9 @@ def scan_trend(store: Store, *, country: str | None = None) -> list[dict[str, An
                 "vulnerable": vulnerable,
                 "eol": eol,
                 "vulnerable_pct": pct(vulnerable, exchange),
+                "kev": kev,
+                "kev_pct": pct(kev, exchange),
+                **lag.to_json(),
                 **shards,
             }
         )
@@ -106,7 +119,8 @@ def host_history(
 
     `vulnerable_since` is the first sighting of the current unbroken run of vulnerable
     sightings; `days_vulnerable` counts from it to the last sighting.  With `vulnerable_days`
-    only hosts still vulnerable after at least that many days are listed.
+    only hosts still vulnerable after at least that many days are listed.  `months_behind`
+    is the patch lag of the last build seen, as of the last sighting (lag.py).
     """
     code = country_code(country)
     d = store.dialect
@@ -118,8 +132,8 @@ def host_history(
     sql = f"""
     WITH h AS (
         SELECT ip, port, ip_sort, ts, country, organisation, build,
-               coalesce(is_exchange, FALSE) AS x,
-               coalesce(is_exchange AND vulnerable, FALSE) AS v
+               {on_prem_sql()} AS x,
+               {on_prem_sql()} AND coalesce(vulnerable, FALSE) AS v
         FROM enrichment WHERE TRUE{where}
     ), s AS (
         SELECT h.*, lag(v) OVER w AS prev_v, lag(x) OVER w AS prev_x,
@@ -171,6 +185,8 @@ def host_history(
             item[key] = int(item[key])
         if item["days_vulnerable"] is not None:
             item["days_vulnerable"] = int(item["days_vulnerable"])
+        lag = build_lag(item["build"], date.fromisoformat(str(item["last_seen"])[:10]))
+        item["months_behind"] = None if lag is None else lag.months
         out.append(item)
     return out
 
@@ -210,8 +226,8 @@ class DiffRow:
 def _side(key: str) -> str:
     return (
         f"SELECT ip, port, min(ip_sort) AS ip_sort, CAST(min({key}) AS VARCHAR) AS k,"
-        " bool_or(coalesce(is_exchange, FALSE)) AS x,"
-        " bool_or(coalesce(is_exchange AND vulnerable, FALSE)) AS v"
+        f" bool_or({on_prem_sql()}) AS x,"
+        f" bool_or({on_prem_sql()} AND coalesce(vulnerable, FALSE)) AS v"
         " FROM enrichment WHERE scan_id = ? GROUP BY ip, port"
     )
 

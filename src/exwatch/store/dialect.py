@@ -61,6 +61,10 @@ class Dialect:
     def array_has(self, array: str, value: str) -> str:
         raise NotImplementedError
 
+    def array_overlaps(self, array: str, param: str = "?") -> str:
+        """True when the text array `array` shares an element with the list bound to `param`."""
+        raise NotImplementedError
+
     def sql(self, text: str) -> str:
         """The statement as the driver wants it (placeholders)."""
         return text
@@ -94,6 +98,9 @@ class DuckDialect(Dialect):
     def array_has(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def array_overlaps(self, array: str, param: str = "?") -> str:
+        return f"list_has_any({array}, CAST({param} AS VARCHAR[]))"
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -116,6 +123,9 @@ class PostgresDialect(Dialect):
 
     def array_has(self, array: str, value: str) -> str:
         return f"{value} = ANY({array})"
+
+    def array_overlaps(self, array: str, param: str = "?") -> str:
+        return f"({array} && CAST({param} AS TEXT[]))"
 
     def sql(self, text: str) -> str:
         # psycopg's placeholders are %s, so a literal % must be doubled.  The statements are

@@ -17,6 +17,9 @@ Tables
   enrichment      country, AS, organisation, sector per answering result, verdict columns copied
   rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
   rollup_state    the enrich_generation each scan's rollup was built from
+  rollup_builds   per scan, dimension, country, key and build: Exchange hosts, vulnerable, with
+                  a known-exploited (KEV) CVE, EOL (patch lag is derived from the build)
+  rollup_builds_state  the enrich_generation and KEV list each scan's rollup_builds was built from
 """
 
 from __future__ import annotations
@@ -164,6 +167,26 @@ ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
 
 ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
 
+# Exchange hosts per group and build (patch lag is a function of the build, computed by the
+# report), added after schema 2 shipped: created IF NOT EXISTS by the first report that
+# needs it, so older schema-2 stores need no migration.
+ROLLUP_BUILDS: list[Column] = [
+    ("scan_id", "text"),
+    ("dim", "text"),  # country | asn | sector | organisation
+    ("country", "text"),
+    ("key", "text"),
+    ("build", "text"),  # NULL: build hidden
+    ("hosts", "bigint"),  # on-prem Exchange hosts
+    ("vulnerable", "bigint"),
+    ("kev", "bigint"),  # with a vulnerable CVE in CISA's KEV catalog
+    ("eol", "bigint"),
+]
+ROLLUP_BUILDS_STATE: list[Column] = [
+    ("scan_id", "text"),
+    ("generation", "bigint"),
+    ("kev", "text"),  # the KEV CVE ids the kev counts used, comma-joined
+]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -175,7 +198,11 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "enrichment": (ENRICHMENT, ()),
     "rollup": (ROLLUP, ()),
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+    "rollup_builds": (ROLLUP_BUILDS, ()),
+    "rollup_builds_state": (ROLLUP_BUILDS_STATE, ("scan_id",)),
 }
+# Tables added to schema 2 after it shipped; whoever uses one creates it IF NOT EXISTS first.
+LATER_TABLES = ("rollup_builds", "rollup_builds_state")
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
@@ -191,6 +218,7 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
+    "CREATE INDEX IF NOT EXISTS rollup_builds_scan ON rollup_builds (scan_id, dim, key)",
 )
 
 
@@ -215,6 +243,16 @@ def create_all(dialect: Dialect) -> list[str]:
     return statements
 
 
+def create_later(dialect: Dialect) -> list[str]:
+    """The tables added to schema 2 after it shipped (and their indexes), IF NOT EXISTS: run
+    whenever a schema-2 store is opened writable, so older stores gain them without a
+    migration."""
+    statements = [create_table(dialect, name) for name in LATER_TABLES]
+    if dialect.name == "postgresql":
+        statements.extend(i for i in POSTGRES_INDEXES if any(f" {t} " in i for t in LATER_TABLES))
+    return statements
+
+
 def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
     return {name: dialect.type(kind) for name, kind in columns}
 
@@ -222,13 +260,16 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 __all__ = [
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "LATER_TABLES",
     "RESULTS",
     "RESULT_COLUMNS",
     "ROLLUP",
+    "ROLLUP_BUILDS",
     "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
     "TABLES",
     "column_types",
     "create_all",
+    "create_later",
     "create_table",
 ]
