@@ -17,6 +17,8 @@ Tables
   enrichment      country, AS, organisation, sector per answering result, verdict columns copied
   rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
   rollup_state    the enrich_generation each scan's rollup was built from
+  web_groups      the web interface's drill-down counts per scan (created when first needed)
+  web_groups_state what each scan's web_groups were built from
 """
 
 from __future__ import annotations
@@ -164,6 +166,30 @@ ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
 
 ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
 
+# The web interface's drill-down counts (country > AS/sector > organisation), with KEV,
+# patch lag and compromise counts the report rollup does not keep (see web/groups.py).
+WEB_GROUPS: list[Column] = [
+    ("scan_id", "text"),
+    ("level", "text"),  # country | asn | sector | asn_org | sector_org
+    ("country", "text"),
+    ("asn", "bigint"),
+    ("sector", "text"),
+    ("organisation", "text"),
+    ("label", "text"),  # AS name (asn levels), sector (organisation levels)
+    ("hosts", "bigint"),
+    ("exchange", "bigint"),
+    ("vulnerable", "bigint"),
+    ("kev", "bigint"),
+    ("eol", "bigint"),
+    ("lag_hosts", "bigint"),  # Exchange hosts whose build has a patch lag
+    ("lag_days", "bigint"),  # sum of their days behind the newest update of their line
+    ("behind", "bigint"),  # Exchange hosts at least one update behind their CU's newest
+    ("checked", "bigint"),  # Exchange hosts whose compromise was checked
+    ("compromised", "bigint"),
+]
+WEB_GROUPS_COLUMNS = [name for name, _ in WEB_GROUPS]
+WEB_GROUPS_STATE: list[Column] = [("scan_id", "text"), ("stamp", "text")]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -175,6 +201,8 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "enrichment": (ENRICHMENT, ()),
     "rollup": (ROLLUP, ()),
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+    "web_groups": (WEB_GROUPS, ()),
+    "web_groups_state": (WEB_GROUPS_STATE, ("scan_id",)),
 }
 
 _NOT_NULL = {
@@ -228,6 +256,8 @@ __all__ = [
     "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
     "TABLES",
+    "WEB_GROUPS",
+    "WEB_GROUPS_COLUMNS",
     "column_types",
     "create_all",
     "create_table",
