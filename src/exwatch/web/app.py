@@ -8,9 +8,10 @@ own store handle (stores.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -520,9 +521,17 @@ def create_app(
     routes.append(Route("/favicon.ico", favicon, methods=["GET", "HEAD"]))
     static = files("exwatch.web") / "static"
     routes.append(Mount("/static", StaticFiles(directory=str(static)), name="static"))
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pool.close()
+
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: not_found, Exception: server_error},
+        lifespan=lifespan,
     )
     app.state.pool = pool
     wrapped = Guard(app, credentials=creds, hosts=hosts or [])

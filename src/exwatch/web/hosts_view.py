@@ -244,11 +244,17 @@ def host_detail(store: Store, ip: str) -> dict[str, Any]:
         row["enrichment"] = enriched.get((str(row["scan_id"]), int(row["port"])))
         if row["enrichment"] and row["enrichment"].get("asn") is not None:
             row["enrichment"]["asn"] = int(row["enrichment"]["asn"])
+        if exchange is not None:
+            # Records from older or other writers may lack keys the page reads.
+            exchange = {**dict.fromkeys(_EXCHANGE_KEYS), **exchange}
+            if not isinstance(exchange.get("patch_lag"), dict):
+                exchange["patch_lag"] = None
         row["exchange"] = exchange
         row["verdicts"] = verdicts
-        row["tls"] = record.get("tls")
-        row["ntlm"] = record.get("ntlm")
-        row["headers"] = record.get("headers") or {}
+        row["tls"] = record.get("tls") if isinstance(record.get("tls"), dict) else None
+        row["ntlm"] = record.get("ntlm") if isinstance(record.get("ntlm"), dict) else None
+        headers = record.get("headers")
+        row["headers"] = headers if isinstance(headers, dict) else {}
         row["http_status"] = record.get("http_status")
         # Keys a later exwatch adds (probe observations, compromise checks) are shown too.
         known_keys = {
@@ -265,6 +271,9 @@ def host_detail(store: Store, ip: str) -> dict[str, Any]:
     }
 
 
+_EXCHANGE_KEYS = (
+    "build", "precision", "product", "cu", "su", "eol", "sources", "builds_seen", "patch_lag",
+)  # fmt: skip
 _VERDICT_ORDER = {"vulnerable": 0, "undetermined": 1, "mitigated": 2, "patched": 3}
 
 
