@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-import threading
 
 import click
 
@@ -81,9 +80,10 @@ def serve(
     # With credentials, a rebinding page gets nothing without them: the Host check is
     # needed (and applied) only for an open server, or when names were given.
     hosts = allowed_hosts(host, port, allowed) if (not credentials or allowed) else []
-    app = create_app(db_path, credentials=credentials, hosts=hosts)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threading.Thread(target=_warm, args=(warm, db_path), daemon=True).start()
+    click.echo(f"exwatch serve: preparing {db_path} (enrichment, indexes, counts) ...", err=True)
+    warm(db_path, lambda text: click.echo(f"exwatch serve: {text}", err=True))
+    app = create_app(db_path, credentials=credentials, hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"exwatch serve: http://{shown}:{port}/ (store {db_path}; Ctrl-C stops)", err=True)
     uvicorn.run(
@@ -96,10 +96,3 @@ def serve(
         proxy_headers=False,
     )
     return 0
-
-
-def _warm(warm: object, db: str) -> None:
-    try:
-        warm(db)  # type: ignore[operator]
-    except Exception as exc:  # the first page builds it instead; say why here
-        logging.getLogger("exwatch.web").warning("could not prepare the latest scan: %s", exc)

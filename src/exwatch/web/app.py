@@ -539,12 +539,14 @@ def create_app(
     return wrapped  # type: ignore[return-value]
 
 
-def warm(db: str) -> None:
-    """When the server starts: enrich results that lack it (as `exwatch report` would, with
-    the sources each scan was enriched with before) and build the latest scan's drill-down
-    counts, so that the first pages are fast."""
+def warm(db: str, say: Callable[[str], None] = log.info) -> None:
+    """Before the server answers: enrich results that lack it (as `exwatch report` would,
+    with the sources each scan was enriched with before), create the indexes pages need,
+    and build the report rollups of every scan (the overview's trend) and the latest scan's
+    drill-down counts, so that first views are fast too."""
     from exwatch.enrich import Enricher
-    from exwatch.report import enrichment
+    from exwatch.report import enrichment, rollup
+    from exwatch.web import indexes
 
     def make_enricher(options: enrichment.EnrichOptions) -> Any:
         return Enricher(
@@ -558,13 +560,18 @@ def warm(db: str) -> None:
     try:
         with pool.session() as store:
             if store.read_only:
+                say("the store is read-only: counts are computed in memory on first view")
                 return
             outcome = enrichment.prepare(store, make_enricher, enrichment.EnrichOptions())
             if outcome.rows:
-                log.info("enriched %d results", outcome.rows)
-            scan_id = store.latest_scan_id()
-            if scan_id is not None:
-                groups.ensure(store, scan_id)
+                say(f"enriched {outcome.rows:,} results")
+            if indexes.ensure(store):
+                say("indexes for the web pages are in place")
+            for scan_id in store.scan_ids():
+                rollup.ensure(store, scan_id)
+            latest = store.latest_scan_id()
+            if latest is not None:
+                groups.ensure(store, latest)
     finally:
         pool.close()
 

@@ -121,6 +121,7 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         )
         params += [like(text)] * 4
         filters["q"] = text
+    total = known_total(store, scan_id, filters)
     builds = [
         str(r[0])
         for r in store.query(
@@ -153,10 +154,47 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         paging=paging,
         tiebreak="e.ip_sort, e.port",
         filters=filters,
+        total=total,
     )
     listing.columns = columns
     _add_server_fields(store, scan_id, listing.rows)
     return listing
+
+
+_LEVEL_OF = {
+    frozenset({"country"}): "country",
+    frozenset({"country", "asn"}): "asn",
+    frozenset({"country", "sector"}): "sector",
+    frozenset({"country", "asn", "organisation"}): "asn_org",
+    frozenset({"country", "sector", "organisation"}): "sector_org",
+}
+_COUNT_OF = {"all": "hosts", "exchange": "exchange", "vulnerable": "vulnerable", "kev": "kev",
+             "eol": "eol"}  # fmt: skip
+
+
+def known_total(store: Store, scan_id: str, filters: Mapping[str, str]) -> int | None:
+    """The number of hosts a drill-down filter matches, read from the scan's drill-down
+    counts instead of counted (a country can hold millions); None for other filters."""
+    keys = frozenset(filters) - {"show"}
+    level = _LEVEL_OF.get(keys)
+    if not keys:
+        level = "country"
+    if level is None:
+        return None
+    source, source_params = groups.base_sql(store, scan_id)
+    where = ["g.scan_id = ?", "g.level = ?"]
+    params: list[Any] = [scan_id, level]
+    for key in ("country", "asn", "sector", "organisation"):
+        if key in filters:
+            clause, args = equals(f"g.{key}", filters[key])
+            where.append(clause)
+            params += [int(a) for a in args] if key == "asn" else args
+    value = store.scalar(
+        f"SELECT coalesce(sum(g.{_COUNT_OF[filters.get('show', 'exchange')]}), 0)"
+        f" FROM {source} WHERE {' AND '.join(where)}",
+        [*source_params, *params],
+    )
+    return int(value or 0)
 
 
 def _add_server_fields(store: Store, scan_id: str, rows: list[dict[str, Any]]) -> None:

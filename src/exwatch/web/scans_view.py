@@ -15,7 +15,7 @@ from exwatch.report import trends
 from exwatch.report.aggregate import resolve_scan
 from exwatch.store import Store
 from exwatch.web import groups
-from exwatch.web.listing import Column, Listing, Paging, fetch
+from exwatch.web.listing import Column, Listing, Paging, fetch  # noqa: F401
 
 SCAN_COLUMNS = [
     Column("scan_id", "Scan", "text", "s.scan_id"),
@@ -153,40 +153,63 @@ CHANGE_COLUMNS = [
 ]
 
 
-def diff_hosts(store: Store, scan_a: str, scan_b: str, query: Mapping[str, str]) -> Listing:
-    """Hosts vulnerable in A or B whose state changed, paginated over all of them."""
-    a, b = resolve_scan(store, scan_a), resolve_scan(store, scan_b)
-    paging = Paging.from_query(query, None)
-    changes = (
-        f"(WITH a AS ({_SIDE}), b AS ({_SIDE}) SELECT coalesce(a.ip, b.ip) AS ip,"
+_CHANGES: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+_CHANGE_KEYS = ("ip", "port", "ip_sort", "country", "organisation", "before", "after")
+
+
+def _changes(store: Store, a: str, b: str) -> list[dict[str, Any]]:
+    """Every host vulnerable in A or B whose state changed, computed once per pair and
+    enrichment state (the comparison reads both scans whole) and kept in memory."""
+    key = (store.location, a, b, groups.stamp_of(store, a), groups.stamp_of(store, b))
+    with _DIFF_LOCK:
+        cached = _CHANGES.get(key)
+    if cached is not None:
+        return cached
+    sql = (
+        f"WITH a AS ({_SIDE}), b AS ({_SIDE}), c AS (SELECT coalesce(a.ip, b.ip) AS ip,"
         " coalesce(a.port, b.port) AS port, coalesce(a.ip_sort, b.ip_sort) AS ip_sort,"
         " coalesce(b.country, a.country) AS country,"
         " coalesce(b.organisation, a.organisation) AS organisation,"
         f" {_STATE.format(t='a')} AS before, {_STATE.format(t='b')} AS after"
-        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port"
-        " WHERE a.v OR b.v) c"
+        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port WHERE a.v OR b.v)"
+        " SELECT * FROM c WHERE before <> after"
     )
-    where = ["c.before <> c.after"]
-    params: list[Any] = []
+    with store.transaction():
+        store.tune_for_aggregation()
+        rows = [dict(zip(_CHANGE_KEYS, r, strict=True)) for r in store.query(sql, [a, b])]
+    with _DIFF_LOCK:
+        if len(_CHANGES) > 8:
+            _CHANGES.pop(next(iter(_CHANGES)))
+        _CHANGES[key] = rows
+    return rows
+
+
+def diff_hosts(store: Store, scan_a: str, scan_b: str, query: Mapping[str, str]) -> Listing:
+    """Hosts vulnerable in A or B whose state changed, paginated over all of them."""
+    a, b = resolve_scan(store, scan_a), resolve_scan(store, scan_b)
+    paging = Paging.from_query(query, None)
+    rows = _changes(store, a, b)
     filters: dict[str, str] = {}
     change = query.get("change")
     if change:
         before, _, after = change.partition(">")
-        where.append("c.before = ? AND c.after = ?")
-        params += [before, after]
+        rows = [r for r in rows if r["before"] == before and r["after"] == after]
         filters["change"] = change
-    return fetch(
-        store,
-        columns=CHANGE_COLUMNS,
-        select="c.ip, c.port, c.country, c.organisation, c.before, c.after",
-        source=changes,
-        source_params=[a, b],
-        where=where,
-        params=params,
-        paging=paging,
-        tiebreak="c.before, c.after, c.ip_sort, c.port",
-        filters=filters,
-    )
+    sortable = {c.key for c in CHANGE_COLUMNS}
+    if paging.sort is not None and paging.sort not in sortable:
+        raise UsageError(f"cannot sort by {paging.sort!r}; one of {', '.join(sorted(sortable))}")
+    tie = sorted(rows, key=lambda r: (r["before"], r["after"], r["ip_sort"], r["port"]))
+    if paging.sort is not None:
+        field = "ip_sort" if paging.sort == "ip" else paging.sort
+        present = [r for r in tie if r[field] is not None]
+        present.sort(key=lambda r: r[field], reverse=paging.descending)
+        tie = present + [r for r in tie if r[field] is None]
+    start = (paging.page - 1) * paging.per_page
+    shown = [
+        {k: r[k] for k in ("ip", "port", "country", "organisation", "before", "after")}
+        for r in tie[start : start + paging.per_page]
+    ]
+    return Listing(list(CHANGE_COLUMNS), shown, len(tie), paging, filters)
 
 
 __all__ = [
