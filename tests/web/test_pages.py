@@ -147,7 +147,8 @@ def test_hostile_strings_are_escaped_everywhere(site: Running) -> None:
         assert 'href="javascript:' not in text
     host = site.get(f"/hosts/{HOSTILE_IP}").text
     assert "&lt;script&gt;window.__pwned=&#39;script&#39;&lt;/script&gt;" in host
-    assert "\u202e" in host  # shown (isolated by CSS), never interpreted as markup
+    assert "\u202e" not in host  # a direction override is shown as \u202e, not obeyed
+    assert "mail.\\u202eexe.evil\\u202c.example" in host
 
 
 def test_scans_progress_and_diff(site: Running) -> None:

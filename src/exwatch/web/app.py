@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -396,11 +397,24 @@ def _environment() -> Environment:
     env.filters["num"] = lambda v: "–" if v is None else f"{v:,}"
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f} %"
     env.filters["q"] = lambda v: quote(str(v), safe="")
+    env.filters["visible"] = visible
     env.globals["urlencode"] = urlencode
     env.globals["link"] = _link
     env.globals["NONE"] = NONE
     env.globals["version"] = __version__
     return env
+
+
+# Controls (terminal escapes) and bidirectional overrides that would reorder what an
+# analyst reads ("mail.<RLO>exe.evil" shows as "mail.live.exe"): shown as \uXXXX instead.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value: object) -> str:
+    """A server string with its control and direction characters made visible (the
+    template still escapes the result)."""
+    text = "" if value is None else str(value)
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _link(path: str, query: Mapping[str, str] | None = None, **updates: Any) -> str:
