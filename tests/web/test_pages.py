@@ -172,7 +172,7 @@ def test_cve_page_and_search(site: Running) -> None:
     assert cve["hosts"]["vulnerable"] > 0
     fixed = {f["build"] for p in cve["products"] for f in p["fixed_in"]}
     assert "15.1.2176.12" in fixed or any(b.startswith("15.") for b in fixed)
-    assert site.get("/api/cves/CVE-1999-0001").status == 400
+    assert site.get("/api/cves/CVE-1999-0001").status == 404
     assert site.get(f"/api/search?q={IP[5]}").json()["goto"] == f"/hosts/{IP[5]}"
     page = site.get(f"/search?q={IP[5]}")
     assert f"Host {IP[5]}" in page.text  # followed the redirect to the host page
@@ -184,13 +184,15 @@ def test_cve_page_and_search(site: Running) -> None:
 
 def test_bad_input_is_a_clear_error_never_a_traceback(site: Running) -> None:
     for path in ("/api/hosts?page=0", "/api/hosts?per_page=5000", "/api/hosts?sort=nope",
-                 "/api/hosts?cidr=300.1.1.0/8", "/api/countries/Belgium", "/api/hosts?scan=nope",
-                 "/api/hosts/not-an-ip", "/api/hosts?page=abc"):  # fmt: skip
+                 "/api/hosts?cidr=300.1.1.0/8", "/api/countries/Belgium",
+                 "/api/hosts?page=abc"):  # fmt: skip
         answer = site.get(path)
         assert answer.status == 400, path
         assert set(answer.json()) == {"error"}
         assert "Traceback" not in answer.text
     assert site.get("/api/hosts/192.0.2.99").status == 404
+    assert site.get("/api/hosts/not-an-ip").status == 404
+    assert site.get("/api/overview?scan=nope").status == 404
     assert site.get("/nowhere").status == 404
     html = site.get("/hosts?page=0")
     assert html.status == 400

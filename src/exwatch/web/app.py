@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from decimal import Decimal
 import re
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -51,7 +52,7 @@ from exwatch.web.groups_view import (
     totals,
 )
 from exwatch.web.hosts_view import SHOW, host_detail, host_listing
-from exwatch.web.listing import Listing
+from exwatch.web.listing import Listing, Paging
 from exwatch.web.notifications_view import available, notification_listing, per_organisation
 from exwatch.web.openapi import document
 from exwatch.web.scans_view import (
@@ -90,8 +91,17 @@ def _q(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
+def _known(store: Store, scan_id: str) -> str:
+    if not store.query("SELECT 1 FROM scans WHERE scan_id = ?", [scan_id]):
+        raise NotFound(f"no scan {scan_id[:80]!r} in the store")
+    return scan_id
+
+
 def _scan(store: Store, request: Request) -> str:
-    return aggregate.resolve_scan(store, request.query_params.get("scan") or None)
+    wanted = request.query_params.get("scan")
+    if wanted:
+        return _known(store, wanted)
+    return aggregate.resolve_scan(store, None)
 
 
 def _scans(store: Store) -> list[dict[str, Any]]:
@@ -224,7 +234,10 @@ def organisations(store: Store, request: Request) -> Result:
     kind = request.path_params["kind"]
     raw = request.path_params["key"]
     if kind == "asn":
-        value = asn_value(raw)
+        try:
+            value = asn_value(raw)
+        except UsageError:
+            raise NotFound(f"no AS {raw[:40]!r}") from None
         listing = group_listing(store, scan_id, "asn_org", _q(request), country=code, asn=value)
         title = "unknown AS" if value == NONE else f"AS{value}"
     elif kind == "sector":
@@ -279,7 +292,10 @@ def hosts(store: Store, request: Request) -> Result:
 
 
 def host(store: Store, request: Request) -> Result:
-    detail = host_detail(store, request.path_params["ip"])
+    try:
+        detail = host_detail(store, request.path_params["ip"])
+    except UsageError as exc:
+        raise NotFound(str(exc)) from None
     if not detail["sightings"]:
         raise NotFound(f"no scan holds {detail['ip']}")
     return Result("host.html.j2", detail, view={"title": detail["ip"]})
@@ -291,7 +307,7 @@ def scans(store: Store, request: Request) -> Result:
 
 
 def scan(store: Store, request: Request) -> Result:
-    progress = scan_progress(store, request.path_params["scan_id"])
+    progress = scan_progress(store, _known(store, request.path_params["scan_id"]))
     return Result(
         "scan.html.j2", progress, view={"title": f"Scan {progress['scan_id']}"}
     )
@@ -303,6 +319,8 @@ def diff(store: Store, request: Request) -> Result:
     b = request.query_params.get("b") or (ids[-1] if ids else None)
     if a is None or b is None:
         raise UsageError("a diff needs two scans; the store holds fewer")
+    _known(store, a)
+    _known(store, b)
     by = request.query_params.get("by", "country")
     rows = diff_groups(store, a, b, by)
     changes = diff_hosts(store, a, b, _q(request))
@@ -326,7 +344,10 @@ def cves(store: Store, request: Request) -> Result:
 
 def cve(store: Store, request: Request) -> Result:
     scan_id = _scan(store, request)
-    detail = cve_detail(request.path_params["cve"])
+    try:
+        detail = cve_detail(request.path_params["cve"])
+    except UsageError as exc:
+        raise NotFound(str(exc)) from None
     counts = [
         r.to_json()
         for r in aggregate.group_counts(store, scan_id, "cve")
@@ -352,9 +373,11 @@ def search(store: Store, request: Request) -> Result:
 
 def notifications(store: Store, request: Request) -> Result:
     if not available(store):
+        empty = Listing([], [], 0, Paging())
         return Result(
             "notifications.html.j2",
             {"available": False, "rows": [], "total": 0},
+            empty,
             view={"title": "Notifications"},
         )
     listing = notification_listing(store, _q(request))
@@ -429,7 +452,28 @@ def _link(path: str, query: Mapping[str, str] | None = None, **updates: Any) -> 
     return path + ("?" + text if text else "")
 
 
+def _without_nul(request: Request) -> Request:
+    """NUL in a parameter becomes U+FFFD, as in stored strings (PostgreSQL text has no NUL)."""
+    if "\x00" not in unquote(request.url.query) and not any(
+        "\x00" in str(v) for v in request.path_params.values()
+    ):
+        return request
+    scope = dict(request.scope)
+    items = [
+        (k.replace("\x00", "\ufffd"), v.replace("\x00", "\ufffd"))
+        for k, v in request.query_params.multi_items()
+    ]
+    scope["query_string"] = urlencode(items).encode("ascii")
+    scope["path_params"] = {
+        k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+        for k, v in request.path_params.items()
+    }
+    return Request(scope, request.receive)
+
+
 def _json_default(value: object) -> Any:
+    if isinstance(value, Decimal):  # PostgreSQL sums
+        return int(value) if value == value.to_integral_value() else float(value)
     return str(value)
 
 
@@ -461,6 +505,7 @@ def create_app(
 
     def endpoint(handler: Handler, api: bool) -> Callable[[Request], Any]:
         async def run(request: Request) -> Response:
+            request = _without_nul(request)
             fmt = request.query_params.get("format")
             try:
                 result = await run_in_threadpool(call, handler, request)

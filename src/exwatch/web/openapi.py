@@ -24,6 +24,8 @@ _KIND = {
     "bool": {"type": ["boolean", "null"]},
     "list": {"type": ["array", "null"], "items": {"type": "string"}},
 }
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CIDR4 = f"^({_OCTET}\\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])$"
 NULLABLE_STRING = {"type": ["string", "null"]}
 COUNTRY = {"type": "string", "pattern": "^([A-Za-z]{2}|~none)$"}
 
@@ -164,7 +166,7 @@ def document() -> dict[str, Any]:
              _param("country", COUNTRY), _param("asn", {"type": "string", "pattern": "^(AS)?[0-9]{1,10}$|^~none$"}),
              _param("sector", {"type": "string"}), _param("organisation", {"type": "string"}),
              _param("cve", {"type": "string"}), _param("build", {"type": "string"}),
-             _param("cidr", {"type": "string"}, text="e.g. 193.190.0.0/16"),
+             _param("cidr", {"type": "string", "pattern": _CIDR4}, text="e.g. 193.190.0.0/16"),
              *_paging(host_cols)],
             _listing(host_cols),
             csv=True,

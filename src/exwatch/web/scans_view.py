@@ -47,7 +47,7 @@ def scan_listing(store: Store, query: Mapping[str, str]) -> Listing:
             f"s.scan_id, s.name, s.origin, s.status, {d.iso('s.started_at')} AS started_at,"
             f" {d.iso('s.finished_at')} AS finished_at,"
             " (SELECT count(*) FROM scan_parts p WHERE p.scan_id = s.scan_id) AS shards,"
-            " (SELECT coalesce(sum(p.recorded), 0) FROM scan_parts p"
+            " (SELECT CAST(coalesce(sum(p.recorded), 0) AS BIGINT) FROM scan_parts p"
             " WHERE p.scan_id = s.scan_id) AS recorded,"
             " coalesce(s.answered, 0) AS answered, coalesce(s.enriched, 0) AS enriched"
         ),
