@@ -27,7 +27,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from store_bench import target
 
@@ -80,9 +79,9 @@ def generate(store: Store, scan_id: str, rows: int, patched_share: int) -> None:
         f" CASE WHEN {exchange} THEN {cves} ELSE {empty} END, 200, 'Microsoft-IIS/10.0',"
         f" CASE WHEN {exchange} THEN concat('mail', i, '.example.test') END,"
         f" CASE WHEN {exchange} THEN concat('MBX', i % 100) END,"
-        " CAST(concat('{\"ip\":\"', " + ip + ", '\",\"port\":443,\"status\":\"success\","
-        "\"exchange\":{\"build\":\"', " + build + ", '\"},\"cves\":{},\"headers\":"
-        "{\"server\":\"Microsoft-IIS/10.0\"}}') AS JSON)"
+        ' CAST(concat(\'{"ip":"\', ' + ip + ', \'","port":443,"status":"success",'
+        '"exchange":{"build":"\', ' + build + ', \'"},"cves":{},"headers":'
+        '{"server":"Microsoft-IIS/10.0"}}\') AS JSON)'
         f" FROM {source}",
         [scan_id, rows],
     )

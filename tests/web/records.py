@@ -22,7 +22,7 @@ HOSTILE = {
     "url": "javascript:window.__pwned='url'",
     "ansi": "\x1b[31mRED\x1b[0m\x1b]0;title\x07",
     "rtl": "mail.\u202eexe.evil\u202c.example",
-    "formula": "=HYPERLINK(\"http://192.0.2.1/\",\"click\")",
+    "formula": '=HYPERLINK("http://192.0.2.1/","click")',
 }
 HOSTILE_IP = "193.190.77.7"
 

@@ -37,8 +37,11 @@ class Answer:
 class Running:
     base: str
 
-    def get(self, path: str, *, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
-        request = urllib.request.Request(self.base + path, headers=headers or {}, method=method)
+    def get(
+        self, path: str, *, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> Answer:
+        url = self.base + path  # always http://127.0.0.1:PORT
+        request = urllib.request.Request(url, headers=headers or {}, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
                 return Answer(response.status, {k.lower(): v for k, v in response.headers.items()},

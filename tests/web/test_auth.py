@@ -85,9 +85,11 @@ def test_hash_secret_prints_a_line_never_the_secret() -> None:
     assert creds.check(_basic("analyst", PASSWORD)["Authorization"]) == "analyst"
 
 
-def _ns(name: str, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", name, *args], capture_output=True, text=True,
-                          timeout=120, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
+def _ns(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", name, *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 @pytest.mark.netns
@@ -120,7 +122,8 @@ def test_off_loopback_needs_credentials_in_a_namespace(web_db: str, tmp_path: Pa
                     f"url = 'http://{address}:8000/api/scans'\n"
                     "def get(h):\n"
                     "    try:\n"
-                    "        return urllib.request.urlopen(urllib.request.Request(url, headers=h), timeout=5).status\n"
+                    "        req = urllib.request.Request(url, headers=h)\n"
+                    "        return urllib.request.urlopen(req, timeout=5).status\n"
                     "    except urllib.error.HTTPError as e:\n"
                     "        return e.code\n"
                     "    except OSError:\n"

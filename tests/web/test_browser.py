@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from exwatch.lab import Lab
 from tests.lab.running import free_port
 from tests.report.test_census import _lab_geo
 from tests.web.records import HOSTILE, HOSTILE_IP, build_store
-from tests.web.server import Running, serving
+from tests.web.server import serving
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +52,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def census(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def census(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("census")
     env = _lab_geo(folder / "xdg")
     with Lab(hosts=60, port=free_port(), seed=5, workdir=folder / "lab") as lab:
@@ -77,7 +75,7 @@ def census(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    yield db
+    return db
 
 
 def _shot(page: Any, folder: Path, name: str) -> None:
@@ -98,7 +96,9 @@ def test_click_through_filter_download_and_diff(browser: Any, census: str, tmp_p
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with serving(census) as site:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True
+        )
         page = context.new_page()
         problems = _watch(page)
         page.goto(site.base + "/")
@@ -124,7 +124,8 @@ def test_click_through_filter_download_and_diff(browser: Any, census: str, tmp_p
         page.press('form.filter input[name="q"]', "Enter")
         page.wait_for_url("**q=**")
         shown = [a.inner_text() for a in page.locator("#t-hosts tbody tr a.host").all()]
-        assert shown and all(first_ip in ip for ip in shown)
+        assert shown
+        assert all(first_ip in ip for ip in shown)
         with page.expect_download() as info:
             page.click("a.dl-csv")
         saved = tmp_path / "hosts.csv"
@@ -161,7 +162,7 @@ def test_hostile_strings_run_no_script(
         problems = _watch(page)
         for path in (f"/hosts/{HOSTILE_IP}", "/hosts?scan=scan-3&show=all",
                      "/countries/BE/sector/municipality?scan=scan-3",
-                     "/search?q=%3Cimg&scan=scan-3", f"/diff?a=scan-1&b=scan-3"):  # fmt: skip
+                     "/search?q=%3Cimg&scan=scan-3", "/diff?a=scan-1&b=scan-3"):  # fmt: skip
             page.goto(site.base + path)
             assert page.evaluate("typeof window.__pwned") == "undefined", path
             # Nothing a server sent became an element or an attribute.

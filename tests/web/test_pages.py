@@ -13,7 +13,8 @@ from tests.web.records import HOSTILE, HOSTILE_IP, IP
 from tests.web.server import Running
 
 PAGES = [
-    "/", "/countries", "/countries/BE", "/countries/BE?by=sector", "/countries/BE/sector/municipality",
+    "/", "/countries", "/countries/BE", "/countries/BE?by=sector",
+    "/countries/BE/sector/municipality",
     "/countries/NL/asn/~none", "/hosts", "/hosts?show=all", f"/hosts/{IP[1]}", "/scans",
     "/scans/scan-3", "/diff?a=scan-1&b=scan-3", "/cves", "/cves/CVE-2021-26855",
     "/search?q=Gemeente", "/search", "/notifications", "/api",

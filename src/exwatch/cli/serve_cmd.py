@@ -22,21 +22,45 @@ def is_loopback(host: str) -> bool:
 
 
 @click.command("serve")
-@click.option("--db", "db_path", default=DEFAULT_PATH, show_default=True,
-              help="Store: a DuckDB file or postgresql://user@host/database.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback requires --credentials.")
+@click.option(
+    "--db",
+    "db_path",
+    default=DEFAULT_PATH,
+    show_default=True,
+    help="Store: a DuckDB file or postgresql://user@host/database.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback requires --credentials.",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--credentials", "credentials_path", type=click.Path(dir_okay=False),
-              help="File of NAME:scrypt$... lines (users; 'token' for bearer tokens);"
-              " also read from $EXWATCH_WEB_CREDENTIALS.")
-@click.option("--allowed-host", "allowed", multiple=True,
-              help="Host name browsers use to reach the server (repeatable); loopback"
-              " names are always allowed.")
-@click.option("--hash-secret", is_flag=True,
-              help="Read a password or token on stdin, print its NAME:hash line, and exit.")
-@click.option("--name", default="token", show_default=True,
-              help="With --hash-secret: the user name ('token' for a bearer token).")
+@click.option(
+    "--credentials",
+    "credentials_path",
+    type=click.Path(dir_okay=False),
+    help="File of NAME:scrypt$... lines (users; 'token' for bearer tokens);"
+    " also read from $EXWATCH_WEB_CREDENTIALS.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed",
+    multiple=True,
+    help="Host name browsers use to reach the server (repeatable); loopback"
+    " names are always allowed.",
+)
+@click.option(
+    "--hash-secret",
+    is_flag=True,
+    help="Read a password or token on stdin, print its NAME:hash line, and exit.",
+)
+@click.option(
+    "--name",
+    default="token",
+    show_default=True,
+    help="With --hash-secret: the user name ('token' for a bearer token).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 def serve(
     db_path: str,

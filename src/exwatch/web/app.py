@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from decimal import Decimal
-import re
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -107,7 +107,7 @@ def _scan(store: Store, request: Request) -> str:
 def _scans(store: Store) -> list[dict[str, Any]]:
     d = store.dialect
     return store.dicts(
-        f"SELECT scan_id, status, {d.iso('started_at')} AS started_at FROM scans"
+        f"SELECT scan_id, status, {d.iso('started_at')} AS started_at FROM scans"  # noqa: S608
         " ORDER BY started_at DESC NULLS LAST, scan_id DESC LIMIT 200"
     )
 
@@ -308,9 +308,7 @@ def scans(store: Store, request: Request) -> Result:
 
 def scan(store: Store, request: Request) -> Result:
     progress = scan_progress(store, _known(store, request.path_params["scan_id"]))
-    return Result(
-        "scan.html.j2", progress, view={"title": f"Scan {progress['scan_id']}"}
-    )
+    return Result("scan.html.j2", progress, view={"title": f"Scan {progress['scan_id']}"})
 
 
 def diff(store: Store, request: Request) -> Result:
@@ -529,13 +527,15 @@ def create_app(
                 return JSON(result.data)
             if result.redirect is not None:
                 return RedirectResponse(result.redirect, status_code=303)
-            return _html(request, result.template, {**result.data, **result.view, "data": result.data,
-                                                    "listing": result.listing})  # fmt: skip
+            context = {**result.data, **result.view, "data": result.data}
+            return _html(request, result.template, {**context, "listing": result.listing})
 
         run.__name__ = f"{'api_' if api else ''}{handler.__name__}"
         return run
 
-    def _html(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    def _html(
+        request: Request, template: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
         page = env.get_template(template).render(
             **context,
             request_path=request.url.path,
@@ -548,7 +548,12 @@ def create_app(
     def _error(request: Request, api: bool, status: int, message: str) -> Response:
         if api or request.query_params.get("format") in ("json", "csv"):
             return JSON({"error": message}, status_code=status)
-        return _html(request, "error.html.j2", {"status": status, "message": message, "title": "Error"}, status)
+        return _html(
+            request,
+            "error.html.j2",
+            {"status": status, "message": message, "title": "Error"},
+            status,
+        )
 
     async def favicon(request: Request) -> Response:
         return Response(status_code=204)
@@ -580,6 +585,7 @@ def create_app(
     routes.append(Route("/favicon.ico", favicon, methods=["GET", "HEAD"]))
     static = files("exwatch.web") / "static"
     routes.append(Mount("/static", StaticFiles(directory=str(static)), name="static"))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from exwatch.errors import UsageError
 
 ENV = "EXWATCH_WEB_CREDENTIALS"
-TOKEN_NAME = "token"
+TOKEN_NAME = "token"  # noqa: S105 - the user name that marks a bearer token, not a secret
 _N, _R, _P = 2**14, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 

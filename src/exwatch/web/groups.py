@@ -10,7 +10,6 @@ store gets the same rows computed in memory, once per server process.
 """
 
 # SQL here is assembled from fixed column names of this module; values are bound parameters.
-# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -81,8 +80,7 @@ def compromise_column(store: Store) -> str | None:
 def stamp_of(store: Store, scan_id: str) -> str:
     """What the scan's groups depend on: its enrichment generation and row count."""
     row = store.query(
-        "SELECT coalesce(enrich_generation, 0), coalesce(enriched, 0) FROM scans"
-        " WHERE scan_id = ?",
+        "SELECT coalesce(enrich_generation, 0), coalesce(enriched, 0) FROM scans WHERE scan_id = ?",
         [scan_id],
     )
     return "missing" if not row else f"{int(row[0][0])}:{int(row[0][1])}"
@@ -149,9 +147,11 @@ def base_sql(store: Store, scan_id: str) -> tuple[str, list[Any]]:
             rows = _MEMORY[key] = _compute(store, scan_id)
         if not rows:
             return _empty(), []
-        one = "(" + ", ".join(
-            f"CAST(? AS {store.dialect.type(kind)})" for _, kind in WEB_GROUPS
-        ) + ")"
+        one = (
+            "("
+            + ", ".join(f"CAST(? AS {store.dialect.type(kind)})" for _, kind in WEB_GROUPS)
+            + ")"
+        )
         names = ", ".join(WEB_GROUPS_COLUMNS)
         return (
             f"(VALUES {', '.join([one] * len(rows))}) AS g({names})",

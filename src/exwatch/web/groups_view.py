@@ -200,7 +200,7 @@ def totals(store: Store, scan_id: str, country: str | None = None) -> dict[str, 
         f" FROM {source} WHERE {where}",
         [*source_params, *params],
     )
-    out = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
+    out: dict[str, Any] = {n: int(v or 0) for n, v in zip(names, rows[0], strict=True)}
     out["vulnerable_pct"] = _pct(out["vulnerable"], out["exchange"])
     out["exchange_pct"] = _pct(out["exchange"], out["hosts"])
     out["eol_pct"] = _pct(out["eol"], out["exchange"])

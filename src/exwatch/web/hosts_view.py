@@ -260,7 +260,8 @@ def host_detail(store: Store, ip: str) -> dict[str, Any]:
         row.pop("scan_started", None)
         exchange = record.get("exchange") if isinstance(record.get("exchange"), dict) else None
         basis = (exchange or {}).get("basis") or {}
-        cves = record.get("cves") if isinstance(record.get("cves"), dict) else {}
+        raw_cves = record.get("cves")
+        cves: dict[str, Any] = raw_cves if isinstance(raw_cves, dict) else {}
         verdicts = []
         for cve_id, verdict in sorted(
             cves.items(), key=lambda kv: (_VERDICT_ORDER.get(str(kv[1]), 9), str(kv[0]))

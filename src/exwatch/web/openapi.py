@@ -4,6 +4,9 @@ Written out here rather than generated from code so that it says what a CERT's t
 rely on; tests check every endpoint's answers against it (schemathesis).
 """
 
+# The paths read best with one parameter list per line, however long.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,7 +57,9 @@ def _listing(columns: list[Column], extra: dict[str, Any] | None = None) -> dict
     return {"type": "object", "properties": props, "required": list(props)}
 
 
-def _param(name: str, schema: dict[str, Any], where: str = "query", text: str = "") -> dict[str, Any]:
+def _param(
+    name: str, schema: dict[str, Any], where: str = "query", text: str = ""
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": where,
@@ -105,7 +110,9 @@ def _answer(schema: dict[str, Any], csv: bool = False) -> dict[str, Any]:
     }
 
 
-def _get(summary: str, params: list[dict[str, Any]], schema: dict[str, Any], csv: bool = False) -> dict[str, Any]:
+def _get(
+    summary: str, params: list[dict[str, Any]], schema: dict[str, Any], csv: bool = False
+) -> dict[str, Any]:
     return {"get": {"summary": summary, "parameters": params, "responses": _answer(schema, csv)}}
 
 

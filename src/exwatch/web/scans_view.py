@@ -15,7 +15,7 @@ from exwatch.report import trends
 from exwatch.report.aggregate import resolve_scan
 from exwatch.store import Store
 from exwatch.web import groups
-from exwatch.web.listing import Column, Listing, Paging, fetch  # noqa: F401
+from exwatch.web.listing import Column, Listing, Paging, fetch
 
 SCAN_COLUMNS = [
     Column("scan_id", "Scan", "text", "s.scan_id"),
@@ -126,7 +126,7 @@ def diff_groups(store: Store, scan_a: str, scan_b: str, by: str) -> list[dict[st
     with _DIFF_LOCK:
         cached = _DIFFS.get(key)
     if cached is None:
-        cached = [row.to_json() for row in trends.diff_scans(store, a, b, by)]  # type: ignore[arg-type]
+        cached = [row.to_json() for row in trends.diff_scans(store, a, b, by)]
         with _DIFF_LOCK:
             _DIFFS[key] = cached
     return cached

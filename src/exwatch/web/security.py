@@ -36,9 +36,7 @@ HEADERS = [
 class Guard:
     """ASGI middleware: methods, Host, credentials, security headers."""
 
-    def __init__(
-        self, app: ASGIApp, *, credentials: Credentials, hosts: Iterable[str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, credentials: Credentials, hosts: Iterable[str]) -> None:
         self.app = app
         self.credentials = credentials
         self.hosts = {h.lower() for h in hosts}
@@ -50,9 +48,7 @@ class Guard:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k not in dict(HEADERS)
-                ]
+                headers = [(k, v) for k, v in message.get("headers", []) if k not in dict(HEADERS)]
                 message["headers"] = headers + HEADERS
             await send(message)
 
