@@ -14,6 +14,12 @@ from typing import Any
 
 import uvicorn
 
+# Loaded now, before any test renders the world map: pygal's import hook (a legacy finder)
+# turns every later first import into an ImportWarning, an error under this suite's rules.
+import uvicorn.lifespan.on
+import uvicorn.loops.asyncio
+import uvicorn.protocols.http.h11_impl
+
 from exwatch.web import create_app
 from exwatch.web.auth import Credentials
 from tests.lab.running import free_port
@@ -56,7 +62,11 @@ def serving(
 ) -> Iterator[Running]:
     port = free_port()
     app = create_app(db, credentials=credentials, hosts=hosts)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # h11, asyncio and no websockets named outright: "auto" probes optional modules.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        http="h11", loop="asyncio", ws="none", lifespan="on",
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
