@@ -43,8 +43,25 @@ def lag_values(builds: list[str]) -> tuple[str, list[Any]]:
     return f"(VALUES {', '.join([one] * len(rows))}) AS lag(build, days, sus, current)", params
 
 
+def scan_builds(store: Any, scan_id: str, stamp: str) -> list[str]:
+    """The distinct builds of a scan's enrichment, read once per enrichment state (on
+    PostgreSQL a DISTINCT over millions of rows costs a second; pages need it each time)."""
+    from exwatch.web.memo import memo
+
+    return memo(
+        ("builds", store.location, scan_id, stamp),
+        lambda: [
+            str(r[0])
+            for r in store.query(
+                "SELECT DISTINCT build FROM enrichment WHERE scan_id = ? AND build IS NOT NULL",
+                [scan_id],
+            )
+        ],
+    )
+
+
 def kev_list(catalogue: Catalogue | None = None) -> list[str]:
     return sorted((catalogue or default()).kev_cves())
 
 
-__all__ = ["kev_list", "lag_of", "lag_values"]
+__all__ = ["kev_list", "lag_of", "lag_values", "scan_builds"]

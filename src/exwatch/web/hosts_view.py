@@ -15,7 +15,7 @@ from exwatch.knowledge.catalogue import default
 from exwatch.store import Store
 from exwatch.store.rows import ip_sort_key
 from exwatch.web import groups
-from exwatch.web.facts import kev_list, lag_values
+from exwatch.web.facts import kev_list, lag_values, scan_builds
 from exwatch.web.groups_view import NONE, asn_value, country_value, equals
 from exwatch.web.listing import Column, Listing, Paging, fetch, like
 
@@ -122,14 +122,7 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         params += [like(text)] * 4
         filters["q"] = text
     total = known_total(store, scan_id, filters)
-    builds = [
-        str(r[0])
-        for r in store.query(
-            "SELECT DISTINCT build FROM enrichment WHERE scan_id = ? AND build IS NOT NULL",
-            [scan_id],
-        )
-    ]
-    lag, lag_params = lag_values(builds)
+    lag, lag_params = lag_values(scan_builds(store, scan_id, groups.stamp_of(store, scan_id)))
     extra = ", e.compromise" if compromise else ""
     select = (
         "e.ip, e.port, e.country, e.asn, e.organisation, e.sector, e.build, e.product, e.cu,"
