@@ -217,7 +217,13 @@ def country(store: Store, request: Request) -> Result:
     by = request.query_params.get("by", "asn")
     if by not in ("asn", "sector"):
         raise UsageError("by is asn or sector")
-    listing = group_listing(store, scan_id, by, _q(request), country=code)
+    query = _q(request)
+    # One path serves both tables: a sort by the other table's key column is no error, the
+    # table keeps its default order (the API document lists the keys of both).
+    if query.get("sort") in ({"sector"} if by == "asn" else {"asn", "as_name"}):
+        query.pop("sort")
+        query.pop("dir", None)
+    listing = group_listing(store, scan_id, by, query, country=code)
     name = "unknown country" if code == NONE else country_name(code)
     return Result(
         "groups.html.j2",
