@@ -311,8 +311,8 @@ def required_literal(pattern: re.Pattern[str]) -> str | None:
     # The regex parser is private (no stable public API reads a pattern's structure); if a
     # later Python changes it, the gate is simply off and every regex runs.
     try:
-        from re import _constants as c  # type: ignore[attr-defined]
-        from re import _parser  # type: ignore[attr-defined]
+        from re import _constants as c  # type: ignore[attr-defined,unused-ignore]
+        from re import _parser  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
 

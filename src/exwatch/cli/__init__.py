@@ -76,6 +76,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "scan",
         "Find Exchange servers, read their build passively, classify and store.",
     ),
+    "serve": (
+        "exwatch.cli.serve_cmd",
+        "serve",
+        "Serve the web interface and JSON API over the store (read-only).",
+    ),
     "selftest": (
         "exwatch.cli.selftest_cmd",
         "selftest",

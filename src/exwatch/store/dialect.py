@@ -61,8 +61,12 @@ class Dialect:
     def array_has(self, array: str, value: str) -> str:
         raise NotImplementedError
 
+    def array_contains(self, array: str, param: str = "?") -> str:
+        """`array` holds the bound text value `param` (index-friendly where one exists)."""
+        raise NotImplementedError
+
     def array_overlaps(self, array: str, param: str = "?") -> str:
-        """True when the text array `array` shares an element with the list bound to `param`."""
+        """`array` shares an element with the bound list of text values `param`."""
         raise NotImplementedError
 
     def sql(self, text: str) -> str:
@@ -98,6 +102,9 @@ class DuckDialect(Dialect):
     def array_has(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def array_contains(self, array: str, param: str = "?") -> str:
+        return f"list_contains({array}, CAST({param} AS VARCHAR))"
+
     def array_overlaps(self, array: str, param: str = "?") -> str:
         return f"list_has_any({array}, CAST({param} AS VARCHAR[]))"
 
@@ -124,8 +131,12 @@ class PostgresDialect(Dialect):
     def array_has(self, array: str, value: str) -> str:
         return f"{value} = ANY({array})"
 
+    def array_contains(self, array: str, param: str = "?") -> str:
+        # @> can use a GIN index on the array; `= ANY` cannot.
+        return f"{array} @> ARRAY[CAST({param} AS TEXT)]"
+
     def array_overlaps(self, array: str, param: str = "?") -> str:
-        return f"({array} && CAST({param} AS TEXT[]))"
+        return f"{array} && CAST({param} AS TEXT[])"
 
     def sql(self, text: str) -> str:
         # psycopg's placeholders are %s, so a literal % must be doubled.  The statements are

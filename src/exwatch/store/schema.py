@@ -20,6 +20,8 @@ Tables
   rollup_builds   per scan, dimension, country, key and build: Exchange hosts, vulnerable, with
                   a known-exploited (KEV) CVE, EOL (patch lag is derived from the build)
   rollup_builds_state  the enrich_generation and KEV list each scan's rollup_builds was built from
+  web_groups      the web interface's drill-down counts per scan (created when first needed)
+  web_groups_state what each scan's web_groups were built from
 """
 
 from __future__ import annotations
@@ -186,6 +188,29 @@ ROLLUP_BUILDS_STATE: list[Column] = [
     ("generation", "bigint"),
     ("kev", "text"),  # the KEV CVE ids the kev counts used, comma-joined
 ]
+# The web interface's drill-down counts (country > AS/sector > organisation), with KEV,
+# patch lag and compromise counts the report rollup does not keep (see web/groups.py).
+WEB_GROUPS: list[Column] = [
+    ("scan_id", "text"),
+    ("level", "text"),  # country | asn | sector | asn_org | sector_org
+    ("country", "text"),
+    ("asn", "bigint"),
+    ("sector", "text"),
+    ("organisation", "text"),
+    ("label", "text"),  # AS name (asn levels), sector (organisation levels)
+    ("hosts", "bigint"),
+    ("exchange", "bigint"),
+    ("vulnerable", "bigint"),
+    ("kev", "bigint"),
+    ("eol", "bigint"),
+    ("lag_hosts", "bigint"),  # Exchange hosts whose build has a patch lag
+    ("lag_days", "bigint"),  # sum of their days behind the newest update of their line
+    ("behind", "bigint"),  # Exchange hosts at least one update behind their CU's newest
+    ("checked", "bigint"),  # Exchange hosts whose compromise was checked
+    ("compromised", "bigint"),
+]
+WEB_GROUPS_COLUMNS = [name for name, _ in WEB_GROUPS]
+WEB_GROUPS_STATE: list[Column] = [("scan_id", "text"), ("stamp", "text")]
 
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
@@ -200,9 +225,11 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
     "rollup_builds": (ROLLUP_BUILDS, ()),
     "rollup_builds_state": (ROLLUP_BUILDS_STATE, ("scan_id",)),
+    "web_groups": (WEB_GROUPS, ()),
+    "web_groups_state": (WEB_GROUPS_STATE, ("scan_id",)),
 }
 # Tables added to schema 2 after it shipped; whoever uses one creates it IF NOT EXISTS first.
-LATER_TABLES = ("rollup_builds", "rollup_builds_state")
+LATER_TABLES = ("rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state")
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
@@ -268,6 +295,8 @@ __all__ = [
     "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
     "TABLES",
+    "WEB_GROUPS",
+    "WEB_GROUPS_COLUMNS",
     "column_types",
     "create_all",
     "create_later",

@@ -1,0 +1,168 @@
+"""The drill-down counts: country > AS or sector > organisation, per scan, kept in `web_groups`.
+
+Each level carries what a CERT analyst sorts by: answering hosts, Exchange, vulnerable,
+KEV (a vulnerable verdict for a CVE in CISA's catalog), end of life, patch lag (hosts with
+a placed build, their summed days behind, how many are behind their CU's newest update),
+and compromise counts where hosts were checked.  One GROUPING SETS pass over the scan's
+enrichment builds every level (seconds at ten million rows), the first time a page needs
+it after the scan's enrichment changed; pages then read a few thousand rows.  A read-only
+store gets the same rows computed in memory, once per server process.
+"""
+
+# SQL here is assembled from fixed column names of this module; values are bound parameters.
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from exwatch.store import Store
+from exwatch.store.schema import WEB_GROUPS, WEB_GROUPS_COLUMNS, create_table
+from exwatch.web.facts import kev_list, lag_values
+
+LEVELS = ("country", "asn", "sector", "asn_org", "sector_org")
+COUNTS = (
+    "hosts", "exchange", "vulnerable", "kev", "eol", "lag_hosts", "lag_days", "behind",
+    "checked", "compromised",
+)  # fmt: skip
+
+_GROUPS = """
+SELECT
+    CASE WHEN GROUPING(organisation) = 0 AND GROUPING(asn) = 0 THEN 'asn_org'
+         WHEN GROUPING(organisation) = 0 THEN 'sector_org'
+         WHEN GROUPING(asn) = 0 THEN 'asn'
+         WHEN GROUPING(sector) = 0 THEN 'sector' ELSE 'country' END AS level,
+    country,
+    CASE WHEN GROUPING(asn) = 0 THEN asn END AS asn,
+    CASE WHEN GROUPING(sector) = 0 THEN sector END AS sector,
+    CASE WHEN GROUPING(organisation) = 0 THEN organisation END AS organisation,
+    CASE WHEN GROUPING(organisation) = 0 THEN min(sector)
+         WHEN GROUPING(asn) = 0 THEN min(as_name) END AS label,
+    count(*) AS hosts,
+    count(*) FILTER (WHERE x) AS exchange,
+    count(*) FILTER (WHERE x AND v) AS vulnerable,
+    count(*) FILTER (WHERE x AND v AND kev) AS kev,
+    count(*) FILTER (WHERE x AND eol) AS eol,
+    count(*) FILTER (WHERE x AND days IS NOT NULL) AS lag_hosts,
+    coalesce(sum(days) FILTER (WHERE x), 0) AS lag_days,
+    count(*) FILTER (WHERE x AND sus > 0) AS behind,
+    count(*) FILTER (WHERE x AND checked) AS checked,
+    count(*) FILTER (WHERE x AND compromised) AS compromised
+FROM (
+    SELECT e.country, e.asn, e.as_name, coalesce(e.sector, 'unknown') AS sector, e.organisation,
+           coalesce(e.is_exchange, FALSE) AS x, coalesce(e.vulnerable, FALSE) AS v,
+           coalesce(e.eol, FALSE) AS eol, coalesce({kev}, FALSE) AS kev,
+           lag.days, lag.sus, {checked} AS checked, {compromised} AS compromised
+    FROM enrichment e LEFT JOIN {lag} ON lag.build = e.build
+    WHERE e.scan_id = ?
+) t
+GROUP BY GROUPING SETS ((country), (country, asn), (country, sector),
+                        (country, asn, organisation), (country, sector, organisation))
+"""
+
+_MEMORY: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+_BUILDING = threading.Lock()
+
+
+def compromise_column(store: Store) -> str | None:
+    """The enrichment column holding a host's compromise state, when the store has one.
+
+    Compromise checks (issue 18) are opt-in and later: until `enrichment` has a text column
+    `compromise` (compromised | clean-at-known-paths | unknown, NULL when not checked),
+    pages show no compromise columns at all."""
+    rows = store.query(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'enrichment'"
+        " AND column_name = 'compromise' AND table_schema = current_schema()"
+    )
+    return "e.compromise" if rows and rows[0][0] else None
+
+
+def stamp_of(store: Store, scan_id: str) -> str:
+    """What the scan's groups depend on: its enrichment generation and row count."""
+    row = store.query(
+        "SELECT coalesce(enrich_generation, 0), coalesce(enriched, 0) FROM scans WHERE scan_id = ?",
+        [scan_id],
+    )
+    return "missing" if not row else f"{int(row[0][0])}:{int(row[0][1])}"
+
+
+def _compute(store: Store, scan_id: str) -> list[tuple[Any, ...]]:
+    d = store.dialect
+    builds = [
+        str(r[0])
+        for r in store.query(
+            "SELECT DISTINCT build FROM enrichment WHERE scan_id = ? AND build IS NOT NULL",
+            [scan_id],
+        )
+    ]
+    lag, lag_params = lag_values(builds)
+    column = compromise_column(store)
+    sql = _GROUPS.format(
+        kev=d.array_overlaps("e.vulnerable_cves"),
+        lag=lag,
+        checked="FALSE" if column is None else f"({column} IS NOT NULL)",
+        compromised="FALSE" if column is None else f"({column} = 'compromised')",
+    )
+    with store.transaction():
+        store.tune_for_aggregation()
+        rows = store.query(sql, [kev_list(), *lag_params, scan_id])
+    return [(scan_id, *row) for row in rows]
+
+
+def ensure(store: Store, scan_id: str) -> None:
+    """Build the scan's groups if its enrichment changed since they were built."""
+    if store.read_only:
+        return
+    stamp = stamp_of(store, scan_id)
+    if _current(store, scan_id, stamp):
+        return
+    with _BUILDING, store.transaction():
+        for name in ("web_groups", "web_groups_state"):
+            store.execute(create_table(store.dialect, name))
+        store.lock(f"web-groups:{scan_id}")
+        if _current(store, scan_id, stamp):
+            return
+        rows = _compute(store, scan_id)
+        store.execute("DELETE FROM web_groups WHERE scan_id = ?", [scan_id])
+        store.bulk_insert("web_groups", WEB_GROUPS, rows)
+        store.execute("DELETE FROM web_groups_state WHERE scan_id = ?", [scan_id])
+        store.execute(
+            "INSERT INTO web_groups_state (scan_id, stamp) VALUES (?, ?)", [scan_id, stamp]
+        )
+
+
+def _current(store: Store, scan_id: str, stamp: str) -> bool:
+    if not store.has_table("web_groups_state"):
+        return False
+    built = store.scalar("SELECT stamp FROM web_groups_state WHERE scan_id = ?", [scan_id])
+    return built is not None and str(built) == stamp
+
+
+def base_sql(store: Store, scan_id: str) -> tuple[str, list[Any]]:
+    """A relation of the scan's group rows (columns WEB_GROUPS) to select from."""
+    if store.read_only:
+        key = (store.location, scan_id, stamp_of(store, scan_id))
+        rows = _MEMORY.get(key)
+        if rows is None:
+            rows = _MEMORY[key] = _compute(store, scan_id)
+        if not rows:
+            return _empty(), []
+        one = (
+            "("
+            + ", ".join(f"CAST(? AS {store.dialect.type(kind)})" for _, kind in WEB_GROUPS)
+            + ")"
+        )
+        names = ", ".join(WEB_GROUPS_COLUMNS)
+        return (
+            f"(VALUES {', '.join([one] * len(rows))}) AS g({names})",
+            [v for row in rows for v in row],
+        )
+    ensure(store, scan_id)
+    return "web_groups g", []
+
+
+def _empty() -> str:
+    return "(SELECT " + ", ".join(f"NULL AS {c}" for c in WEB_GROUPS_COLUMNS) + " WHERE FALSE) g"
+
+
+__all__ = ["COUNTS", "LEVELS", "base_sql", "compromise_column", "ensure", "stamp_of"]
