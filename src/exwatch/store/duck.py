@@ -32,7 +32,7 @@ from exwatch.errors import StoreError, UsageError
 from exwatch.store.base import Row, Store, WaitNote
 from exwatch.store.dialect import DUCKDB
 from exwatch.store.rows import ip_sort_key
-from exwatch.store.schema import SCHEMA_VERSION, Column, create_all, create_table
+from exwatch.store.schema import SCHEMA_VERSION, Column, create_added, create_all, create_table
 
 DEFAULT_WAIT = 60.0  # seconds an opener waits for another process to release the file
 
@@ -261,6 +261,10 @@ class DuckStore(Store):
                     )
             elif found < SCHEMA_VERSION:
                 migrate_duckdb(self, found)
+            elif found == SCHEMA_VERSION:
+                with self.transaction():
+                    for statement in create_added(DUCKDB):
+                        self.execute(statement)
             if found is not None and found > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer exwatch (schema {found}); upgrade exwatch"

@@ -17,6 +17,16 @@ Tables
   enrichment      country, AS, organisation, sector per answering result, verdict columns copied
   rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
   rollup_state    the enrich_generation each scan's rollup was built from
+
+Tables `exwatch notify` keeps (docs/notify.md describes every column).  They are created IF
+NOT EXISTS whenever a store is opened writable, so schema-2 stores gain them without a
+migration; readers check `has_table` first.
+  notifications       one message: recipients, kind, state (pending/sent/failed), Message-ID,
+                      the raw message (a retry resends it byte for byte)
+  notification_items  one host finding (a CVE, or `compromise`) listed in one message
+  notify_cases        one finding of one host from its first message until a later scan
+                      shows it gone: reminders, escalation, fixed at
+  security_txt        the security.txt (RFC 9116) fetched per domain, reused for a while
 """
 
 from __future__ import annotations
@@ -164,6 +174,84 @@ ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
 
 ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
 
+NOTIFICATIONS: list[Column] = [
+    ("notification_id", "text"),
+    ("run_id", "text"),
+    ("scan_id", "text"),  # the scan whose findings the message reports
+    ("kind", "text"),  # initial | follow-up | reminder | escalation
+    ("state", "text"),  # pending | sent | failed
+    ("recipients", "text[]"),  # To
+    ("cc", "text[]"),
+    ("contact_key", "text"),  # the sorted To addresses: one message per contact per run
+    ("organisation", "text"),
+    ("sector", "text"),
+    ("country", "text"),
+    ("language", "text"),
+    ("contact_source", "text"),  # contacts | constituency | security.txt
+    ("contact_reason", "text"),
+    ("subject", "text"),
+    ("message_id", "text"),
+    ("hosts", "text[]"),  # ip:port ([v6]:port) of every host listed
+    ("host_count", "int"),
+    ("finding_count", "int"),
+    ("findings", "json"),  # [{ip, port, finding, role, kev}]
+    ("created_at", "ts"),
+    ("sent_at", "ts"),
+    ("attempts", "int"),
+    ("last_error", "text"),
+    ("smtp_reply", "text"),
+    ("message", "text"),  # the RFC 5322 message as handed to the server
+]
+
+NOTIFICATION_ITEMS: list[Column] = [
+    ("notification_id", "text"),
+    ("case_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("finding", "text"),  # a CVE id, or "compromise"
+    ("role", "text"),  # new | reminder | escalation
+    ("organisation", "text"),  # the host's, as enriched when the message was made
+    ("sector", "text"),
+    ("country", "text"),
+    ("seen_at", "ts"),  # the host's time in the scan the message reports
+]
+
+NOTIFY_CASES: list[Column] = [
+    ("case_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("finding", "text"),
+    ("state", "text"),  # open | closed
+    ("organisation", "text"),
+    ("sector", "text"),
+    ("country", "text"),
+    ("contact_key", "text"),
+    ("opened_scan", "text"),
+    ("opened_at", "ts"),  # when the first message naming it was accepted by the server
+    ("first_notification", "text"),
+    ("last_sent_at", "ts"),
+    ("last_notification", "text"),
+    ("reminders", "int"),
+    ("escalated_at", "ts"),
+    ("last_seen_scan", "text"),  # latest scan that still showed it
+    ("last_seen_at", "ts"),
+    ("seen_after", "int"),  # later scans that still showed it after the first message
+    ("closed_at", "ts"),  # time of the host in the scan that showed it gone
+    ("closed_scan", "text"),
+    ("close_reason", "text"),  # patched | not-exchange | exchange-online | suspect | clean
+]
+
+SECURITY_TXT: list[Column] = [
+    ("domain", "text"),
+    ("fetched_at", "ts"),
+    ("status", "text"),  # found | absent | expired | invalid | refused | error
+    ("url", "text"),
+    ("contacts", "text[]"),  # every Contact: URI, in the file's order
+    ("languages", "text[]"),  # Preferred-Languages
+    ("expires", "ts"),
+    ("detail", "text"),
+]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -175,15 +263,27 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "enrichment": (ENRICHMENT, ()),
     "rollup": (ROLLUP, ()),
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+    "notifications": (NOTIFICATIONS, ("notification_id",)),
+    "notification_items": (NOTIFICATION_ITEMS, ()),
+    "notify_cases": (NOTIFY_CASES, ("case_id",)),
+    "security_txt": (SECURITY_TXT, ("domain",)),
 }
+# Tables added after schema 2 was released: created IF NOT EXISTS on every writable open
+# (no version bump; nothing existing changes).
+ADDED_TABLES = ("notifications", "notification_items", "notify_cases", "security_txt")
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
     "results": {"scan_id", "ip", "port", "ts", "status", "is_exchange", "vulnerable", "record"},
     "enrichment": {"scan_id", "ip", "port", "ts"},
+    "notifications": {"run_id", "kind", "state", "contact_key", "created_at"},
+    "notification_items": {"notification_id", "case_id", "ip", "port", "finding", "role"},
+    "notify_cases": {"ip", "port", "finding", "state"},
 }
 
-_COUNTERS = {"enrich_generation", "answered", "enriched", "recorded"}
+_COUNTERS = {
+    "enrich_generation", "answered", "enriched", "recorded", "attempts", "reminders", "seen_after",
+}  # fmt: skip
 
 # No indexes on DuckDB: its zone maps serve scans, and ART indexes slow bulk appends and cost
 # memory.  PostgreSQL needs them for the ingest anti-join, resume and per-scan reads.
@@ -191,6 +291,10 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
+)
+ADDED_POSTGRES_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS notify_cases_host ON notify_cases (ip, port, state)",
+    "CREATE INDEX IF NOT EXISTS notification_items_id ON notification_items (notification_id)",
 )
 
 
@@ -212,6 +316,15 @@ def create_all(dialect: Dialect) -> list[str]:
     statements = [create_table(dialect, name) for name in TABLES]
     if dialect.name == "postgresql":
         statements.extend(POSTGRES_INDEXES)
+        statements.extend(ADDED_POSTGRES_INDEXES)
+    return statements
+
+
+def create_added(dialect: Dialect) -> list[str]:
+    """The tables (and indexes) added to schema 2 since its release, IF NOT EXISTS."""
+    statements = [create_table(dialect, name) for name in ADDED_TABLES]
+    if dialect.name == "postgresql":
+        statements.extend(ADDED_POSTGRES_INDEXES)
     return statements
 
 
@@ -220,15 +333,21 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 
 
 __all__ = [
+    "ADDED_TABLES",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "NOTIFICATIONS",
+    "NOTIFICATION_ITEMS",
+    "NOTIFY_CASES",
     "RESULTS",
     "RESULT_COLUMNS",
     "ROLLUP",
     "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
+    "SECURITY_TXT",
     "TABLES",
     "column_types",
+    "create_added",
     "create_all",
     "create_table",
 ]
