@@ -46,6 +46,12 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("hosts", "hosts"), ("exchange", "Exchange"), ("vulnerable", "vuln"),
         ("vulnerable_pct", "% vuln"), ("eol", "EOL"),
     ],
+    "remediation": [
+        ("key", "key"), ("hosts_notified", "notified"), ("first_notified", "since"),
+        ("still_vulnerable", "still vuln"), ("not_rechecked", "not rechecked"),
+        ("fixed", "fixed"), ("fixed_pct", "% fixed"), ("median_days_to_fix", "median days"),
+        ("reminders", "reminders"), ("escalated", "escalated"),
+    ],
 }  # fmt: skip
 
 # Left out first when a table is wider than the screen.
@@ -54,7 +60,7 @@ _DROP_ORDER = (
     "undetermined", "status", "eol", "complete_pct", "name", "started_at", "vulnerable_pct",
     "build", "exchange", "port",
 )  # fmt: skip
-_DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}
+_DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at", "first_notified"}
 
 # Columns whose values must never be folded mid-value (an address cut in two misleads).
 _NO_WRAP = {
@@ -194,6 +200,12 @@ def _cell(value: object) -> str:
     type=click.IntRange(min=0),
     help="With --by host: only hosts still vulnerable after at least N days.",
 )
+@click.option(
+    "--remediation",
+    is_flag=True,
+    help="With --by organisation|sector|country: hosts notified (exwatch notify), still"
+    " vulnerable at later scans, fixed, days to fix.",
+)
 @enrichment_options
 def report(
     db_path: str,
@@ -204,6 +216,7 @@ def report(
     output: str | None,
     limit: int | None,
     vulnerable_days: int | None,
+    remediation: bool,
     geo_db: str | None,
     asn_db: str | None,
     constituency: str | None,
@@ -217,6 +230,8 @@ def report(
     """
     if vulnerable_days is not None and by != "host":
         raise UsageError("--vulnerable-days only applies with --by host")
+    if remediation and (by not in ("organisation", "sector", "country") or fmt == "html"):
+        raise UsageError("--remediation applies with --by organisation, sector or country")
     aggregate.country_code(country)  # a bad --country is refused before anything is read
     with open_db(db_path) as store:
         scan = aggregate.resolve_scan(store, scan_id)
@@ -234,6 +249,23 @@ def report(
                 with open(output, "w", encoding="utf-8") as handle:
                     handle.write(page)
                 click.echo(f"wrote {output}", err=True)
+            return 0
+        if remediation:
+            from exwatch.report.remediation import remediation as remediation_rows
+
+            fields = source_fields(store, None)
+            rows = [{**r, **fields} for r in remediation_rows(store, by, country=country)]  # type: ignore[arg-type]
+            emit(
+                rows[:limit] if limit else rows,
+                _COLUMNS["remediation"],
+                fmt,
+                output,
+                title=f"Remediation after notification, per {by}"
+                + (f", country {country.upper()}" if country else ""),
+                footnote="Cases of exwatch notify, brought up to date with every stored scan;"
+                " days to fix run from the first message to the first later scan that showed"
+                " the fix (an upper bound). " + footnote_of(fields),
+            )
             return 0
         if by == "host":
             history = trends.host_history(

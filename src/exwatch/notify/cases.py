@@ -7,10 +7,13 @@ For each open case, every observation of its host made after the case's first me
 - the finding is still there -> `last_seen_at`, and `seen_after` counts the later scans
   that still showed it;
 - the host answers and the finding is gone -> the case closes at that observation's time:
-  `patched` (the CVE's verdict is now patched), `not-vulnerable` (not affected or mitigated),
+  `patched` (the CVE's verdict is now patched), `updated` (a full four-part build that has
+  the fix, where the verdict stays undetermined only because the fix also needs a
+  configuration step no version shows), `not-vulnerable` (not affected or mitigated),
   `not-exchange` (the address answers without on-prem Exchange), `exchange-online`,
   `suspect`, or `clean` (a compromise check now finds nothing at the known paths);
-- an undetermined verdict, or no answer at all, says nothing: the case stays as it is.
+- an undetermined verdict of a CU-level build (the update cannot be seen), or no answer
+  at all, says nothing: the case stays as it is.
 
 `days to fix` is then closed_at - opened_at: an upper bound (the fix happened between the
 last scan that saw the finding and the one that did not).
@@ -30,7 +33,7 @@ from exwatch.store import Store
 
 _OBSERVATIONS = """
 SELECT c.case_id, c.finding, c.last_seen_scan, e.scan_id, e.ts, e.is_exchange,
-       e.vulnerable_cves, e.patched_cves, e.undetermined_cves, e.cve_ids, r.record
+       e.vulnerable_cves, e.patched_cves, e.undetermined_cves, e.cve_ids, r.precision, r.record
 FROM notify_cases c
 JOIN enrichment e ON e.ip = c.ip AND e.port = c.port
 JOIN results r ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
@@ -66,6 +69,7 @@ def judge(
     undetermined: list[str],
     assessed: list[str],
     record: dict[str, Any],
+    precision: str | None = None,
 ) -> tuple[str, str | None]:
     """("present" | "gone" | "unknown", close reason) for one finding in one observation."""
     if finding == COMPROMISE_FINDING:
@@ -83,8 +87,11 @@ def judge(
         return "gone", "not-exchange"
     if finding in vulnerable:
         return "present", None
-    if finding in undetermined or finding not in assessed:
+    if finding not in assessed:
         return "unknown", None
+    if finding in undetermined:
+        # Only a full build shows that the update is in; a CU-level one cannot.
+        return ("gone", "updated") if precision == "su" else ("unknown", None)
     return "gone", "patched" if finding in patched else "not-vulnerable"
 
 
@@ -97,7 +104,7 @@ def refresh(store: Store) -> Refresh:
     updates: dict[str, dict[str, Any]] = {}
     closed: set[str] = set()
     for (case_id, finding, last_scan, scan_id, ts, is_exchange, vulnerable, patched,
-         undetermined, assessed, record_text) in rows:  # fmt: skip
+         undetermined, assessed, precision, record_text) in rows:  # fmt: skip
         if case_id in closed:
             continue
         state, reason = judge(
@@ -108,6 +115,7 @@ def refresh(store: Store) -> Refresh:
             list(undetermined or ()),
             list(assessed or ()),
             _record(record_text),
+            precision,
         )
         upd = updates.setdefault(case_id, {"seen": 0, "last_scan": last_scan})
         if state == "present":

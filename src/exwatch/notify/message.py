@@ -76,12 +76,12 @@ def hosts_csv(context: dict[str, Any]) -> str:
             f"{i['path'] or ''} {i['evidence'] or ''}".strip()
             for i in compromise.get("indicators", [])
         )
-        reported = sorted({c["reported"] for c in h["cves"] if c["reported"]})
+        reported = sorted({c["reported"] for c in h["all_cves"] if c["reported"]})
         row = [
             h["ip"], h["port"], h["hostname"], h["product"], h["cu"], h["su"], h["build"],
             (h["lag"] or {}).get("days_behind"), (h["lag"] or {}).get("updates_behind"),
-            " ".join(c["id"] for c in h["cves"]),
-            " ".join(c["id"] for c in h["cves"] if c["kev"]),
+            " ".join(c["id"] for c in h["all_cves"]),
+            " ".join(c["id"] for c in h["all_cves"] if c["kev"]),
             " ".join(x for x in (action.get("product"), action.get("cu"), action.get("update_name"))
                      if x)
             if action.get("kind") != "upgrade"

@@ -38,6 +38,8 @@ from exwatch.notify.plan import Item, Planned
 from exwatch.notify.remedy import advice, cve_facts
 
 PARTS = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
+MAX_CVES_SHOWN = 12  # known-exploited CVEs named per host at most
+MIN_OTHERS_SHOWN = 5  # the worst other CVEs named when there are fewer known-exploited ones
 SHIPPED_LANGUAGES = ("de", "en", "fr", "nl")
 
 
@@ -169,7 +171,11 @@ def host_view(host: Host, items: Sequence[Item], on: date) -> dict[str, Any]:
                 "reminders": item.reminders,
             }
         )
-    cves.sort(key=lambda c: (not c["kev"], -(c["cvss"] or 0.0), c["id"]))
+    cves.sort(key=lambda c: (not c["kev"], c["role"] != "new", -(c["cvss"] or 0.0), c["id"]))
+    # An old build can carry 100 CVEs: the message names the known-exploited ones and the
+    # worst others; the CSV attachment lists them all.
+    shown = [c for c in cves if c["kev"]][:MAX_CVES_SHOWN]
+    shown += [c for c in cves if not c["kev"]][: max(0, MIN_OTHERS_SHOWN - len(shown))]
     action = found.action
     compromise = host.compromise
     compromise_item = roles.get(COMPROMISE_FINDING)
@@ -208,7 +214,10 @@ def host_view(host: Host, items: Sequence[Item], on: date) -> dict[str, Any]:
             "page": action.page,
             "lifecycle_page": action.lifecycle_page,
         },
-        "cves": cves,
+        "cves": shown,
+        "all_cves": cves,
+        "cve_count": len(cves),
+        "more_cves": len(cves) - len(shown),
         "kev_count": sum(1 for c in cves if c["kev"]),
         "compromise": None
         if compromise is None
@@ -262,7 +271,7 @@ def message_context(
         "open_hosts": [h for h in hosts if not h["new"]],
         "counts": {
             "hosts": len(hosts),
-            "cves": len({c["id"] for h in hosts for c in h["cves"]}),
+            "cves": len({c["id"] for h in hosts for c in h["all_cves"]}),
             "kev": sum(1 for h in hosts if h["kev_count"]),
             "compromised": sum(1 for h in hosts if h["compromised"]),
         },

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from exwatch import __version__
-from exwatch.report import aggregate, enrichment, trends
+from exwatch.report import aggregate, enrichment, remediation, trends
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg
 from exwatch.store import Store
@@ -58,6 +58,7 @@ def build_context(store: Store, scan_id: str, *, country: str | None = None) -> 
     hosts = aggregate.exchange_hosts(store, scan_id, country=country, limit=500)
     longest = trends.host_history(store, country=country, vulnerable_days=0, limit=100)
     srcs = enrichment.sources(store, [scan_id])
+    notified = remediation.host_cases(store, country=country)
     return {
         "scan": info,
         "country": country.upper() if country else None,
@@ -76,6 +77,10 @@ def build_context(store: Store, scan_id: str, *, country: str | None = None) -> 
         "constituency_sources": srcs["constituency"] or ["none"],
         "asn_sources": srcs["asn"] or ["no enrichment"],
         "shapes_source": SHAPES_SOURCE,
+        "notified": notified,
+        "remediation": remediation.remediation(store, country=country, update=False)[:50]
+        if notified
+        else [],
     }
 
 
@@ -130,6 +135,15 @@ def render_html(
             )
         ),
     }
+    if ctx["notified"]:
+        charts["remediation"] = Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                remediation.time_to_fix(ctx["notified"]),
+                title="Time to patch after notification (hosts fixed within)",
+                value_label="fixed",
+                total_label="notified",
+            )
+        )
     template = _environment().get_template("report.html.j2")
     stamp = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return template.render(

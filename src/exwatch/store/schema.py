@@ -238,7 +238,8 @@ NOTIFY_CASES: list[Column] = [
     ("seen_after", "int"),  # later scans that still showed it after the first message
     ("closed_at", "ts"),  # time of the host in the scan that showed it gone
     ("closed_scan", "text"),
-    ("close_reason", "text"),  # patched | not-exchange | exchange-online | suspect | clean
+    # patched | updated | not-vulnerable | not-exchange | exchange-online | suspect | clean
+    ("close_reason", "text"),
 ]
 
 SECURITY_TXT: list[Column] = [
