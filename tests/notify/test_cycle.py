@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,18 +55,22 @@ def test_notify_rescan_remind_escalate_close(
     with smtp_server(tmp_path, test_ca) as server:
         send = ["--send", *server.args(), *policy]
 
+        def run(name: str, now: str) -> tuple[int, dict[str, Any]]:
+            return notify(db, tmp_path / name, now, *send, constituency=const)
+
         # Day 1: one message per contact, each in its language.
-        code, index = notify(db, tmp_path / "r1", "2026-03-02T09:00:00Z", *send, constituency=const)
+        code, index = run("r1", "2026-03-02T09:00:00Z")
         assert code == 0, index
         first = _by_org(index)
         assert set(first) == {RODE, BRUX}
         assert first[RODE]["kind"] == first[BRUX]["kind"] == "initial"
         assert (first[RODE]["language"], first[BRUX]["language"]) == ("nl", "fr")
-        assert first[RODE]["hosts"] == 2 and first[BRUX]["hosts"] == 1
+        assert first[RODE]["hosts"] == 2
+        assert first[BRUX]["hosts"] == 1
         assert len(server.received()) == 2
 
         # The same day again: nothing new, nothing twice.
-        code, index = notify(db, tmp_path / "r1b", "2026-03-02T10:00:00Z", *send, constituency=const)
+        code, index = run("r1b", "2026-03-02T10:00:00Z")
         assert code == 0
         assert _by_org(index) == {}
         assert index["counts"]["not_due"] > 0
@@ -73,11 +78,12 @@ def test_notify_rescan_remind_escalate_close(
 
         # Next day's scan: A is patched, D is new, B and C are unchanged.
         _later(tmp_path, db, "s2", "2026-03-03", {A: CURRENT, B: OLDER, C: OLD, D: OLD})
-        code, index = notify(db, tmp_path / "r2", "2026-03-03T09:00:00Z", *send, constituency=const)
+        code, index = run("r2", "2026-03-03T09:00:00Z")
         assert code == 0
         second = _by_org(index)
         assert set(second) == {RODE}  # B and C are not due; D is new for a notified contact
-        assert second[RODE]["kind"] == "follow-up" and second[RODE]["hosts"] == 1
+        assert second[RODE]["kind"] == "follow-up"
+        assert second[RODE]["hosts"] == 1
         assert set(index["counts"]["cases_closed"]) == {"patched", "updated"}  # all of A
         received = server.received()
         assert len(received) == 3
@@ -87,10 +93,10 @@ def test_notify_rescan_remind_escalate_close(
 
         # 14 days after the first messages: reminders for what later scans still show.
         _later(tmp_path, db, "s3", "2026-03-15", {B: OLDER, C: OLD, D: OLD})
-        code, index = notify(db, tmp_path / "r3", "2026-03-16T08:30:00Z", *send, constituency=const)
+        code, index = run("r3", "2026-03-16T08:30:00Z")
         assert code == 0
         assert _by_org(index) == {}  # 13 days 23.5 hours after the first: not yet
-        code, index = notify(db, tmp_path / "r3b", "2026-03-17T09:00:00Z", *send, constituency=const)
+        code, index = run("r3b", "2026-03-17T09:00:00Z")
         assert code == 0
         third = _by_org(index)
         assert {o: r["kind"] for o, r in third.items()} == {RODE: "reminder", BRUX: "reminder"}
@@ -99,7 +105,7 @@ def test_notify_rescan_remind_escalate_close(
 
         # After one reminder the next one escalates, with the escalation address in Cc.
         _later(tmp_path, db, "s4", "2026-03-31", {B: OLDER, C: OLD, D: OLD})
-        code, index = notify(db, tmp_path / "r4", "2026-04-01T09:00:00Z", *send, constituency=const)
+        code, index = run("r4", "2026-04-01T09:00:00Z")
         assert code == 0
         fourth = _by_org(index)
         assert {o: r["kind"] for o, r in fourth.items()} == {RODE: "escalation", BRUX: "escalation"}
@@ -111,7 +117,7 @@ def test_notify_rescan_remind_escalate_close(
             assert item.message["X-Exwatch-Kind"] == "escalation"
 
         # Past the escalation, the CERT follows up by hand: no more messages.
-        code, index = notify(db, tmp_path / "r5", "2026-05-01T09:00:00Z", *send, constituency=const)
+        code, index = run("r5", "2026-05-01T09:00:00Z")
         assert code == 0
         assert _by_org(index) == {}
         assert index["counts"]["escalated_before"] > 0
@@ -129,13 +135,14 @@ def test_notify_rescan_remind_escalate_close(
     # B is fixed in a later scan; the remediation report sees it without another notify run.
     _later(tmp_path, db, "s5", "2026-04-10", {B: CURRENT, C: OLD, D: OLD})
     out = tmp_path / "remediation.json"
-    code = main(["report", "--db", db, "--by", "organisation", "--remediation", "--constituency", str(const),
-                 "--format", "json", "-o", str(out)])  # fmt: skip
+    code = main(["report", "--db", db, "--by", "organisation", "--remediation",
+                 "--constituency", str(const), "--format", "json", "-o", str(out)])  # fmt: skip
     assert code == 0
-    rows = {r["key"]: r for r in json.loads(out.read_text())}
-    rode, brux = rows[RODE], rows[BRUX]
+    report = {r["key"]: r for r in json.loads(out.read_text())}
+    rode, brux = report[RODE], report[BRUX]
     assert (rode["hosts_notified"], rode["fixed"], rode["still_vulnerable"]) == (3, 2, 1)
     assert rode["median_days_to_fix"] == pytest.approx((1.0 + 39.0) / 2)  # A 23 h, B 38 d 23 h
     assert (brux["hosts_notified"], brux["fixed"], brux["still_vulnerable"]) == (1, 0, 1)
-    assert rode["reminders"] == 2 and rode["escalated"] == 2  # B and D, one reminder each
+    assert rode["reminders"] == 2
+    assert rode["escalated"] == 2
     assert rode["first_notified"] == "2026-03-02T09:00:00Z"

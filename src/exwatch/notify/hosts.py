@@ -179,7 +179,8 @@ SELECT e.ip, e.port, r.ts, r.hostname, e.ptr, r.tls_subject_cn, e.country, e.asn
        e.is_exchange, e.vulnerable, e.vulnerable_cves, r.record, e.evidence
 FROM enrichment e JOIN results r
   ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
-WHERE e.scan_id = ? AND ((e.is_exchange AND e.vulnerable) OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
+WHERE e.scan_id = ?
+  AND ((e.is_exchange AND e.vulnerable) OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
 ORDER BY e.ip_sort, e.port
 """
 
