@@ -39,16 +39,16 @@ def messages(out: Path) -> list[EmailMessage]:
 def text_of(msg: EmailMessage) -> str:
     part = msg.get_body(("plain",))
     assert part is not None
-    return str(part.get_content())
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def html_of(msg: EmailMessage) -> str:
     part = msg.get_body(("html",))
     assert part is not None
-    return str(part.get_content())
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def csv_of(msg: EmailMessage) -> str:
     (attachment,) = list(msg.iter_attachments())
     assert attachment.get_content_type() == "text/csv"
-    return str(attachment.get_content())
+    return str(attachment.get_content()).replace("\r\n", "\n")

@@ -160,7 +160,6 @@ def _compose(
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
-    msg["Content-Language"] = lang
     # Automated, not an autoresponse: out-of-office replies should stay away (RFC 3834).
     msg["Auto-Submitted"] = "auto-generated"
     opt_out = sender.opt_out or sender.reply_to or sender.address
@@ -176,6 +175,8 @@ def _compose(
         cte="base64",
         filename=f"exchange-servers-{now.date().isoformat()}.csv",
     )
+    # After the parts: making a message multipart moves Content-* headers into its first part.
+    msg["Content-Language"] = lang
     return msg
 
 
