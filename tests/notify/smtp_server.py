@@ -70,7 +70,8 @@ def _authenticator(user: str, password: str) -> Any:
             and data.login.decode() == user
             and data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers 535 itself (True means "I already replied").
+        return AuthResult(success=ok, handled=False)
 
     return check
 
@@ -98,7 +99,8 @@ async def main() -> None:
         auth = {
             "authenticator": _authenticator(user, password),
             "auth_required": True,
-            "auth_require_tls": True,
+            # aiosmtpd counts only STARTTLS as TLS; an implicit-TLS channel is TLS from the start.
+            "auth_require_tls": args.security == "starttls",
         }
 
     def factory() -> SMTP:

@@ -107,6 +107,21 @@ def _context(cafile: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def _connect_error(exc: BaseException, where: str) -> BaseException:
+    """What a failed connection, TLS handshake or login means for the run."""
+    if isinstance(exc, MailServerError | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return MailAuthError(f"{where} refused the login: {_reply(exc.smtp_code, exc.smtp_error)}")
+    if isinstance(exc, ssl.SSLError):
+        return MailServerError(f"{where}: TLS failed: {exc.reason or exc}")
+    if isinstance(exc, smtplib.SMTPException):
+        return MailServerError(f"{where}: {exc}")
+    if isinstance(exc, OSError):
+        return MailServerError(f"cannot reach {where}: {exc}")
+    return exc
+
+
 def _reply(code: int, text: bytes | str) -> str:
     value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return f"{code} {' '.join(value.split())}"[:500]
@@ -134,9 +149,10 @@ class SmtpSession:
     def connect(self) -> None:
         s = self.settings
         where = f"SMTP server {s.host}:{s.port}"
+        smtp: smtplib.SMTP | None = None
         try:
             if s.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp = smtplib.SMTP_SSL(
                     s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout,
                     context=_context(s.cafile),
                 )  # fmt: skip
@@ -147,22 +163,15 @@ class SmtpSession:
             smtp.ehlo()
             if s.security == "starttls":
                 if not smtp.has_extn("starttls"):
-                    smtp.close()
                     raise MailServerError(f"{where} does not offer STARTTLS")
                 smtp.starttls(context=_context(s.cafile))
                 smtp.ehlo()
             if s.username is not None and s.password is not None:
                 smtp.login(s.username, s.password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise MailAuthError(
-                f"{where} refused the login: {_reply(exc.smtp_code, exc.smtp_error)}"
-            ) from None
-        except ssl.SSLError as exc:
-            raise MailServerError(f"{where}: TLS failed: {exc.reason or exc}") from None
-        except smtplib.SMTPException as exc:
-            raise MailServerError(f"{where}: {exc}") from None
-        except (TimeoutError, OSError) as exc:
-            raise MailServerError(f"cannot reach {where}: {exc}") from None
+        except BaseException as exc:
+            if smtp is not None:
+                smtp.close()
+            raise _connect_error(exc, where) from None
         self._smtp = smtp
 
     def send(self, sender: str, recipients: tuple[str, ...], raw: bytes) -> str:
