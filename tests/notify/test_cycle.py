@@ -146,3 +146,26 @@ def test_notify_rescan_remind_escalate_close(
     assert rode["reminders"] == 2
     assert rode["escalated"] == 2
     assert rode["first_notified"] == "2026-03-02T09:00:00Z"
+
+    # The HTML report shows how fast notified hosts were fixed; without messages it has no
+    # such section.
+    page = tmp_path / "report.html"
+    assert main(["report", "--db", db, "--format", "html", "-o", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert "Time to patch after notification (hosts fixed within)" in html
+    assert "2 / 4" in html  # within 60 days: A (1 day) and B (39 days) of the 4 notified
+    assert "Région de Bruxelles-Capitale" in html
+
+
+def test_reports_without_notifications_have_no_remediation(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db, _const = store_with(tmp_path, "duckdb", request, _scans())
+    page = tmp_path / "report.html"
+    assert main(["report", "--db", db, "--format", "html", "-o", str(page)]) == 0
+    assert 'id="remediation"' not in page.read_text(encoding="utf-8")
+    out = tmp_path / "r.json"
+    assert main(["report", "--db", db, "--by", "sector", "--remediation", "--format", "json",
+                 "-o", str(out)]) == 0  # fmt: skip
+    assert json.loads(out.read_text()) == []
+    assert main(["report", "--db", db, "--by", "cve", "--remediation"]) == 2
