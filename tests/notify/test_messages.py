@@ -292,3 +292,37 @@ def test_out_folder_is_not_overwritten_by_accident(
     assert notify(db, out, NOW, "--force", "--max-messages", "1", constituency=const)[0] == 0
     assert len(messages(out)) == 1
     assert len(json.loads((out / "index.json").read_text())["messages"]) == 4
+
+
+def test_the_command_in_a_pipe(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import subprocess
+    import sys
+
+    from tests.notify.smtpd import ROOT
+
+    db, const = store_with(tmp_path, "duckdb", request, _census())
+    base = [sys.executable, "-m", "exwatch", "notify", "--db", db, "--constituency", str(const),
+            "--now", NOW, "--from", "CERT.be <cert@cert.example>"]  # fmt: skip
+    proc = subprocess.run([*base, "-o", str(tmp_path / "a"), "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["mode"], summary["messages"], summary["no_contact"]) == ("dry-run", 4, 2)
+    assert summary["languages"] == {"nl": 1, "fr": 1, "de": 1, "en": 1}
+    proc = subprocess.run([*base, "-o", str(tmp_path / "b")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0
+    assert "4 messages written for review (4 initial; languages: 1 de, 1 en, 1 fr, 1 nl)" in (
+        proc.stdout
+    )
+    assert "no contact: 2 hosts (see no-contact.csv)" in proc.stdout
+    proc = subprocess.run([*base, "-o", str(tmp_path / "c"), "--now", "yesterday"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--now 'yesterday' is not an ISO 8601 time" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "exwatch", "notify", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0
+    assert "EXWATCH_SMTP_USER" in proc.stdout
+    assert "--password" not in proc.stdout

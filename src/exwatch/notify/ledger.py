@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -342,12 +342,6 @@ def _parse(value: object) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-def cases_for(store: Store, keys: Iterable[CaseKey]) -> dict[CaseKey, str]:
-    """case_id of the open case per key (for reporting what a message continues)."""
-    wanted = set(keys)
-    return {k: c.case_id for k, c in open_cases(store).items() if k in wanted}
 
 
 __all__ = [

@@ -69,7 +69,7 @@ def hosts_csv(context: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for h in context["hosts"]:
+    for h in context["all_hosts"]:
         action = h["action"] or {}
         compromise = h["compromise"] or {}
         indicators = "; ".join(

@@ -40,6 +40,7 @@ from exwatch.notify.remedy import advice, cve_facts
 PARTS = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 MAX_CVES_SHOWN = 12  # known-exploited CVEs named per host at most
 MIN_OTHERS_SHOWN = 5  # the worst other CVEs named when there are fewer known-exploited ones
+MAX_HOSTS_SHOWN = 50  # hosts listed in a message body (a hoster may have hundreds; the CSV has all)
 SHIPPED_LANGUAGES = ("de", "en", "fr", "nl")
 
 
@@ -249,6 +250,7 @@ def message_context(
     on = now.date()
     hosts = [host_view(e.host, e.items, on) for e in planned.entries]
     hosts.sort(key=lambda h: (not h["compromised"], -h["kev_count"], _ip_key(h["ip"]), h["port"]))
+    shown = hosts[:MAX_HOSTS_SHOWN]
     reported = [
         i.opened_at for _, i in planned.items if i.role != "new" and i.opened_at is not None
     ]
@@ -266,9 +268,11 @@ def message_context(
         },
         "organisation": contact.organisation,
         "contact_reason": contact.reason,
-        "hosts": hosts,
-        "new_hosts": [h for h in hosts if h["new"]],
-        "open_hosts": [h for h in hosts if not h["new"]],
+        "hosts": shown,
+        "new_hosts": [h for h in shown if h["new"]],
+        "open_hosts": [h for h in shown if not h["new"]],
+        "all_hosts": hosts,
+        "more_hosts": len(hosts) - len(shown),
         "counts": {
             "hosts": len(hosts),
             "cves": len({c["id"] for h in hosts for c in h["all_cves"]}),
