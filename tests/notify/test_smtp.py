@@ -171,10 +171,15 @@ def test_the_placeholder_sender_is_refused_for_sending(
     assert code == 2
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 def test_refused_recipients_fail_and_temporary_refusals_wait(
-    census: tuple[str, Path], tmp_path: Path, test_ca: TestCA, no_login_env: None
+    kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    test_ca: TestCA,
+    no_login_env: None,
 ) -> None:
-    db, const = census
+    db, const = store_with(tmp_path, kind, request, _census())
     with smtp_server(tmp_path, test_ca, reject_rcpt="eupen", tempfail_rcpt="port") as server:
         code, index = notify(db, tmp_path / "one", NOW, "--send", *server.args(),
                              constituency=const)  # fmt: skip

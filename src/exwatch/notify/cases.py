@@ -29,18 +29,33 @@ from datetime import datetime
 from typing import Any
 
 from exwatch.notify.hosts import COMPROMISE_FINDING, COMPROMISED, compromise_of
+from exwatch.notify.ledger import apply_sent
 from exwatch.store import Store
 
+_OPEN = (
+    "SELECT case_id, ip, port, finding, opened_at, last_seen_at, last_seen_scan"
+    " FROM notify_cases WHERE state = 'open'"
+)
+# Every observation made after the first message to any open case of the host; one row per
+# observation, whatever the number of the host's cases.
 _OBSERVATIONS = """
-SELECT c.case_id, c.finding, c.last_seen_scan, e.scan_id, e.ts, e.is_exchange,
-       e.vulnerable_cves, e.patched_cves, e.undetermined_cves, e.cve_ids, r.precision, r.record
-FROM notify_cases c
-JOIN enrichment e ON e.ip = c.ip AND e.port = c.port
+SELECT e.ip, e.port, e.scan_id, e.ts, e.is_exchange, e.vulnerable_cves, e.patched_cves,
+       e.undetermined_cves, e.cve_ids, r.precision, r.record
+FROM enrichment e
 JOIN results r ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
-WHERE c.state = 'open' AND e.ts > c.opened_at
-  AND (c.last_seen_at IS NULL OR e.ts > c.last_seen_at)
-ORDER BY c.case_id, e.ts
+JOIN (SELECT ip, port, min(opened_at) AS since FROM notify_cases WHERE state = 'open'
+      GROUP BY ip, port) h ON h.ip = e.ip AND h.port = e.port AND e.ts > h.since
+ORDER BY e.ts
 """
+_UPDATES: list[tuple[str, str]] = [
+    ("case_id", "text"),
+    ("last_seen_at", "ts"),
+    ("last_seen_scan", "text"),
+    ("seen_delta", "int"),
+    ("closed_at", "ts"),
+    ("closed_scan", "text"),
+    ("close_reason", "text"),
+]
 
 
 @dataclass
@@ -100,49 +115,57 @@ def refresh(store: Store) -> Refresh:
     result = Refresh()
     if not (store.has_table("notify_cases") and store.has_table("enrichment")):
         return result
-    rows = store.query(_OBSERVATIONS)
-    updates: dict[str, dict[str, Any]] = {}
-    closed: set[str] = set()
-    for (case_id, finding, last_scan, scan_id, ts, is_exchange, vulnerable, patched,
-         undetermined, assessed, precision, record_text) in rows:  # fmt: skip
-        if case_id in closed:
-            continue
-        state, reason = judge(
-            str(finding),
-            bool(is_exchange),
-            list(vulnerable or ()),
-            list(patched or ()),
-            list(undetermined or ()),
-            list(assessed or ()),
-            _record(record_text),
-            precision,
+    apply_sent(store)  # messages a crashed run sent but did not count yet
+    cases: dict[tuple[str, int], list[list[Any]]] = {}
+    for case_id, ip, port, finding, opened, last_at, last_scan in store.query(_OPEN):
+        # [case_id, finding, opened_at, last_seen_at, last_scan, seen_delta, closed, changed]
+        cases.setdefault((str(ip), int(port)), []).append(
+            [case_id, str(finding), opened, last_at, last_scan, 0, None, False]
         )
-        upd = updates.setdefault(case_id, {"seen": 0, "last_scan": last_scan})
-        if state == "present":
-            result.still_present += 1
-            if scan_id != upd["last_scan"]:
-                upd["seen"] += 1
-            upd.update(last_scan=scan_id, last_at=ts)
-        elif state == "gone":
-            closed.add(case_id)
-            upd.update(closed_at=ts, closed_scan=scan_id, reason=reason)
-            result.closed[str(reason)] = result.closed.get(str(reason), 0) + 1
-    if not updates:
+    if not cases:
+        return result
+    for (ip, port, scan_id, ts, is_exchange, vulnerable, patched, undetermined, assessed,
+         precision, record_text) in store.stream(_OBSERVATIONS):  # fmt: skip
+        open_here = [c for c in cases.get((str(ip), int(port)), ()) if c[6] is None]
+        if not open_here:
+            continue
+        record = _record(record_text)
+        for case in open_here:
+            if ts <= case[2] or (case[3] is not None and ts <= case[3]):
+                continue  # before the first message, or already counted
+            state, reason = judge(
+                case[1], bool(is_exchange), list(vulnerable or ()), list(patched or ()),
+                list(undetermined or ()), list(assessed or ()), record, precision,
+            )  # fmt: skip
+            if state == "present":
+                result.still_present += 1
+                if scan_id != case[4]:
+                    case[5] += 1
+                case[3], case[4], case[7] = ts, scan_id, True
+            elif state == "gone":
+                case[6] = (ts, scan_id, reason)
+                result.closed[str(reason)] = result.closed.get(str(reason), 0) + 1
+    rows = [
+        (c[0], c[3], c[4], c[5], *(c[6] or (None, None, None)))
+        for group in cases.values()
+        for c in group
+        if c[7] or c[6] is not None
+    ]
+    if not rows:
         return result
     with store.transaction():
-        for case_id, upd in updates.items():
-            if "last_at" in upd:
-                store.execute(
-                    "UPDATE notify_cases SET last_seen_at = ?, last_seen_scan = ?,"
-                    " seen_after = coalesce(seen_after, 0) + ? WHERE case_id = ?",
-                    [upd["last_at"], upd["last_scan"], upd["seen"], case_id],
-                )
-            if "closed_at" in upd:
-                store.execute(
-                    "UPDATE notify_cases SET state = 'closed', closed_at = ?, closed_scan = ?,"
-                    " close_reason = ? WHERE case_id = ? AND state = 'open'",
-                    [upd["closed_at"], upd["closed_scan"], upd["reason"], case_id],
-                )
+        store.staging_table("case_updates", _UPDATES)
+        store.bulk_insert("case_updates", _UPDATES, rows)
+        store.execute(
+            "UPDATE notify_cases SET last_seen_at = u.last_seen_at,"
+            " last_seen_scan = u.last_seen_scan,"
+            " seen_after = coalesce(notify_cases.seen_after, 0) + u.seen_delta,"
+            " state = CASE WHEN u.closed_at IS NULL THEN 'open' ELSE 'closed' END,"
+            " closed_at = u.closed_at, closed_scan = u.closed_scan, close_reason = u.close_reason"
+            " FROM case_updates u WHERE notify_cases.case_id = u.case_id"
+            " AND notify_cases.state = 'open'"
+        )
+        store.drop_staging("case_updates")
     return result
 
 

@@ -1,8 +1,10 @@
 """What was sent, in the store: messages, their items, cases, and the one-sender lock.
 
 Crash safety rests on the order of writes.  A planned message is recorded `pending`, with its
-items and its raw bytes, before it is handed to the SMTP server; it becomes `sent` (and its
-cases open or move on) in one transaction right after the server accepted it.  A run that
+items and its raw bytes, before it is handed to the SMTP server; it becomes `sent` in one
+statement right after the server accepted it.  Its cases open or move on in batches
+(`apply_sent`: at the end of a sending run and before any planning or report), so a crash
+between the two loses nothing.  A run that
 starts finds any pending message of an earlier run and sends it first, byte for byte (same
 Message-ID); findings named by a pending message are never planned again meanwhile.  The
 one window left is between the server's "250 accepted" and that commit: a kill there makes
@@ -13,7 +15,7 @@ Only one `notify --send` runs per store at a time: a lock row in `meta` names th
 process and host; a lock whose process is gone (same host) or older than a day is taken over.
 """
 
-# SQL here is assembled from fixed column names of this module only; values are bound.
+# SQL here is assembled from this module's constant clauses only; every value is bound.
 # ruff: noqa: S608
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from exwatch.store.schema import NOTIFICATION_ITEMS, NOTIFICATIONS
 
 LOCK_KEY = "notify_lock"
 STALE_LOCK = timedelta(days=1)
-_NOTIFICATION_COLUMNS = [name for name, _ in NOTIFICATIONS]
-_ITEM_COLUMNS = [name for name, _ in NOTIFICATION_ITEMS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +99,24 @@ def _aware(value: Any) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
-def open_cases(store: Store) -> dict[CaseKey, OpenCase]:
-    rows = store.query(
-        "SELECT case_id, ip, port, finding, contact_key, opened_at, last_sent_at, reminders,"
-        " escalated_at FROM notify_cases WHERE state = 'open'"
+def open_cases(store: Store, scan_id: str | None = None) -> dict[CaseKey, OpenCase]:
+    """Open cases, of the hosts that answered in `scan_id` when given (planning needs no
+    others: a host that did not answer has no finding to report)."""
+    sql = (
+        "SELECT c.case_id, c.ip, c.port, c.finding, c.contact_key, c.opened_at, c.last_sent_at,"
+        " c.reminders, c.escalated_at FROM notify_cases c WHERE c.state = 'open'"
     )
+    args: list[Any] = []
+    if scan_id is not None:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM enrichment e WHERE e.scan_id = ? AND e.ip = c.ip"
+            " AND e.port = c.port)"
+        )
+        args.append(scan_id)
     out: dict[CaseKey, OpenCase] = {}
-    for case_id, ip, port, finding, contact_key, opened, last, reminders, escalated in rows:
+    for case_id, ip, port, finding, contact_key, opened, last, reminders, escalated in store.query(
+        sql, args
+    ):
         out[(str(ip), int(port), str(finding))] = OpenCase(
             case_id=str(case_id),
             ip=str(ip),
@@ -118,6 +129,15 @@ def open_cases(store: Store) -> dict[CaseKey, OpenCase]:
             escalated_at=None if escalated is None else _aware(escalated),
         )
     return out
+
+
+def notified_contacts(store: Store) -> set[str]:
+    """Contacts with at least one open case (new findings to them are follow-ups)."""
+    rows = store.query(
+        "SELECT DISTINCT contact_key FROM notify_cases WHERE state = 'open'"
+        " AND contact_key IS NOT NULL"
+    )
+    return {str(r[0]) for r in rows}
 
 
 def in_flight(store: Store) -> set[CaseKey]:
@@ -153,117 +173,98 @@ def pending_messages(store: Store) -> list[Pending]:
 
 
 def record_pending(store: Store, records: Sequence[Record], at: datetime) -> None:
-    """Record planned messages as pending, in one transaction (all or none)."""
+    """Record planned messages as pending, in one transaction (all or none), in bulk."""
     if not records:
         return
+    messages = [
+        (
+            rec.notification_id, rec.run_id, rec.scan_id, rec.kind, "pending",
+            list(rec.recipients), list(rec.cc), rec.contact_key, rec.organisation, rec.sector,
+            rec.country, rec.language, rec.contact_source, rec.contact_reason, rec.subject,
+            rec.message_id, list(rec.hosts), len(rec.hosts), len(rec.findings),
+            json.dumps(rec.findings), at, None, 0, None, None,
+            # The raw message is 7-bit ASCII (encoded headers, quoted-printable, base64).
+            rec.raw.decode("ascii"), False,
+        )
+        for rec in records
+    ]  # fmt: skip
+    items = [
+        (
+            rec.notification_id, item.case_id, item.ip, item.port, item.finding, item.role,
+            item.organisation, item.sector, item.country, item.seen_at,
+        )
+        for rec in records
+        for item in rec.items
+    ]  # fmt: skip
     with store.transaction():
         store.lock("notify")
-        for rec in records:
-            values = {
-                "notification_id": rec.notification_id,
-                "run_id": rec.run_id,
-                "scan_id": rec.scan_id,
-                "kind": rec.kind,
-                "state": "pending",
-                "recipients": list(rec.recipients),
-                "cc": list(rec.cc),
-                "contact_key": rec.contact_key,
-                "organisation": rec.organisation,
-                "sector": rec.sector,
-                "country": rec.country,
-                "language": rec.language,
-                "contact_source": rec.contact_source,
-                "contact_reason": rec.contact_reason,
-                "subject": rec.subject,
-                "message_id": rec.message_id,
-                "hosts": list(rec.hosts),
-                "host_count": len(rec.hosts),
-                "finding_count": len(rec.findings),
-                "findings": json.dumps(rec.findings),
-                "created_at": at,
-                "sent_at": None,
-                "attempts": 0,
-                "last_error": None,
-                "smtp_reply": None,
-                # The raw message is 7-bit ASCII (encoded headers, quoted-printable, base64).
-                "message": rec.raw.decode("ascii"),
-            }
-            store.execute(
-                f"INSERT INTO notifications ({', '.join(_NOTIFICATION_COLUMNS)}) VALUES"
-                f" ({', '.join('?' for _ in _NOTIFICATION_COLUMNS)})",
-                [values[c] for c in _NOTIFICATION_COLUMNS],
-            )
-            for item in rec.items:
-                row = {
-                    "notification_id": rec.notification_id,
-                    "case_id": item.case_id,
-                    "ip": item.ip,
-                    "port": item.port,
-                    "finding": item.finding,
-                    "role": item.role,
-                    "organisation": item.organisation,
-                    "sector": item.sector,
-                    "country": item.country,
-                    "seen_at": item.seen_at,
-                }
-                store.execute(
-                    f"INSERT INTO notification_items ({', '.join(_ITEM_COLUMNS)}) VALUES"
-                    f" ({', '.join('?' for _ in _ITEM_COLUMNS)})",
-                    [row[c] for c in _ITEM_COLUMNS],
-                )
+        store.bulk_insert("notifications", NOTIFICATIONS, messages)
+        store.bulk_insert("notification_items", NOTIFICATION_ITEMS, items)
 
 
 def mark_sent(store: Store, notification_id: str, reply: str, at: datetime) -> bool:
-    """The server accepted the message: record it and open or advance its cases.  False
-    when it was already recorded as sent (nothing changes then)."""
+    """The server accepted the message: one statement, committed at once (the window a
+    crash can hit stays as short as it can be).  Its cases follow in `apply_sent`.  False
+    when it was already recorded as sent."""
+    changed = store.modify(
+        "UPDATE notifications SET state = 'sent', sent_at = ?, smtp_reply = ?,"
+        " attempts = coalesce(attempts, 0) + 1, last_error = NULL"
+        " WHERE notification_id = ? AND state = 'pending'",
+        [at, reply[:500], notification_id],
+    )
+    return bool(changed)
+
+
+_UNAPPLIED = (
+    "FROM notification_items i JOIN notifications n ON n.notification_id = i.notification_id"
+    " WHERE n.state = 'sent' AND NOT coalesce(n.cases_applied, FALSE)"
+)
+
+
+def apply_sent(store: Store) -> int:
+    """Open or move on the cases of every sent message not applied yet, in one transaction:
+    new findings open their cases (unless one is open already), reminders count, escalations
+    are stamped.  Runs before any planning and at the end of a sending run."""
     with store.transaction():
-        changed = store.modify(
-            "UPDATE notifications SET state = 'sent', sent_at = ?, smtp_reply = ?,"
-            " attempts = coalesce(attempts, 0) + 1, last_error = NULL"
-            " WHERE notification_id = ? AND state = 'pending'",
-            [at, reply[:500], notification_id],
+        store.lock("notify-cases")
+        pending = int(
+            store.scalar(
+                "SELECT count(*) FROM notifications WHERE state = 'sent'"
+                " AND NOT coalesce(cases_applied, FALSE)"
+            )
+            or 0
         )
-        if not changed:
-            return False
-        head = store.query(
-            "SELECT scan_id, contact_key FROM notifications WHERE notification_id = ?",
-            [notification_id],
+        if not pending:
+            return 0
+        store.execute(
+            "INSERT INTO notify_cases (case_id, ip, port, finding, state, organisation, sector,"
+            " country, contact_key, opened_scan, opened_at, first_notification, last_sent_at,"
+            " last_notification, reminders, last_seen_scan, last_seen_at, seen_after)"
+            " SELECT i.case_id, i.ip, i.port, i.finding, 'open', i.organisation, i.sector,"
+            " i.country, n.contact_key, n.scan_id, n.sent_at, n.notification_id, n.sent_at,"
+            f" n.notification_id, 0, n.scan_id, i.seen_at, 0 {_UNAPPLIED} AND i.role = 'new'"
+            " AND NOT EXISTS (SELECT 1 FROM notify_cases c WHERE c.ip = i.ip AND c.port = i.port"
+            " AND c.finding = i.finding AND c.state = 'open')"
         )
-        scan_id, contact_key = head[0]
-        items = store.query(
-            "SELECT case_id, ip, port, finding, role, organisation, sector, country, seen_at"
-            " FROM notification_items WHERE notification_id = ?",
-            [notification_id],
-        )
-        for case_id, ip, port, finding, role, organisation, sector, country, seen in items:
-            if role == "new":
-                store.execute(
-                    "INSERT INTO notify_cases (case_id, ip, port, finding, state, organisation,"
-                    " sector, country, contact_key, opened_scan, opened_at, first_notification,"
-                    " last_sent_at, last_notification, reminders, last_seen_scan, last_seen_at,"
-                    " seen_after) SELECT ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0"
-                    " WHERE NOT EXISTS (SELECT 1 FROM notify_cases WHERE ip = ? AND port = ?"
-                    " AND finding = ? AND state = 'open')",
-                    [
-                        case_id, ip, port, finding, organisation, sector, country, contact_key,
-                        scan_id, at, notification_id, at, notification_id, scan_id, seen,
-                        ip, port, finding,
-                    ],
-                )  # fmt: skip
-            elif role == "reminder":
-                store.execute(
-                    "UPDATE notify_cases SET reminders = coalesce(reminders, 0) + 1,"
-                    " last_sent_at = ?, last_notification = ?, contact_key = ?"
-                    " WHERE case_id = ?",
-                    [at, notification_id, contact_key, case_id],
+        for role, counted in (("reminder", True), ("escalation", False)):
+            store.execute(
+                "UPDATE notify_cases SET"
+                + (
+                    " reminders = coalesce(notify_cases.reminders, 0) + u.k,"
+                    if counted
+                    else " escalated_at = u.at,"
                 )
-            else:
-                store.execute(
-                    "UPDATE notify_cases SET escalated_at = ?, last_sent_at = ?,"
-                    " last_notification = ?, contact_key = ? WHERE case_id = ?",
-                    [at, at, notification_id, contact_key, case_id],
-                )
-    return True
+                + " last_sent_at = u.at, last_notification = u.nid, contact_key = u.contact"
+                " FROM (SELECT i.case_id, count(*) AS k, max(n.sent_at) AS at,"
+                f" max(n.notification_id) AS nid, max(n.contact_key) AS contact {_UNAPPLIED}"
+                " AND i.role = ? GROUP BY i.case_id) u WHERE notify_cases.case_id = u.case_id",
+                [role],
+            )
+        store.execute(
+            "UPDATE notifications SET cases_applied = TRUE WHERE state = 'sent'"
+            " AND NOT coalesce(cases_applied, FALSE)"
+        )
+    return pending
 
 
 def mark_failed(
@@ -271,12 +272,18 @@ def mark_failed(
 ) -> None:
     """A refusal: permanent ones end the message (`failed`, its findings are planned again
     next run); temporary ones leave it pending for the next run."""
-    store.execute(
-        "UPDATE notifications SET state = ?, attempts = coalesce(attempts, 0) + 1,"
-        " last_error = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END"
-        " WHERE notification_id = ? AND state = 'pending'",
-        ["failed" if permanent else "pending", error[:500], permanent, at, notification_id],
-    )
+    if permanent:
+        store.execute(
+            "UPDATE notifications SET state = 'failed', attempts = coalesce(attempts, 0) + 1,"
+            " last_error = ?, sent_at = ? WHERE notification_id = ? AND state = 'pending'",
+            [error[:500], at, notification_id],
+        )
+    else:
+        store.execute(
+            "UPDATE notifications SET attempts = coalesce(attempts, 0) + 1, last_error = ?"
+            " WHERE notification_id = ? AND state = 'pending'",
+            [error[:500], notification_id],
+        )
 
 
 # -- the one-sender lock ------------------------------------------------------------------
@@ -350,9 +357,11 @@ __all__ = [
     "Pending",
     "Record",
     "acquire",
+    "apply_sent",
     "in_flight",
     "mark_failed",
     "mark_sent",
+    "notified_contacts",
     "open_cases",
     "pending_messages",
     "record_pending",

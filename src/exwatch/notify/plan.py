@@ -135,10 +135,16 @@ def plan(
     in_flight: Iterable[CaseKey],
     now: datetime,
     policy: Policy,
+    notified: Iterable[str] | None = None,
 ) -> PlanResult:
+    """`notified`: contacts with an open case anywhere (default: those of `open_cases`)."""
     result = PlanResult()
     flying = set(in_flight)
-    notified = {c.contact_key for c in open_cases.values() if c.contact_key}
+    notified = (
+        {c.contact_key for c in open_cases.values() if c.contact_key}
+        if notified is None
+        else set(notified)
+    )
     groups: dict[str, Planned] = {}
     for host, resolution in hosts:
         entry = Entry(host)

@@ -192,7 +192,8 @@ def _prepare(
     organisation = contact.organisation or _most_common([h.organisation for h in hosts])
     items = tuple(
         ledger.ItemRow(
-            case_id=item.case_id or uuid.uuid4().hex,
+            # A new finding's case id: unique as the message id is, and cheap to make.
+            case_id=item.case_id or f"{notification_id}-{number}",
             ip=host.ip,
             port=host.port,
             finding=item.finding,
@@ -202,7 +203,7 @@ def _prepare(
             country=host.country,
             seen_at=host.seen_at,
         )
-        for host, item in planned.items
+        for number, (host, item) in enumerate(planned.items)
     )
     record = ledger.Record(
         notification_id=notification_id,
@@ -353,6 +354,7 @@ def _send_pending(
                 store, message.notification_id, str(exc), permanent=exc.permanent, at=options.now
             )
             outcome.failed += int(exc.permanent)
+            outcome.pending += int(not exc.permanent)
             continue
         ledger.mark_sent(store, message.notification_id, reply, options.now)
         outcome.retried += 1
@@ -404,12 +406,15 @@ def run(store: Store, options: Options, note: Note | None = None) -> Outcome:
             session = SmtpSession(options.smtp)
             session.connect()
             _send_pending(store, session, options, outcome, say)
+            ledger.apply_sent(store)
         hosts = list(notifiable_hosts(store, scan_id, outcome.skipped))
         outcome.hosts = len(hosts)
         resolved = [(h, resolver.resolve(h.keys)) for h in hosts]
-        open_cases = ledger.open_cases(store) if ledger.usable(store) else {}
-        flying = ledger.in_flight(store) if ledger.usable(store) else set()
-        result = plan(resolved, open_cases, flying, options.now, options.policy)
+        known = ledger.usable(store)
+        open_cases = ledger.open_cases(store, scan_id) if known else {}
+        flying = ledger.in_flight(store) if known else set()
+        notified = ledger.notified_contacts(store) if known else set()
+        result = plan(resolved, open_cases, flying, options.now, options.policy, notified)
         outcome.not_due, outcome.in_flight = result.not_due, result.in_flight
         outcome.escalated = result.escalated
         outcome.no_contact = len(result.no_contact)
@@ -466,6 +471,7 @@ def run(store: Store, options: Options, note: Note | None = None) -> Outcome:
         if session is not None:
             session.close()
         if locked:
+            ledger.apply_sent(store)
             ledger.release(store, run_id)
     index_rows.extend(_deferred_row(p, reason) for p, reason in result.deferred)
     _write_reports(options.out_dir, index_rows, result, outcome)

@@ -201,6 +201,7 @@ NOTIFICATIONS: list[Column] = [
     ("last_error", "text"),
     ("smtp_reply", "text"),
     ("message", "text"),  # the RFC 5322 message as handed to the server
+    ("cases_applied", "bool"),  # its cases were opened or moved on (done in batches)
 ]
 
 NOTIFICATION_ITEMS: list[Column] = [
