@@ -235,10 +235,14 @@ def report(
     aggregate.country_code(country)  # a bad --country is refused before anything is read
     with open_db(db_path) as store:
         scan = aggregate.resolve_scan(store, scan_id)
-        every_scan = fmt == "html" or by in ("host", "scan")
+        every_scan = fmt == "html" or by in ("host", "scan") or remediation
         fill_missing(
             store, geo_db, asn_db, constituency, rdns, scan_ids=None if every_scan else [scan]
         )
+        if (remediation or fmt == "html") and not store.read_only:
+            from exwatch.notify.cases import refresh
+
+            refresh(store)  # notified hosts' cases follow every stored scan
         if fmt == "html":
             from exwatch.report.html import render_html
 

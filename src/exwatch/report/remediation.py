@@ -1,7 +1,9 @@
 """Remediation after notification: who was told, what later scans showed, how fast it was fixed.
 
-Reads the cases `exwatch notify` keeps (notify/cases.py) after bringing them up to date with
-the stored scans, so a report after a rescan is true even when notify has not run since.
+Reads the cases `exwatch notify` keeps (notify/cases.py).  The functions here only read (a
+web page may call them); `exwatch report` first brings the cases up to date with the stored
+scans (`notify.cases.refresh`), so a report after a rescan is true even when notify has not
+run since.
 Per group (organisation, sector or country, as enriched when the message was made), per host:
 
 - notified at: the first message naming the host;
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from exwatch.notify.cases import CaseRow, case_rows, refresh
+from exwatch.notify.cases import CaseRow, case_rows
 from exwatch.store import Store
 
 By = Literal["organisation", "sector", "country"]
@@ -61,10 +63,8 @@ class HostCase:
         return round((self.fixed_at - self.notified_at).total_seconds() / 86400, 1)
 
 
-def host_cases(store: Store, *, country: str | None = None, update: bool = True) -> list[HostCase]:
-    """Every notified host, its cases brought up to date first (unless read-only)."""
-    if update and not store.read_only:
-        refresh(store)
+def host_cases(store: Store, *, country: str | None = None) -> list[HostCase]:
+    """Every notified host, its cases folded together."""
     by_host: dict[tuple[str, int], list[CaseRow]] = {}
     for row in case_rows(store, country):
         by_host.setdefault((row.ip, row.port), []).append(row)
@@ -96,11 +96,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def remediation(
-    store: Store, by: By = "organisation", *, country: str | None = None, update: bool = True
+    store: Store, by: By = "organisation", *, country: str | None = None
 ) -> list[dict[str, Any]]:
     """One row per group, most hosts still vulnerable first."""
     groups: dict[str | None, list[HostCase]] = {}
-    for host in host_cases(store, country=country, update=update):
+    for host in host_cases(store, country=country):
         groups.setdefault(getattr(host, by), []).append(host)
     rows: list[dict[str, Any]] = []
     for key, hosts in groups.items():
