@@ -34,7 +34,8 @@ from exwatch.notify.render import Sender, Templates, message_context
 from exwatch.report.exports import neutralise
 
 CSV_COLUMNS = (
-    "ip", "port", "hostname", "product", "cu", "su", "build", "days_behind", "updates_behind",
+    "ip", "port", "hostname", "product", "cu", "su", "build", "days_behind", "sus_behind",
+    "cus_behind",
     "vulnerable_cves", "known_exploited", "install", "install_build", "compromise", "indicators",
     "seen_at", "reported_at", "status",
 )  # fmt: skip
@@ -80,7 +81,8 @@ def hosts_csv(context: dict[str, Any]) -> str:
         reported = sorted({c["reported"] for c in h["all_cves"] if c["reported"]})
         row = [
             h["ip"], h["port"], h["hostname"], h["product"], h["cu"], h["su"], h["build"],
-            (h["lag"] or {}).get("days_behind"), (h["lag"] or {}).get("updates_behind"),
+            (h["lag"] or {}).get("days_behind"), (h["lag"] or {}).get("sus_behind"),
+            (h["lag"] or {}).get("cus_behind"),
             " ".join(c["id"] for c in h["all_cves"]),
             " ".join(c["id"] for c in h["all_cves"] if c["kev"]),
             " ".join(x for x in (action.get("product"), action.get("cu"), action.get("update_name"))

@@ -58,7 +58,8 @@ class Action:
 class Lag:
     exact: bool
     days_behind: int
-    updates_behind: int
+    sus_behind: int  # security updates of the host's CU newer than its build
+    cus_behind: int  # newer CUs of its product line (counted for unsupported lines too)
     build_date: date
 
 
@@ -101,6 +102,11 @@ def _supported_line(cat: Catalogue, on: date) -> tuple[str | None, str | None]:
     return best.name, str(cat.latest_rows[best.id].build)
 
 
+def _cus_after(cat: Catalogue, product_id: str, cu: str | None) -> int:
+    names = [c.name for c in cat.cus.get(product_id, ())]
+    return len(names) - 1 - names.index(cu) if cu in names else 0
+
+
 @lru_cache(maxsize=4096)
 def advice(build: str | None, on: date, catalogue: Catalogue | None = None) -> Advice:
     """What to install for `build` as of `on`; Advice(None, None) when the build is unknown."""
@@ -123,7 +129,8 @@ def advice(build: str | None, on: date, catalogue: Catalogue | None = None) -> A
         else Lag(
             exact=lag_info.exact,
             days_behind=lag_info.days_behind,
-            updates_behind=lag_info.sus_behind + (lag_info.cus_behind or 0),
+            sus_behind=lag_info.sus_behind,
+            cus_behind=_cus_after(cat, product.id, found.cu),
             build_date=lag_info.build_date,
         )
     )

@@ -198,7 +198,8 @@ def host_view(host: Host, items: Sequence[Item], on: date) -> dict[str, Any]:
         else {
             "exact": found.lag.exact,
             "days_behind": found.lag.days_behind,
-            "updates_behind": found.lag.updates_behind,
+            "sus_behind": found.lag.sus_behind,
+            "cus_behind": found.lag.cus_behind,
             "build_date": _iso(found.lag.build_date),
         },
         "action": None

@@ -78,9 +78,7 @@ def build_context(store: Store, scan_id: str, *, country: str | None = None) -> 
         "asn_sources": srcs["asn"] or ["no enrichment"],
         "shapes_source": SHAPES_SOURCE,
         "notified": notified,
-        "remediation": remediation.remediation(store, country=country)[:50]
-        if notified
-        else [],
+        "remediation": remediation.remediation(store, country=country)[:50] if notified else [],
     }
 
 
