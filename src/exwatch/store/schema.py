@@ -270,9 +270,9 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "notify_cases": (NOTIFY_CASES, ("case_id",)),
     "security_txt": (SECURITY_TXT, ("domain",)),
 }
-# Tables added after schema 2 was released: created IF NOT EXISTS on every writable open
+# Tables added to schema 2 after it shipped: created IF NOT EXISTS on every writable open
 # (no version bump; nothing existing changes).
-ADDED_TABLES = ("notifications", "notification_items", "notify_cases", "security_txt")
+LATER_TABLES = ("notifications", "notification_items", "notify_cases", "security_txt")
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
@@ -293,8 +293,6 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
-)
-ADDED_POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS notify_cases_host ON notify_cases (ip, port, state)",
     "CREATE INDEX IF NOT EXISTS notification_items_id ON notification_items (notification_id)",
 )
@@ -318,15 +316,16 @@ def create_all(dialect: Dialect) -> list[str]:
     statements = [create_table(dialect, name) for name in TABLES]
     if dialect.name == "postgresql":
         statements.extend(POSTGRES_INDEXES)
-        statements.extend(ADDED_POSTGRES_INDEXES)
     return statements
 
 
-def create_added(dialect: Dialect) -> list[str]:
-    """The tables (and indexes) added to schema 2 since its release, IF NOT EXISTS."""
-    statements = [create_table(dialect, name) for name in ADDED_TABLES]
+def create_later(dialect: Dialect) -> list[str]:
+    """The tables added to schema 2 after it shipped (and their indexes), IF NOT EXISTS: run
+    whenever a schema-2 store is opened writable, so older stores gain them without a
+    migration."""
+    statements = [create_table(dialect, name) for name in LATER_TABLES]
     if dialect.name == "postgresql":
-        statements.extend(ADDED_POSTGRES_INDEXES)
+        statements.extend(i for i in POSTGRES_INDEXES if any(f" {t} " in i for t in LATER_TABLES))
     return statements
 
 
@@ -335,9 +334,9 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 
 
 __all__ = [
-    "ADDED_TABLES",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "LATER_TABLES",
     "NOTIFICATIONS",
     "NOTIFICATION_ITEMS",
     "NOTIFY_CASES",
@@ -349,7 +348,7 @@ __all__ = [
     "SECURITY_TXT",
     "TABLES",
     "column_types",
-    "create_added",
     "create_all",
+    "create_later",
     "create_table",
 ]
