@@ -103,6 +103,16 @@ def test_lab_census_dry_run_then_send_exactly_once(
             mail for _, mail, _ in ORGS.values() if mail
         )
         assert len({r.message["Message-ID"] for r in received}) == 4
+        # What the server holds is what the review showed: languages, hosts, attachment.
+        for item in received:
+            org = item.message["To"].addresses[0].display_name
+            assert item.message["Content-Language"] == by_org[org]["Content-Language"]
+            assert item.message["Subject"] == by_org[org]["Subject"]
+            text = text_of(item.message)
+            assert {ip for ip in expected[org] if f"{ip}:" in text} == expected[org]
+            (attachment,) = item.message.iter_attachments()
+            rows = attachment.get_content().lstrip("\ufeff").splitlines()[1:]
+            assert {r.split(",")[0] for r in rows} == expected[org]
         # Exactly once: the same census and clock again sends nothing.
         code, index = notify(db, tmp_path / "again", now, "--send", *server.args(),
                              constituency=const)  # fmt: skip
