@@ -21,6 +21,7 @@ from tests.notify.smtpd import smtp_server
 pytestmark = pytest.mark.slow
 
 HOSTS = 120  # 127.16.0.1 - 127.16.0.120
+AGENT = "exwatch-lab-census (contact cert@cert.example)"
 ORGS = {  # block -> (organisation, contact, language); the last block has no contact
     "127.16.0.0/27": ("Gemeente Sint-Genesius-Rode", "ict@rode.example", "nl"),
     "127.16.0.32/27": ("Région de Bruxelles-Capitale", "csirt@bruxelles.example", "fr"),
@@ -37,7 +38,8 @@ def census(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
     with Lab(hosts=HOSTS, port=free_port(), seed=11, workdir=folder / "lab") as lab:
         proc = subprocess.run(
             [sys.executable, "-m", "exwatch", "scan", *lab.cidr, "--port", str(lab.port),
-             "--allow-private", "--timeout", "3", "--db", str(db), "-o", str(out), "-q"],
+             "--allow-private", "--timeout", "3", "--db", str(db), "-o", str(out), "-q",
+             "--user-agent", AGENT],
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
@@ -87,6 +89,7 @@ def test_lab_census_dry_run_then_send_exactly_once(
         assert message["Content-Language"] == lang, org
         assert [a.addr_spec for a in message["To"].addresses] == [mail]
         text = text_of(message)
+        assert AGENT in " ".join(text.split())  # the agent the scan sent
         listed = {ip for ip in expected[org] if f"{ip}:" in text}
         assert listed == expected[org], org
         assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(net) for ip in listed)

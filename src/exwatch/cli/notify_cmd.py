@@ -147,7 +147,9 @@ def _smtp_settings(
     help="An address the scans come from, named in the message (repeatable).",
 )
 @click.option(
-    "--user-agent", help="User-Agent of the scans, named in the message and sent by --security-txt."
+    "--user-agent",
+    help="User-Agent named in the message (default: the one the scan recorded) and sent by"
+    " --security-txt.",
 )
 @click.option(
     "--language",
@@ -295,7 +297,7 @@ def notify(**kw: Any) -> int:
         website=kw["website"],
         opt_out=_address_option(kw["opt_out_address"], "--opt-out-address"),
         scanner_addresses=tuple(kw["scanner_address"]),
-        user_agent=kw["user_agent"] or DEFAULT_USER_AGENT,
+        user_agent=kw["user_agent"],  # None: the one the scan recorded
     )
     security_txt = None
     if kw["security_txt"]:

@@ -22,7 +22,7 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from exwatch.notify.render import Sender, Templates, message_context, pick_langu
 from exwatch.notify.securitytxt import FetchPolicy, SecurityTxtLookup
 from exwatch.report.aggregate import resolve_scan
 from exwatch.report.exports import neutralise
+from exwatch.scan.host import DEFAULT_USER_AGENT
 from exwatch.store import Store
 
 INDEX_COLUMNS = (
@@ -378,6 +379,11 @@ def run(store: Store, options: Options, note: Note | None = None) -> Outcome:
     if sending and not writable:
         raise StoreError(f"{store.location} is read-only: sending needs a writable store")
     scan_id = resolve_scan(store, options.scan_id)
+    if options.sender.user_agent is None:
+        # Name the User-Agent the scan really sent (scan parameters; the default when unset).
+        recorded = store.scan_params(scan_id).get("user_agent")
+        agent = recorded if isinstance(recorded, str) and recorded else DEFAULT_USER_AGENT
+        options = replace(options, sender=replace(options.sender, user_agent=agent))
     run_id = uuid.uuid4().hex
     outcome = Outcome(run_id, scan_id, "send" if sending else "dry-run", options.out_dir)
     _check_output(options.out_dir, options.force)
