@@ -160,3 +160,16 @@ def test_values_lose_controls_before_any_template_or_header(
 ) -> None:
     assert text_value(raw) == text
     assert header_value(raw) == header
+
+
+def test_escalations_copy_the_contacts_own_escalation_addresses_once() -> None:
+    resolution = _contact("a@x.example", escalation=("boss@x.example", "a@x.example"))
+    cases = {("192.0.2.1", 443, KEV): _case("192.0.2.1", KEV, 20, reminders=2)}
+    policy = Policy(escalate_cc=("cert-lead@cert.example", "boss@x.example"))
+    (message,) = plan([(_host("192.0.2.1"), resolution)], cases, set(), NOW, policy).messages
+    assert message.kind == "escalation"
+    assert message.cc == ("boss@x.example", "cert-lead@cert.example")  # never the To again
+    # A reminder is not copied to anyone.
+    cases = {("192.0.2.1", 443, KEV): _case("192.0.2.1", KEV, 20, reminders=0)}
+    (message,) = plan([(_host("192.0.2.1"), resolution)], cases, set(), NOW, policy).messages
+    assert (message.kind, message.cc) == ("reminder", ())
