@@ -66,6 +66,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "lab",
         "Run simulated Exchange and other servers on 127.x.y.z (tests, demos, benchmarks).",
     ),
+    "notify": (
+        "exwatch.cli.notify_cmd",
+        "notify",
+        "Tell affected organisations in their language, once; remind, escalate, track fixes.",
+    ),
     "report": (
         "exwatch.cli.report_cmd",
         "report",

@@ -64,6 +64,12 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("vulnerable_pct", "% vuln"), ("eol", "EOL"), ("kev", "KEV"),
         ("median_months_behind", "median mo"),
     ],
+    "remediation": [
+        ("key", "key"), ("hosts_notified", "notified"), ("first_notified", "since"),
+        ("still_vulnerable", "still vuln"), ("not_rechecked", "not rechecked"),
+        ("fixed", "fixed"), ("fixed_pct", "% fixed"), ("median_days_to_fix", "median days"),
+        ("reminders", "reminders"), ("escalated", "escalated"),
+    ],
 }  # fmt: skip
 
 # Left out first when a table is wider than the screen.
@@ -74,7 +80,7 @@ _DROP_ORDER = (
     "complete_pct", "behind_sus_pct", "started_at", "vulnerable_pct", "organisation",
     "months_behind", "port", "exchange", "build",
 )  # fmt: skip
-_DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}
+_DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at", "first_notified"}
 # Cells that may hold more than the default 200 characters (every KEV CVE of one host).
 _WIDE = {"kev_cves": 400}
 # Columns wrapped over several lines rather than widening the table past this (one CVE id a
@@ -264,6 +270,12 @@ def _cell(value: object) -> str:
     show_default=True,
     help="Patch lag shares count hosts at least N months behind the newest update.",
 )
+@click.option(
+    "--remediation",
+    is_flag=True,
+    help="With --by organisation|sector|country: hosts notified (exwatch notify), still"
+    " vulnerable at later scans, fixed, days to fix.",
+)
 @enrichment_options
 def report(
     db_path: str,
@@ -277,6 +289,7 @@ def report(
     kev_only: bool,
     behind_sus: int,
     behind_months: int,
+    remediation: bool,
     geo_db: str | None,
     asn_db: str | None,
     constituency: str | None,
@@ -296,13 +309,19 @@ def report(
     if kev_only and by != "cve":
         raise UsageError("--kev only applies with --by cve (--by kev lists the hosts)")
     thresholds = Thresholds(sus=behind_sus, months=behind_months)
+    if remediation and (by not in ("organisation", "sector", "country") or fmt == "html"):
+        raise UsageError("--remediation applies with --by organisation, sector or country")
     aggregate.country_code(country)  # a bad --country is refused before anything is read
     with open_db(db_path) as store:
         scan = aggregate.resolve_scan(store, scan_id)
-        every_scan = fmt == "html" or by in ("host", "scan")
+        every_scan = fmt == "html" or by in ("host", "scan") or remediation
         fill_missing(
             store, geo_db, asn_db, constituency, rdns, scan_ids=None if every_scan else [scan]
         )
+        if (remediation or fmt == "html") and not store.read_only:
+            from exwatch.notify.cases import refresh
+
+            refresh(store)  # notified hosts' cases follow every stored scan
         if fmt == "html":
             from exwatch.report.html import render_html
 
@@ -313,6 +332,23 @@ def report(
                 with open(output, "w", encoding="utf-8") as handle:
                     handle.write(page)
                 click.echo(f"wrote {output}", err=True)
+            return 0
+        if remediation:
+            from exwatch.report.remediation import remediation as remediation_rows
+
+            fields = source_fields(store, None)
+            rows = [{**r, **fields} for r in remediation_rows(store, by, country=country)]  # type: ignore[arg-type]
+            emit(
+                rows[:limit] if limit else rows,
+                _COLUMNS["remediation"],
+                fmt,
+                output,
+                title=f"Remediation after notification, per {by}"
+                + (f", country {country.upper()}" if country else ""),
+                footnote="Cases of exwatch notify, brought up to date with every stored scan;"
+                " days to fix run from the first message to the first later scan that showed"
+                " the fix (an upper bound). " + footnote_of(fields),
+            )
             return 0
         lag_note = ""
         if by == "host":

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from exwatch import __version__
-from exwatch.report import aggregate, enrichment, trends
+from exwatch.report import aggregate, enrichment, remediation, trends
 from exwatch.report.cves import cve_report
 from exwatch.report.kev import kev_hosts
 from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds
@@ -84,6 +84,7 @@ def build_context(
     months = aggregate.months_distribution(store, scan_id, country=country)
     kev_cves = cve_report(store, scan_id, country=country, kev_only=True)
     kev_list = kev_hosts(store, scan_id, country=country, limit=500)
+    notified = remediation.host_cases(store, country=country)
     return {
         "scan": info,
         "country": country.upper() if country else None,
@@ -107,6 +108,8 @@ def build_context(
         "months": months,
         "kev_cves": kev_cves,
         "kev_hosts": kev_list,
+        "notified": notified,
+        "remediation": remediation.remediation(store, country=country)[:50] if notified else [],
     }
 
 
@@ -169,6 +172,15 @@ def render_html(
             )
         ),
     }
+    if ctx["notified"]:
+        charts["remediation"] = Markup(  # noqa: S704 - svgcharts escapes labels
+            bar_chart(
+                remediation.time_to_fix(ctx["notified"]),
+                title="Time to patch after notification (hosts fixed within)",
+                value_label="fixed",
+                total_label="notified",
+            )
+        )
     template = _environment().get_template("report.html.j2")
     stamp = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return template.render(

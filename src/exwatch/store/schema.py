@@ -22,6 +22,16 @@ Tables
   rollup_builds_state  the enrich_generation and KEV list each scan's rollup_builds was built from
   web_groups      the web interface's drill-down counts per scan (created when first needed)
   web_groups_state what each scan's web_groups were built from
+
+Tables `exwatch notify` keeps (docs/notify.md describes every column).  They are created IF
+NOT EXISTS whenever a store is opened writable, so schema-2 stores gain them without a
+migration; readers check `has_table` first.
+  notifications       one message: recipients, kind, state (pending/sent/failed), Message-ID,
+                      the raw message (a retry resends it byte for byte)
+  notification_items  one host finding (a CVE, or `compromise`) listed in one message
+  notify_cases        one finding of one host from its first message until a later scan
+                      shows it gone: reminders, escalation, fixed at
+  security_txt        the security.txt (RFC 9116) fetched per domain, reused for a while
 """
 
 from __future__ import annotations
@@ -211,6 +221,85 @@ WEB_GROUPS: list[Column] = [
 ]
 WEB_GROUPS_COLUMNS = [name for name, _ in WEB_GROUPS]
 WEB_GROUPS_STATE: list[Column] = [("scan_id", "text"), ("stamp", "text")]
+NOTIFICATIONS: list[Column] = [
+    ("notification_id", "text"),
+    ("run_id", "text"),
+    ("scan_id", "text"),  # the scan whose findings the message reports
+    ("kind", "text"),  # initial | follow-up | reminder | escalation
+    ("state", "text"),  # pending | sent | failed
+    ("recipients", "text[]"),  # To
+    ("cc", "text[]"),
+    ("contact_key", "text"),  # the sorted To addresses: one message per contact per run
+    ("organisation", "text"),
+    ("sector", "text"),
+    ("country", "text"),
+    ("language", "text"),
+    ("contact_source", "text"),  # contacts | constituency | security.txt
+    ("contact_reason", "text"),
+    ("subject", "text"),
+    ("message_id", "text"),
+    ("hosts", "text[]"),  # ip:port ([v6]:port) of every host listed
+    ("host_count", "int"),
+    ("finding_count", "int"),
+    ("findings", "json"),  # [{ip, port, finding, role, kev}]
+    ("created_at", "ts"),
+    ("sent_at", "ts"),
+    ("attempts", "int"),
+    ("last_error", "text"),
+    ("smtp_reply", "text"),
+    ("message", "text"),  # the RFC 5322 message as handed to the server
+    ("cases_applied", "bool"),  # its cases were opened or moved on (done in batches)
+]
+
+NOTIFICATION_ITEMS: list[Column] = [
+    ("notification_id", "text"),
+    ("case_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("finding", "text"),  # a CVE id, or "compromise"
+    ("role", "text"),  # new | reminder | escalation
+    ("organisation", "text"),  # the host's, as enriched when the message was made
+    ("sector", "text"),
+    ("country", "text"),
+    ("seen_at", "ts"),  # the host's time in the scan the message reports
+]
+
+NOTIFY_CASES: list[Column] = [
+    ("case_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("finding", "text"),
+    ("state", "text"),  # open | closed
+    ("organisation", "text"),
+    ("sector", "text"),
+    ("country", "text"),
+    ("contact_key", "text"),
+    ("opened_scan", "text"),
+    ("opened_at", "ts"),  # when the first message naming it was accepted by the server
+    ("first_notification", "text"),
+    ("last_sent_at", "ts"),
+    ("last_notification", "text"),
+    ("reminders", "int"),
+    ("escalated_at", "ts"),
+    ("last_seen_scan", "text"),  # latest scan that still showed it
+    ("last_seen_at", "ts"),
+    ("seen_after", "int"),  # later scans that still showed it after the first message
+    ("closed_at", "ts"),  # time of the host in the scan that showed it gone
+    ("closed_scan", "text"),
+    # patched | updated | not-vulnerable | not-exchange | exchange-online | suspect | clean
+    ("close_reason", "text"),
+]
+
+SECURITY_TXT: list[Column] = [
+    ("domain", "text"),
+    ("fetched_at", "ts"),
+    ("status", "text"),  # found | absent | expired | invalid | refused | error
+    ("url", "text"),
+    ("contacts", "text[]"),  # every Contact: URI, in the file's order
+    ("languages", "text[]"),  # Preferred-Languages
+    ("expires", "ts"),
+    ("detail", "text"),
+]
 
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
@@ -227,17 +316,30 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "rollup_builds_state": (ROLLUP_BUILDS_STATE, ("scan_id",)),
     "web_groups": (WEB_GROUPS, ()),
     "web_groups_state": (WEB_GROUPS_STATE, ("scan_id",)),
+    "notifications": (NOTIFICATIONS, ("notification_id",)),
+    "notification_items": (NOTIFICATION_ITEMS, ()),
+    "notify_cases": (NOTIFY_CASES, ("case_id",)),
+    "security_txt": (SECURITY_TXT, ("domain",)),
 }
-# Tables added to schema 2 after it shipped; whoever uses one creates it IF NOT EXISTS first.
-LATER_TABLES = ("rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state")
+# Tables added to schema 2 after it shipped: created IF NOT EXISTS on every writable open
+# (no version bump; nothing existing changes).
+LATER_TABLES = (
+    "rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state",
+    "notifications", "notification_items", "notify_cases", "security_txt",
+)  # fmt: skip
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
     "results": {"scan_id", "ip", "port", "ts", "status", "is_exchange", "vulnerable", "record"},
     "enrichment": {"scan_id", "ip", "port", "ts"},
+    "notifications": {"run_id", "kind", "state", "contact_key", "created_at"},
+    "notification_items": {"notification_id", "case_id", "ip", "port", "finding", "role"},
+    "notify_cases": {"ip", "port", "finding", "state"},
 }
 
-_COUNTERS = {"enrich_generation", "answered", "enriched", "recorded"}
+_COUNTERS = {
+    "enrich_generation", "answered", "enriched", "recorded", "attempts", "reminders", "seen_after",
+}  # fmt: skip
 
 # No indexes on DuckDB: its zone maps serve scans, and ART indexes slow bulk appends and cost
 # memory.  PostgreSQL needs them for the ingest anti-join, resume and per-scan reads.
@@ -246,6 +348,8 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
     "CREATE INDEX IF NOT EXISTS rollup_builds_scan ON rollup_builds (scan_id, dim, key)",
+    "CREATE INDEX IF NOT EXISTS notify_cases_host ON notify_cases (ip, port, state)",
+    "CREATE INDEX IF NOT EXISTS notification_items_id ON notification_items (notification_id)",
 )
 
 
@@ -288,12 +392,16 @@ __all__ = [
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
     "LATER_TABLES",
+    "NOTIFICATIONS",
+    "NOTIFICATION_ITEMS",
+    "NOTIFY_CASES",
     "RESULTS",
     "RESULT_COLUMNS",
     "ROLLUP",
     "ROLLUP_BUILDS",
     "ROLLUP_COLUMNS",
     "SCHEMA_VERSION",
+    "SECURITY_TXT",
     "TABLES",
     "WEB_GROUPS",
     "WEB_GROUPS_COLUMNS",
