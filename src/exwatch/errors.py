@@ -5,6 +5,7 @@
     │   └── BuildParseError   a string that is not a 3- or 4-part Exchange build
     ├── DataError         a shipped or user-supplied data file is malformed (the self-test fails)
     ├── StoreError        the result store cannot be opened or written
+    ├── BrokerError       a census's message broker (Redis, RabbitMQ) cannot be reached
     └── ProbeError        a network outcome; each subclass carries the status it maps to
         ├── ConnectRefused     -> connection-refused
         ├── ConnectTimeout     -> connection-timeout
@@ -42,6 +43,10 @@ class StoreError(ExwatchError):
     """The result store cannot be opened, read or written."""
 
 
+class BrokerError(ExwatchError):
+    """The message broker of a distributed census cannot be reached or refused a message."""
+
+
 class ProbeError(ExwatchError):
     """A network outcome other than success; `status` is what the result envelope records."""
 
@@ -73,6 +78,7 @@ class UnexpectedReply(ProbeError):
 
 
 __all__ = [
+    "BrokerError",
     "BuildParseError",
     "ConnectRefused",
     "ConnectTimeout",

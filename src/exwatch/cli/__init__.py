@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "assess",
         "Classify an Exchange build against the CVE catalogue.",
     ),
+    "census": (
+        "exwatch.cli.census_cmd",
+        "census",
+        "A census split into tasks for Celery workers on many machines, one PostgreSQL store.",
+    ),
     "diff": (
         "exwatch.cli.diff_cmd",
         "diff",
@@ -73,6 +78,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exwatch.cli.selftest_cmd",
         "selftest",
         "Check every shipped data file against its own examples.",
+    ),
+    "worker": (
+        "exwatch.cli.worker_cmd",
+        "worker",
+        "Scan census tasks from a Celery broker into the shared PostgreSQL store.",
     ),
 }
 

@@ -261,6 +261,9 @@ class DuckStore(Store):
                     )
             elif found < SCHEMA_VERSION:
                 migrate_duckdb(self, found)
+            elif found == SCHEMA_VERSION:
+                with self.transaction():
+                    self.create_missing_tables()
             if found is not None and found > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer exwatch (schema {found}); upgrade exwatch"

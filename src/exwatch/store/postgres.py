@@ -158,6 +158,8 @@ class PgStore(Store):
                 )
             elif found < SCHEMA_VERSION:
                 migrate_postgres(self, found)
+            elif not self.read_only:
+                self.create_missing_tables()
 
     def _version(self) -> int | None:
         if not self.has_table("meta"):

@@ -17,6 +17,14 @@ Tables
   enrichment      country, AS, organisation, sector per answering result, verdict columns copied
   rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
   rollup_state    the enrich_generation each scan's rollup was built from
+  census          a distributed census (exwatch census submit): what its workers need to scan
+                  (targets, exclusion lists by content, user agent, probe settings), its queue,
+                  task size and deadline, and the shared schedule of its global rate budget
+  census_tasks    one row per task (a range of positions of the census's permutation): status,
+                  attempts, the worker running it, progress counters, the last error
+
+The census tables came after schema 2 was released; stores of schema 2 gain them when opened
+for writing (CREATE TABLE IF NOT EXISTS), so they need no version of their own.
 """
 
 from __future__ import annotations
@@ -164,6 +172,42 @@ ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
 
 ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
 
+CENSUS: list[Column] = [
+    ("scan_id", "text"),  # the census is one scan: every task writes results under this id
+    ("queue", "text"),
+    ("broker", "text"),  # the broker URL without its password (for messages)
+    ("settings", "json"),  # everything a worker needs to scan a task (census/plan.py)
+    ("status", "text"),  # queued | running | finished | incomplete | cancelled
+    ("targets", "bigint"),
+    ("positions", "bigint"),  # cycle positions of the permutation, split into tasks
+    ("task_size", "bigint"),
+    ("tasks", "bigint"),
+    ("deadline", "double"),  # seconds a task may run
+    ("max_attempts", "int"),
+    ("rate", "double"),  # new connections per second across all workers, or NULL
+    ("rate_next", "double"),  # epoch seconds of the next free slot of the rate budget
+    ("created_at", "ts"),
+    ("started_at", "ts"),  # when the first task started
+    ("finished_at", "ts"),
+]
+
+CENSUS_TASKS: list[Column] = [
+    ("scan_id", "text"),
+    ("task", "bigint"),
+    ("start_pos", "bigint"),
+    ("stop_pos", "bigint"),
+    ("status", "text"),  # pending | running | retrying | done | parked | cancelled
+    ("attempts", "int"),
+    ("worker", "text"),  # host:pid of the latest attempt
+    ("started_at", "ts"),
+    ("updated_at", "ts"),
+    ("finished_at", "ts"),
+    ("scanned", "bigint"),  # results stored by all attempts together
+    ("exchange", "bigint"),
+    ("vulnerable", "bigint"),
+    ("error", "text"),
+]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -175,12 +219,16 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "enrichment": (ENRICHMENT, ()),
     "rollup": (ROLLUP, ()),
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+    "census": (CENSUS, ("scan_id",)),
+    "census_tasks": (CENSUS_TASKS, ("scan_id", "task")),
 }
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
     "results": {"scan_id", "ip", "port", "ts", "status", "is_exchange", "vulnerable", "record"},
     "enrichment": {"scan_id", "ip", "port", "ts"},
+    "census": {"status", "settings"},
+    "census_tasks": {"start_pos", "stop_pos", "status"},
 }
 
 _COUNTERS = {"enrich_generation", "answered", "enriched", "recorded"}
@@ -220,6 +268,8 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 
 
 __all__ = [
+    "CENSUS",
+    "CENSUS_TASKS",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
     "RESULTS",
