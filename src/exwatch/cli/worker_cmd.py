@@ -36,7 +36,8 @@ def _pool_process_init(**_: Any) -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 256),
-    help="Scanning processes, each running one task at a time (default: one per core).",
+    help="Scanning processes, each running one task at a time (default: two per core, so"
+    " that one scans while another's task waits for its slowest hosts).",
 )
 @click.option(
     "--task-deadline",
@@ -90,7 +91,7 @@ def worker(
     w = app.Worker(
         hostname=node,
         pool_cls="prefork",
-        concurrency=concurrency or default_workers(),
+        concurrency=concurrency or 2 * default_workers(),
         loglevel=loglevel.upper(),
         queues=list(queues) or [DEFAULT_QUEUE],
         without_mingle=True,
