@@ -164,8 +164,10 @@ def test_a_task_failing_every_time_is_parked_with_its_error_then_retried(
 
 
 @REDIS_ONLY
-def test_cancel_stops_a_running_census_and_keeps_what_it_found(cluster: Cluster, lab: Lab) -> None:
-    scan_id = _submit(cluster, lab, "--rate", "10", "--task-size", "10")
+def test_cancel_stops_a_running_census_keeps_what_it_found_and_retry_resumes(
+    cluster: Cluster, lab: Lab
+) -> None:
+    scan_id = _submit(cluster, lab, "--rate", "25", "--task-size", "10")
     deadline = time.monotonic() + 30
     while status(cluster.db, scan_id)["scanned"] < 10:
         assert time.monotonic() < deadline, "the census did not start"
@@ -180,6 +182,13 @@ def test_cancel_stops_a_running_census_and_keeps_what_it_found(cluster: Cluster,
     assert st["scanned"] == len(records)
     with open_store(cluster.db, read_only=True, create=False) as store:
         assert store.scan_info(scan_id)["status"] == "interrupted"
+    # Changing one's mind: the cancelled tasks run after all, each host still stored once
+    # (tasks cut short skip what they had stored).
+    again = exwatch("census", "retry", scan_id, "--broker", cluster.broker, "--db", cluster.db)
+    assert "tasks enqueued again" in again.stdout
+    st = wait_until_ended(cluster.db, scan_id, workers=cluster.workers)
+    assert st["status"] == "finished", st
+    assert len(_exactly_once(rows(cluster.db, scan_id))) == len(lab.ground_truth)
 
 
 class _AgentLog(http.server.BaseHTTPRequestHandler):

@@ -135,15 +135,23 @@ def run_task(
         stop_at = started + deadline
         while not run.done():
             await asyncio.wait({run}, timeout=_WATCH)
-            if run.done():
-                break
+            if run.done() or reason is not None:
+                continue  # cancelled once only: a second cancel would cut its last flush
             if sink.stop is not None:
                 reason = sink.stop
                 run.cancel()
             elif time.monotonic() > stop_at:
                 reason = "deadline"
                 run.cancel()
-        await run
+        try:
+            await run
+        except asyncio.CancelledError:
+            # Our cancel can reach the slice when it is already closing (every target
+            # done, its last batch on its way to the store): the writer still finishes a
+            # write it has begun, and what it had not begun the next attempt scans again.
+            current = asyncio.current_task()
+            if reason is None or (current is not None and current.cancelling()):
+                raise
         reason = reason or sink.stop  # the last flush may have learnt something too
 
     install_loop_policy()

@@ -11,6 +11,7 @@ rate, a second connection for the rate budget's leases.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -146,7 +147,7 @@ def execute(db: str, worker_deadline: float, scan_id: str, task: int) -> tuple[s
         outcome = run_task(
             book, scan_id, task, claim, settings, space, deadline=census.deadline, budget=budget
         )
-    except Exception as exc:  # a bug must cost an attempt, not the worker
+    except (Exception, asyncio.CancelledError) as exc:  # a bug costs an attempt, not the task
         detail = "".join(traceback.format_exception(exc)[-6:])
         outcome = Outcome("failed", 0, 0, 0.0, f"{type(exc).__name__}: {exc}\n{detail}")
     if outcome.state == "superseded":
@@ -165,13 +166,17 @@ def register(app: Celery, db: str, worker_deadline: float) -> Any:
     def scan_range(self: Any, scan_id: str, task: int) -> str:
         try:
             verdict, outcome = execute(db, worker_deadline, scan_id, int(task))
-        except ExwatchError as exc:
-            # The store (or the census's settings) cannot be read: try again later; the
-            # task's attempts are untouched unless it was claimed.
+        except Exception as exc:
+            # The store cannot be reached (or, a bug, something else broke outside the
+            # scan): the message must not be lost, so it comes back later.  A claimed task
+            # counts the attempt when it does, and is parked when they run out.
             reset_process()
             retries = int(self.request.retries or 0)
             delay = _RETRY_BACKOFF[min(retries, len(_RETRY_BACKOFF) - 1)]
-            log.warning("census %s task %s: %s; again in %s s", scan_id, task, exc, delay)
+            if isinstance(exc, ExwatchError):
+                log.warning("census %s task %s: %s; again in %s s", scan_id, task, exc, delay)
+            else:
+                log.exception("census %s task %s: again in %s s", scan_id, task, delay)
             raise self.retry(countdown=delay, max_retries=None) from None
         if outcome is not None:
             log.info(
