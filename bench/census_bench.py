@@ -187,6 +187,39 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return max(runs, key=lambda r: float(r["steady_hosts_per_s"]))
 
 
+def census_writes(database: str, rows: int, batch: int = 2000) -> dict[str, float]:
+    """Rows per second into PostgreSQL, same records, same batches: the scanner's append
+    against the census's fenced write (task lock, attempt check, progress counters)."""
+    sys.path.insert(0, str(BENCH))
+    from store_bench import record
+
+    from exwatch.store import open_store
+    from exwatch.store.census import Census, CensusBook, Claim
+
+    out: dict[str, float] = {}
+    for path in ("scan append", "census write"):
+        with open_store(_schema_url(database)) as store:
+            book = CensusBook(store)
+            census = Census(
+                scan_id="w", queue="q", broker="-", settings={}, status="queued",
+                targets=rows, tasks=1, task_size=rows, deadline=600, max_attempts=3, rate=None,
+            )  # fmt: skip
+            with store.transaction():
+                book.create(census, [(0, rows)], rows)
+                store.start_scan({}, scan_id="w", targets=rows)
+            claim = book.claim("w", 0, "bench:1")
+            assert isinstance(claim, Claim)
+            started = time.perf_counter()
+            for first in range(0, rows, batch):
+                records = [record(i, "w") for i in range(first, min(first + batch, rows))]
+                if path == "scan append":
+                    store.append(records, scan_id="w")
+                else:
+                    book.write("w", 0, claim.attempt, records, 0, 0)
+            out[path] = rows / (time.perf_counter() - started)
+    return out
+
+
 def store_benches(args: argparse.Namespace) -> None:
     for script, rows in (
         ("store_bench.py", args.store_rows),
@@ -213,6 +246,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--store-rows", type=int, default=200_000)
     parser.add_argument("--report-rows", type=int, default=0)
+    parser.add_argument("--write-rows", type=int, default=100_000)
     args = parser.parse_args()
 
     name = f"exwatch_census_bench_{uuid.uuid4().hex[:8]}"
@@ -220,6 +254,7 @@ def main() -> None:
         con.execute(f'CREATE DATABASE "{name}"')
     database = f"{args.pg.rsplit('/', 1)[0]}/{name}"
     results: dict[str, Any] = {}
+    writes: dict[str, float] = {}
     try:
         with (
             tempfile.TemporaryDirectory(prefix="exwatch-census-bench-") as tmp,
@@ -234,6 +269,8 @@ def main() -> None:
                         run_census(lab, args, workers, _schema_url(database), Path(tmp))
                     )
                 results[f"{workers} worker(s)"] = {"scan": best(scans), "census": best(censuses)}
+        if args.write_rows > 0:
+            writes = census_writes(database, args.write_rows)
     finally:
         with psycopg.connect(args.pg, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -251,6 +288,13 @@ def main() -> None:
             f"{key:12} {scan['steady_hosts_per_s']:6,.0f} ({scan['hosts_per_s']:5,.0f})"
             f" {census['steady_hosts_per_s']:6,.0f} ({census['hosts_per_s']:5,.0f})"
             f" {ratio:12.2f} {census['tasks']:6}"
+        )
+    if args.write_rows > 0:
+        print(
+            f"writes to PostgreSQL, {args.write_rows:,} records in batches of 2,000:"
+            f" scan append {writes['scan append']:,.0f} rows/s, census fenced write"
+            f" {writes['census write']:,.0f} rows/s"
+            f" ({writes['census write'] / writes['scan append']:.2f})"
         )
     print(json.dumps(results, indent=2, default=float))
     store_benches(args)

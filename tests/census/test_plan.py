@@ -100,3 +100,11 @@ def test_broker_urls() -> None:
     )
     assert display_url("redis://:s3cret@127.0.0.1:6379/2") == "redis://127.0.0.1:6379/2"
     assert display_url("redis://127.0.0.1:6379/2") == "redis://127.0.0.1:6379/2"
+
+
+def test_retry_backoff_stays_inside_the_visibility_timeout() -> None:
+    from exwatch.census.task import backoff
+
+    assert [backoff(n, 600) for n in range(6)] == [2, 5, 15, 30, 60, 60]
+    for deadline in (3, 10, 600):
+        assert backoff(10, deadline) <= TimeLimits(deadline).visibility / 4

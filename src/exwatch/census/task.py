@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from exwatch.census.broker import TASK_NAME
+from exwatch.census.broker import TASK_NAME, TimeLimits
 from exwatch.census.budget import RateBudget
 from exwatch.census.plan import CensusSettings
 from exwatch.census.run import Outcome, run_task
@@ -159,6 +159,13 @@ def execute(db: str, worker_deadline: float, scan_id: str, task: int) -> tuple[s
     return book.fail(scan_id, task, claim.attempt, outcome.error or "failed"), outcome
 
 
+def backoff(retries: int, worker_deadline: float) -> float:
+    """Seconds before a message comes back: growing, but well inside the broker's visibility
+    timeout (a message waiting for its countdown is held unacknowledged)."""
+    delay = _RETRY_BACKOFF[min(retries, len(_RETRY_BACKOFF) - 1)]
+    return min(float(delay), TimeLimits(worker_deadline).visibility / 4)
+
+
 def register(app: Celery, db: str, worker_deadline: float) -> Any:
     """Register the census task on a worker's app; returns the task."""
 
@@ -171,8 +178,7 @@ def register(app: Celery, db: str, worker_deadline: float) -> Any:
             # scan): the message must not be lost, so it comes back later.  A claimed task
             # counts the attempt when it does, and is parked when they run out.
             reset_process()
-            retries = int(self.request.retries or 0)
-            delay = _RETRY_BACKOFF[min(retries, len(_RETRY_BACKOFF) - 1)]
+            delay = backoff(int(self.request.retries or 0), worker_deadline)
             if isinstance(exc, ExwatchError):
                 log.warning("census %s task %s: %s; again in %s s", scan_id, task, exc, delay)
             else:
@@ -192,8 +198,7 @@ def register(app: Celery, db: str, worker_deadline: float) -> Any:
         else:
             log.info("census %s task %s: %s", scan_id, task, verdict)
         if verdict == "retry":
-            retries = int(self.request.retries or 0)
-            delay = _RETRY_BACKOFF[min(retries, len(_RETRY_BACKOFF) - 1)]
+            delay = backoff(int(self.request.retries or 0), worker_deadline)
             raise self.retry(countdown=delay, max_retries=None)
         return verdict
 
