@@ -69,3 +69,11 @@ def test_status_and_cancel_name_a_census_that_is_not_there(pg_database: str) -> 
         pass
     assert "no census" in _refused("census", "status", "nosuch", "--db", db)
     assert "no census" in _refused("census", "cancel", "nosuch", "--db", db)
+
+
+def test_submit_names_a_missing_target_list(tmp_path: Path) -> None:
+    err = _refused(
+        "census", "submit", "-l", str(tmp_path / "nosuch.txt"), "--db", "postgresql://x@y/z",
+        "--broker", "redis://127.0.0.1:6379/1",
+    )  # fmt: skip
+    assert "target list not found" in err

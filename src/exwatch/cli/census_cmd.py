@@ -11,13 +11,30 @@ from rich.console import Console
 
 from exwatch.census.broker import DEFAULT_DEADLINE, DEFAULT_QUEUE
 from exwatch.census.submit import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_SIZE
-from exwatch.cli.scan_cmd import collect_specs
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob
+from exwatch.scan.targets import Spec, read_specs
 from exwatch.untrusted import plain_for_terminal
 
 _BROKER_HELP = "Celery broker: redis://host:6379/0 or amqp://user:password@host:5672//."
 _DB_HELP = "The shared store: postgresql://user@host/database (a census needs PostgreSQL)."
+
+
+def census_specs(targets: tuple[str, ...], target_file: str | None) -> list[str | Spec]:
+    """Every target of the census, read now: the permutation it is split along needs the
+    whole space (a census cannot stream a list the way `scan` does)."""
+    specs: list[str | Spec] = []
+    for t in targets:
+        specs.extend(read_specs("-") if t == "-" else [t])
+    if target_file:
+        if target_file != "-" and not Path(target_file).is_file():
+            raise UsageError(f"target list not found: {target_file}")
+        specs.extend(read_specs(target_file))
+    if not specs:
+        raise UsageError(
+            "no targets: give addresses, CIDRs, ranges or hostnames, -l FILE, or - for stdin"
+        )
+    return specs
 
 
 @click.group("census")
@@ -145,7 +162,7 @@ def submit(
         if not Path(f).is_file():
             raise UsageError(f"exclusion file not found: {f}")
     job = ScanJob(
-        specs=collect_specs(targets, target_file),
+        specs=census_specs(targets, target_file),
         port=port,
         timeout=timeout,
         rate=rate,

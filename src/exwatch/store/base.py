@@ -25,7 +25,7 @@ from exwatch import __version__
 from exwatch.errors import StoreError
 from exwatch.store.dialect import Dialect
 from exwatch.store.rows import RecordError, typed_row
-from exwatch.store.schema import RESULT_COLUMNS, RESULTS, TABLES, Column, create_table
+from exwatch.store.schema import RESULT_COLUMNS, RESULTS, Column
 
 SCAN_STATUSES = ("running", "finished", "interrupted", "ingested")
 # How many rejected lines a load keeps with their reasons (ingest -v keeps all).
@@ -143,17 +143,6 @@ class Store:
             [name],
         )
         return bool(row and row[0][0])
-
-    def create_missing_tables(self) -> None:
-        """Create the tables added to the schema after this store was made (the census
-        tables came after schema 2): existing tables are never touched."""
-        present = {str(r[0]) for r in self.query(
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = current_schema()"
-        )}  # fmt: skip
-        for name in TABLES:
-            if name not in present:
-                self.execute(create_table(self.dialect, name))
 
     def __enter__(self) -> Store:
         return self

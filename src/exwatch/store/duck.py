@@ -32,7 +32,13 @@ from exwatch.errors import StoreError, UsageError
 from exwatch.store.base import Row, Store, WaitNote
 from exwatch.store.dialect import DUCKDB
 from exwatch.store.rows import ip_sort_key
-from exwatch.store.schema import SCHEMA_VERSION, Column, create_all, create_table
+from exwatch.store.schema import (
+    SCHEMA_VERSION,
+    Column,
+    create_all,
+    create_later,
+    create_table,
+)
 
 DEFAULT_WAIT = 60.0  # seconds an opener waits for another process to release the file
 
@@ -263,7 +269,8 @@ class DuckStore(Store):
                 migrate_duckdb(self, found)
             elif found == SCHEMA_VERSION:
                 with self.transaction():
-                    self.create_missing_tables()
+                    for statement in create_later(DUCKDB):
+                        self.execute(statement)
             if found is not None and found > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer exwatch (schema {found}); upgrade exwatch"

@@ -22,7 +22,7 @@ from exwatch.errors import StoreError
 from exwatch.store.base import Row, Store
 from exwatch.store.dialect import POSTGRES
 from exwatch.store.location import Location
-from exwatch.store.schema import SCHEMA_VERSION, Column, create_all
+from exwatch.store.schema import SCHEMA_VERSION, Column, create_all, create_later
 
 _CONNECT_TIMEOUT = 10
 
@@ -159,7 +159,8 @@ class PgStore(Store):
             elif found < SCHEMA_VERSION:
                 migrate_postgres(self, found)
             elif not self.read_only:
-                self.create_missing_tables()
+                for statement in create_later(POSTGRES):
+                    self.execute(statement)
 
     def _version(self) -> int | None:
         if not self.has_table("meta"):

@@ -23,8 +23,9 @@ Tables
   census_tasks    one row per task (a range of positions of the census's permutation): status,
                   attempts, the worker running it, progress counters, the last error
 
-The census tables came after schema 2 was released; stores of schema 2 gain them when opened
-for writing (CREATE TABLE IF NOT EXISTS), so they need no version of their own.
+The census tables came after schema 2 was released (LATER_TABLES); stores of schema 2 gain
+them when opened for writing (CREATE TABLE IF NOT EXISTS), so they need no version of their
+own.
 """
 
 from __future__ import annotations
@@ -222,6 +223,8 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "census": (CENSUS, ("scan_id",)),
     "census_tasks": (CENSUS_TASKS, ("scan_id", "task")),
 }
+# Tables added to schema 2 after it shipped; whoever uses one creates it IF NOT EXISTS first.
+LATER_TABLES = ("census", "census_tasks")
 
 _NOT_NULL = {
     "scans": {"scan_id", "origin", "status"},
@@ -239,6 +242,8 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
+    # A census ends when no task is open: found without reading every task of the census.
+    "CREATE INDEX IF NOT EXISTS census_tasks_status ON census_tasks (scan_id, status)",
 )
 
 
@@ -263,6 +268,16 @@ def create_all(dialect: Dialect) -> list[str]:
     return statements
 
 
+def create_later(dialect: Dialect) -> list[str]:
+    """The tables added to schema 2 after it shipped (and their indexes), IF NOT EXISTS: run
+    whenever a schema-2 store is opened writable, so older stores gain them without a
+    migration."""
+    statements = [create_table(dialect, name) for name in LATER_TABLES]
+    if dialect.name == "postgresql":
+        statements.extend(i for i in POSTGRES_INDEXES if any(f" {t} " in i for t in LATER_TABLES))
+    return statements
+
+
 def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
     return {name: dialect.type(kind) for name, kind in columns}
 
@@ -272,6 +287,7 @@ __all__ = [
     "CENSUS_TASKS",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "LATER_TABLES",
     "RESULTS",
     "RESULT_COLUMNS",
     "ROLLUP",
@@ -280,5 +296,6 @@ __all__ = [
     "TABLES",
     "column_types",
     "create_all",
+    "create_later",
     "create_table",
 ]
