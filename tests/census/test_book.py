@@ -88,7 +88,8 @@ def test_a_redelivered_task_never_stores_a_row_twice(db: str) -> None:
         assert not book.finish("c1", 0, 1)
         assert book.fail("c1", 0, 1, "late") == "superseded"
         # The second attempt skips what the first one stored.
-        stored = book.stored_targets("c1", [f"8.8.0.{i}" for i in range(10)], [], 443)
+        wanted = [(f"8.8.0.{i}", 443) for i in range(10)] + [("8.8.0.1", 8443)]
+        stored = book.stored_targets("c1", wanted, [("owa.example.org", 443)])
         assert stored == {(f"8.8.0.{i}", 443) for i in range(4)}
         assert book.write("c1", 0, 2, _records(4, 6), 6, 6) == ("ok", 6)
         assert book.finish("c1", 0, 2)
@@ -206,3 +207,21 @@ def test_rate_budget_spends_leases_one_slot_per_connection(db: str) -> None:
         # the 100th connection starts 99 slots after the first: never sooner.
         assert (budget.chunk, budget.leases) == (40, 3)
         assert time.monotonic() - started >= 99 / 200.0 - 0.01
+
+
+def test_stored_targets_follow_hostnames_and_ports(db: str) -> None:
+    with open_store(db) as store:
+        book = CensusBook(store)
+        _census(book)
+        claim = _claim(book, 0)
+        named = make_record(200, "c1")
+        named["hostname"] = "owa.example.org"
+        other_port = make_record(201, "c1")
+        other_port["port"] = 8443
+        assert book.write("c1", 0, claim.attempt, [named, other_port], 2, 2) == ("ok", 2)
+        stored = book.stored_targets(
+            "c1",
+            [("8.8.0.201", 443), ("8.8.0.201", 8443)],
+            [("owa.example.org", 443), ("owa.example.org", 8443)],
+        )
+        assert stored == {("8.8.0.200", 443), ("8.8.0.201", 8443)}

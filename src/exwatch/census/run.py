@@ -106,15 +106,15 @@ def run_task(
     started = time.monotonic()
     done: set[tuple[str, int]] | None = None
     if claim.resumed:
-        addresses: list[str] = []
-        names: list[str] = []
+        addresses: list[tuple[str, int]] = []
+        names: list[tuple[str, int]] = []
         for t in task_targets(space, settings.seed, claim.start, claim.stop):
             if t.ip is not None:
-                addresses.append(t.ip)
+                addresses.append((t.ip, t.port))
             elif t.hostname is not None:
-                names.append(t.hostname)
+                names.append((t.hostname, t.port))
         try:
-            done = book.stored_targets(scan_id, addresses, names, settings.port)
+            done = book.stored_targets(scan_id, addresses, names)
         except StoreError as exc:
             return Outcome("failed", 0, 0, time.monotonic() - started, str(exc))
     sink = _TaskSink(book, scan_id, task, claim.attempt)

@@ -30,7 +30,7 @@ from typing import Any
 
 from exwatch.errors import StoreError
 from exwatch.store.base import Store, now
-from exwatch.store.schema import CENSUS_TASKS
+from exwatch.store.schema import CENSUS_TASKS, Column
 
 CENSUS_STATES = ("queued", "running", "finished", "incomplete", "cancelled")
 TASK_STATES = ("pending", "running", "retrying", "done", "parked", "cancelled")
@@ -385,24 +385,28 @@ class CensusBook:
     # -- what a redelivered attempt skips --------------------------------------------------
 
     def stored_targets(
-        self, scan_id: str, addresses: Iterable[str], hostnames: Iterable[str], port: int
+        self,
+        scan_id: str,
+        addresses: Iterable[tuple[str, int]],
+        hostnames: Iterable[tuple[str, int]],
     ) -> set[tuple[str, int]]:
-        """(ip, port) of this census already stored among these targets (addresses, and
-        whatever the hostnames resolved to)."""
+        """(ip, port) of this census already stored among these targets: (address, port)
+        pairs, and whatever the (hostname, port) pairs resolved to."""
         s = self.store
         found: set[tuple[str, int]] = set()
+        keys: list[Column] = [("v", "text"), ("port", "int")]
         with s.transaction():
             for column, values in (("ip", addresses), ("hostname", hostnames)):
                 stage = f"census_keys_{column}"
-                s.staging_table(stage, [("v", "text")])
-                if not s.bulk_insert(stage, [("v", "text")], ((v,) for v in values)):
+                s.staging_table(stage, keys)
+                if not s.bulk_insert(stage, keys, values):
                     continue
-                for ip, found_port in s.query(
-                    f"SELECT r.ip, r.port FROM results r JOIN {stage} k ON r.{column} = k.v"
-                    " WHERE r.scan_id = ? AND r.port = ?",
-                    [scan_id, port],
+                for ip, port in s.query(
+                    f"SELECT r.ip, r.port FROM results r JOIN {stage} k"
+                    f" ON r.{column} = k.v AND r.port = k.port WHERE r.scan_id = ?",
+                    [scan_id],
                 ):
-                    found.add((str(ip), int(found_port)))
+                    found.add((str(ip), int(port)))
         return found
 
     # -- operator actions ------------------------------------------------------------------
