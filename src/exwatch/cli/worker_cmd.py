@@ -66,9 +66,9 @@ def worker(
 ) -> int:
     """Scan census tasks from the broker and write their results to the shared store.
 
-    Runs until SIGTERM (finishes the running tasks, then stops) or a second SIGTERM / SIGQUIT
-    (stops now; the broker hands the unfinished tasks to other workers).  Monitor with
-    `celery --broker URL inspect active` or Flower.
+    Runs until SIGTERM or Ctrl-C (finishes the running tasks, then stops) or SIGQUIT or a
+    second Ctrl-C (stops now; the broker hands the unfinished tasks to other workers).
+    Monitor with `celery --broker URL inspect active` or Flower.
     """
     from celery import signals
 
