@@ -56,10 +56,20 @@ def unique_queue() -> str:
 
 
 def drop_queue(url: str, queue: str) -> None:
+    """Delete the test's queue, and on Redis the binding keys kombu keeps beside it."""
     from kombu import Connection
 
     with Connection(url, connect_timeout=3) as conn, contextlib.suppress(Exception):
         conn.default_channel.queue_delete(queue)  # type: ignore[attr-defined]  # both have it
+    if url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            for key in client.scan_iter(match=f"_kombu.binding*{queue}"):
+                client.delete(key)
+        finally:
+            client.close()
 
 
 def exwatch(
