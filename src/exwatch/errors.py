@@ -6,6 +6,7 @@
     ├── DataError         a shipped or user-supplied data file is malformed (the self-test fails)
     ├── StoreError        the result store cannot be opened or written
     ├── OutputError       an output file cannot be written (disk full, read-only); the scan stops
+    ├── BrokerError       a census's message broker (Redis, RabbitMQ) cannot be reached
     └── ProbeError        a network outcome; each subclass carries the status it maps to
         ├── ConnectRefused     -> connection-refused
         ├── ConnectTimeout     -> connection-timeout
@@ -47,6 +48,10 @@ class OutputError(ExwatchError):
     """An output file (the scan's JSON lines) could not be written; nothing partial is left."""
 
 
+class BrokerError(ExwatchError):
+    """The message broker of a distributed census cannot be reached or refused a message."""
+
+
 class ProbeError(ExwatchError):
     """A network outcome other than success; `status` is what the result envelope records."""
 
@@ -78,6 +83,7 @@ class UnexpectedReply(ProbeError):
 
 
 __all__ = [
+    "BrokerError",
     "BuildParseError",
     "ConnectRefused",
     "ConnectTimeout",

@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "assess",
         "Classify Exchange builds: verdict and basis per CVE, patch lag.",
     ),
+    "census": (
+        "exwatch.cli.census_cmd",
+        "census",
+        "A census split into tasks for Celery workers on many machines, one PostgreSQL store.",
+    ),
     "diff": (
         "exwatch.cli.diff_cmd",
         "diff",
@@ -90,6 +95,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exwatch.cli.selftest_cmd",
         "selftest",
         "Check every shipped data file against its own examples.",
+    ),
+    "worker": (
+        "exwatch.cli.worker_cmd",
+        "worker",
+        "Scan census tasks from a Celery broker into the shared PostgreSQL store.",
     ),
 }
 

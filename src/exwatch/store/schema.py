@@ -32,6 +32,13 @@ migration; readers check `has_table` first.
   notify_cases        one finding of one host from its first message until a later scan
                       shows it gone: reminders, escalation, fixed at
   security_txt        the security.txt (RFC 9116) fetched per domain, reused for a while
+
+  census          a distributed census (exwatch census submit): what its workers need to scan
+                  (targets, exclusion lists by content, user agent, probe settings), its queue,
+                  task size and deadline, and the shared schedule of its global rate budget
+  census_tasks    one row per task (a range of positions of the census's permutation): status,
+                  attempts, the worker running it, progress counters, the last error
+
 """
 
 from __future__ import annotations
@@ -301,6 +308,42 @@ SECURITY_TXT: list[Column] = [
     ("detail", "text"),
 ]
 
+CENSUS: list[Column] = [
+    ("scan_id", "text"),  # the census is one scan: every task writes results under this id
+    ("queue", "text"),
+    ("broker", "text"),  # the broker URL without its password (for messages)
+    ("settings", "json"),  # everything a worker needs to scan a task (census/plan.py)
+    ("status", "text"),  # queued | running | finished | incomplete | cancelled
+    ("targets", "bigint"),
+    ("positions", "bigint"),  # cycle positions of the permutation, split into tasks
+    ("task_size", "bigint"),
+    ("tasks", "bigint"),
+    ("deadline", "double"),  # seconds a task may run
+    ("max_attempts", "int"),
+    ("rate", "double"),  # new connections per second across all workers, or NULL
+    ("rate_next", "double"),  # epoch seconds of the next free slot of the rate budget
+    ("created_at", "ts"),
+    ("started_at", "ts"),  # when the first task started
+    ("finished_at", "ts"),
+]
+
+CENSUS_TASKS: list[Column] = [
+    ("scan_id", "text"),
+    ("task", "bigint"),
+    ("start_pos", "bigint"),
+    ("stop_pos", "bigint"),
+    ("status", "text"),  # pending | running | retrying | done | parked | cancelled
+    ("attempts", "int"),
+    ("worker", "text"),  # host:pid of the latest attempt
+    ("started_at", "ts"),
+    ("updated_at", "ts"),
+    ("finished_at", "ts"),
+    ("scanned", "bigint"),  # results stored by all attempts together
+    ("exchange", "bigint"),
+    ("vulnerable", "bigint"),
+    ("error", "text"),
+]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -320,12 +363,15 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "notification_items": (NOTIFICATION_ITEMS, ()),
     "notify_cases": (NOTIFY_CASES, ("case_id",)),
     "security_txt": (SECURITY_TXT, ("domain",)),
+    "census": (CENSUS, ("scan_id",)),
+    "census_tasks": (CENSUS_TASKS, ("scan_id", "task")),
 }
 # Tables added to schema 2 after it shipped: created IF NOT EXISTS on every writable open
 # (no version bump; nothing existing changes).
 LATER_TABLES = (
     "rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state",
-    "notifications", "notification_items", "notify_cases", "security_txt",
+    "notifications", "notification_items", "notify_cases", "security_txt", "census",
+    "census_tasks",
 )  # fmt: skip
 
 _NOT_NULL = {
@@ -335,6 +381,8 @@ _NOT_NULL = {
     "notifications": {"run_id", "kind", "state", "contact_key", "created_at"},
     "notification_items": {"notification_id", "case_id", "ip", "port", "finding", "role"},
     "notify_cases": {"ip", "port", "finding", "state"},
+    "census": {"status", "settings"},
+    "census_tasks": {"start_pos", "stop_pos", "status"},
 }
 
 _COUNTERS = {
@@ -350,6 +398,8 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS rollup_builds_scan ON rollup_builds (scan_id, dim, key)",
     "CREATE INDEX IF NOT EXISTS notify_cases_host ON notify_cases (ip, port, state)",
     "CREATE INDEX IF NOT EXISTS notification_items_id ON notification_items (notification_id)",
+    # A census ends when no task is open: found without reading every task of the census.
+    "CREATE INDEX IF NOT EXISTS census_tasks_status ON census_tasks (scan_id, status)",
 )
 
 
@@ -389,6 +439,8 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 
 
 __all__ = [
+    "CENSUS",
+    "CENSUS_TASKS",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
     "LATER_TABLES",
