@@ -186,7 +186,7 @@ def rows(db: str, scan_id: str) -> list[dict[str, Any]]:
 def task_rows(db: str, scan_id: str) -> list[dict[str, Any]]:
     with open_store(db, read_only=True, create=False) as store:
         return store.dicts(
-            "SELECT task, status, attempts, scanned, error FROM census_tasks"
+            "SELECT task, status, attempts, scanned, worker, error FROM census_tasks"
             " WHERE scan_id = ? ORDER BY task",
             [scan_id],
         )

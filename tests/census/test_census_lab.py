@@ -235,6 +235,28 @@ def test_contact_user_agent_travels_with_the_census(
     assert set(agents) == {agent}
 
 
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _worker_running_early_task(tasks: list[dict[str, Any]], started: list[Any]) -> Any:
+    """The worker (main process) whose pool process runs a task with 1-4 of its hosts stored,
+    or None."""
+    for t in tasks:
+        if t["status"] != "running" or not 1 <= (t["scanned"] or 0) <= 4 or not t["worker"]:
+            continue
+        pid = int(str(t["worker"]).rsplit(":", 1)[1])
+        parent = _parent_pid(pid)
+        for w in started:
+            if w.proc.pid in (pid, parent):
+                return w
+    return None
+
+
 @pytest.mark.parametrize("kind", BROKERS)
 def test_worker_killed_mid_census_loses_nothing(
     kind: str, lab: Lab, census_db: str, tmp_path: Path
@@ -248,22 +270,23 @@ def test_worker_killed_mid_census_loses_nothing(
     submit = [
         "census", "submit", *lab.cidr, "--port", str(lab.port), "--allow-private",
         "--timeout", TIMEOUT, "--broker", url, "--db", census_db, "--queue", queue,
-        "--scan-id", scan_id, "--rate", "40", "--task-size", "15", "--task-deadline", "3",
+        "--scan-id", scan_id, "--rate", "10", "--task-size", "30", "--task-deadline", "8",
     ]  # fmt: skip
     try:
-        with workers(2, url, census_db, queue, tmp_path, deadline=3) as started:
+        with workers(2, url, census_db, queue, tmp_path, deadline=8) as started:
             exwatch(*submit)
             deadline = time.monotonic() + 30
             while True:
-                tasks = task_rows(census_db, scan_id)
-                if sum(t["status"] == "running" for t in tasks) == 2 and any(
-                    t["scanned"] for t in tasks
-                ):
+                # A worker whose task has stored its first hosts and is far from its end
+                # (each task holds 10 or more hosts, 5 a second per worker at this rate):
+                # killed now, that task must run again.
+                victim = _worker_running_early_task(task_rows(census_db, scan_id), started)
+                if victim is not None:
                     break
-                assert time.monotonic() < deadline, tasks
-                time.sleep(0.1)
-            started[0].kill9()
-            st = wait_until_ended(census_db, scan_id, timeout=60, workers=started)
+                assert time.monotonic() < deadline, task_rows(census_db, scan_id)
+                time.sleep(0.05)
+            victim.kill9()
+            st = wait_until_ended(census_db, scan_id, timeout=120, workers=started)
     finally:
         drop_queue(url, queue)
     assert st["status"] == "finished", st
