@@ -25,6 +25,7 @@ FAST = HostSettings(connect_timeout=0.5, tls_timeout=0.5, read_timeout=0.5, host
 RECORD_KEYS = {
     "schema_version", "ip", "port", "hostname", "timestamp", "duration_ms", "status", "error",
     "exchange", "exchange_online", "suspect", "cves", "tls", "ntlm", "headers", "http_status",
+    "checks",
 }  # fmt: skip
 EXCHANGE_KEYS = {
     "build",
