@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -324,8 +323,35 @@ def selftest() -> CheckResult:
     return result
 
 
-def folders_of(paths: Iterable[KnownPath]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.folder for p in paths))
+def shapes_table(data: Indicators | None = None) -> str:
+    """The shapes as the Markdown table docs/checks.md shows (a test keeps them equal)."""
+    data = load() if data is None else data
+    rows = [
+        "| shape | what it is | answer read | confidence | sources |",
+        "|---|---|---|---|---|",
+    ]
+    for shape in data.shapes:
+        raw = next(s for s in data.doc["shapes"] if s["id"] == shape.id)
+        parts = []
+        if shape.status is not None:
+            parts.append("status " + "/".join(str(s) for s in sorted(shape.status)))
+        if shape.starts_with is not None:
+            shown = shape.starts_with.decode("latin-1").encode("unicode_escape").decode()
+            parts.append(f"body starts with `{shown}`")
+        if raw.get("all"):
+            parts.append("all of " + ", ".join(f"`{p}`" for p in raw["all"]))
+        if shape.any_of:
+            any_raw = raw["any_of"]["patterns"]
+            listed = ", ".join(f"`{p}`" for p in any_raw)
+            parts.append(f"at least {shape.any_min} of {listed}")
+        if raw.get("none"):
+            parts.append("none of " + ", ".join(f"`{p}`" for p in raw["none"]))
+        what = "; ".join(parts).replace("|", "\\|")
+        rows.append(
+            f"| `{shape.id}` | {shape.title} | {what} | {shape.confidence} | "
+            f"{', '.join(shape.sources)} |"
+        )
+    return "\n".join(rows)
 
 
 __all__ = [
@@ -334,9 +360,9 @@ __all__ = [
     "Shape",
     "ShapeHit",
     "body_digest",
-    "folders_of",
     "load",
     "parse",
     "selftest",
     "shapes_in",
+    "shapes_table",
 ]
