@@ -58,7 +58,10 @@ def build_context(store: Store, scan_id: str, *, country: str | None = None) -> 
     hosts = aggregate.exchange_hosts(store, scan_id, country=country, limit=500)
     longest = trends.host_history(store, country=country, vulnerable_days=0, limit=100)
     srcs = enrichment.sources(store, [scan_id])
+    from exwatch.report.compromise import html_context
+
     return {
+        "compromise": html_context(store, scan_id, country=country),
         "scan": info,
         "country": country.upper() if country else None,
         "head": head,

@@ -17,6 +17,11 @@ Tables
   enrichment      country, AS, organisation, sector per answering result, verdict columns copied
   rollup          per scan, dimension, country and key: hosts, Exchange, vulnerable, EOL counts
   rollup_state    the enrich_generation each scan's rollup was built from
+  host_checks     per Exchange host the opt-in checks ran on (--check): compromise state, the
+                  shells' paths and shapes, behavioural readings, the merged verdicts of the
+                  CVEs the checks speak for; built from `results` by the first compromise
+                  report after a load (report/compromise.py)
+  host_checks_state  the `answered` count each scan's host_checks were built from
 """
 
 from __future__ import annotations
@@ -164,6 +169,30 @@ ROLLUP_COLUMNS = [name for name, _ in ROLLUP]
 
 ROLLUP_STATE: list[Column] = [("scan_id", "text"), ("generation", "bigint")]
 
+# The opt-in checks' results as typed columns (added after schema 2 shipped: created IF NOT
+# EXISTS by whoever uses them first, so older schema-2 stores need no migration).
+HOST_CHECKS: list[Column] = [
+    ("scan_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("ts", "ts"),
+    ("checks_ran", "text[]"),
+    ("compromise", "text"),  # compromised | clean-at-known-paths | unknown | NULL (not run)
+    ("reason", "text"),
+    ("shells", "text[]"),  # URL paths of the shells found
+    ("shapes", "text[]"),
+    ("proxylogon", "text"),  # readings: vulnerable, not-vulnerable, mitigated, ...
+    ("proxyshell", "text"),
+    ("proxynotshell", "text"),
+    ("vulnerable_cves", "text[]"),  # merged verdicts of the CVEs the checks speak for
+    ("mitigated_cves", "text[]"),
+    ("patched_cves", "text[]"),
+    ("undetermined_cves", "text[]"),
+    ("settled_cves", "text[]"),  # verdicts a reading changed
+    ("conflict_cves", "text[]"),  # build and behaviour disagree
+]
+HOST_CHECKS_STATE: list[Column] = [("scan_id", "text"), ("answered", "bigint")]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -175,6 +204,8 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "enrichment": (ENRICHMENT, ()),
     "rollup": (ROLLUP, ()),
     "rollup_state": (ROLLUP_STATE, ("scan_id",)),
+    "host_checks": (HOST_CHECKS, ()),
+    "host_checks_state": (HOST_CHECKS_STATE, ("scan_id",)),
 }
 
 _NOT_NULL = {
@@ -191,6 +222,7 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS results_target ON results (scan_id, ip, port)",
     "CREATE INDEX IF NOT EXISTS enrichment_target ON enrichment (scan_id, ip, port, ts)",
     "CREATE INDEX IF NOT EXISTS rollup_scan ON rollup (scan_id, dim)",
+    "CREATE INDEX IF NOT EXISTS host_checks_target ON host_checks (scan_id, ip, port, ts)",
 )
 
 
@@ -222,6 +254,8 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 __all__ = [
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "HOST_CHECKS",
+    "HOST_CHECKS_STATE",
     "RESULTS",
     "RESULT_COLUMNS",
     "ROLLUP",
