@@ -1,11 +1,17 @@
 """What the opt-in checks cost: the same lab scanned without and with `--check`, in one
-invocation, with the requests per host nginx logged for each scan.
+invocation, with the requests per host nginx logged for each scan; and with `--report N`,
+what their report costs on a store of N checked hosts next to the ordinary report.
 
     .venv/bin/python bench/checks_bench.py [--hosts 1000] [--checks all-safe] [--runs 2]
+    .venv/bin/python bench/checks_bench.py --report 100000 [--db postgresql://...]
 
-Prints, per scan: wall time, hosts/s, scanner CPU seconds, requests per answering host by
-ground-truth kind (on-prem Exchange, other answering hosts), and the ratio of the checked
-scan to the passive one.  nginx (one worker) serves the lab; only 127.x.y.z is contacted.
+Scans: wall time, hosts/s, scanner CPU seconds, requests per answering host by ground-truth
+kind (on-prem Exchange, other answering hosts), and the ratio of the checked scan to the
+passive one.  nginx (one worker) serves the lab; only 127.x.y.z is contacted.
+Report: a lab's checked records copied to N addresses of 10.0.0.0/8 (never contacted: they
+only go into the store), ingested and enriched, then `report --view compromise --by
+country` twice (the first builds host_checks from the records, the second reads it) next
+to `report --by country`, in the same store.
 """
 
 from __future__ import annotations
@@ -63,12 +69,62 @@ def _requests_per_host(log: Path, truth: dict[str, dict[str, object]]) -> dict[s
     return {k: sum(v) / len(v) for k, v in kinds.items() if v}
 
 
+def _timed(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([*EXWATCH, *args], check=True, timeout=3600, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def report_bench(n: int, db: str | None) -> int:
+    import ipaddress
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with Lab(
+            hosts=300, port=_free_port(), seed=3, base="127.24.0.1",
+            workdir=work / "lab", backend="nginx",
+        ) as lab:  # fmt: skip
+            _, _, out = _scan(lab, work, "all-safe")
+        checked = [
+            r
+            for line in out.read_text("utf-8").splitlines()
+            if ((r := json.loads(line)).get("checks") or {}).get("ran")
+        ]
+        records = work / "many.jsonl"
+        with records.open("w", encoding="utf-8") as handle:
+            base = int(ipaddress.ip_address("10.0.0.1"))
+            for i in range(n):
+                r = dict(checked[i % len(checked)])
+                r["ip"], r["scan_id"] = str(ipaddress.ip_address(base + i)), "bench-checks"
+                handle.write(json.dumps(r) + "\n")
+        target = db or str(work / "bench.duckdb")
+        ingest = _timed(["ingest", "--db", target, str(records)])
+        enrich = _timed(["enrich", "--db", target])
+        counts = _timed(["report", "--db", target, "--by", "country", "--format", "json"])
+        view = ["report", "--db", target, "--view", "compromise", "--format", "json"]
+        first = _timed(view)
+        second = _timed(view)
+        cve = _timed([*view, "--by", "cve"])
+    print(f"store: {'PostgreSQL' if db else 'DuckDB'}, {n:,} checked Exchange hosts")
+    print(f"ingest {ingest:.1f} s, enrich {enrich:.1f} s")
+    print(f"report --by country (rollup)                  {counts:6.2f} s")
+    print(f"report --view compromise, first (builds rows)  {first:6.2f} s")
+    print(f"report --view compromise, again               {second:6.2f} s")
+    print(f"report --view compromise --by cve             {cve:6.2f} s")
+    print(f"ratio compromise view (again) / counts report: {second / counts:.2f}x")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--checks", default="all-safe")
     ap.add_argument("--runs", type=int, default=2, help="scans of each kind (best is shown)")
+    ap.add_argument("--report", type=int, metavar="N", help="measure the report on N hosts")
+    ap.add_argument("--db", help="with --report: a PostgreSQL URL instead of a DuckDB file")
     args = ap.parse_args()
+    if args.report:
+        return report_bench(args.report, args.db)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with Lab(

@@ -217,9 +217,14 @@ def ensure(store: Store, scan_id: str) -> None:
 
 
 def checked_hosts(
-    store: Store, scan_id: str, *, country: str | None = None
+    store: Store,
+    scan_id: str,
+    *,
+    country: str | None = None,
+    states: tuple[str, ...] | None = None,
 ) -> list[tuple[HostCheck, dict[str, Any]]]:
-    """Every checked host of a scan with its country, AS, organisation and sector."""
+    """The checked hosts of a scan (of these compromise `states`; default all) with their
+    country, AS, organisation and sector."""
     code = country_code(country)
     group = ", ".join(f"e.{c}" for c in _GROUP_FIELDS)
     join = (
@@ -241,12 +246,16 @@ def checked_hosts(
         return out
     ensure(store, scan_id)
     columns = ", ".join(f"r.{c}" for c, _ in HOST_CHECKS[1:])
+    only = ""
+    if states is not None:
+        only = f" AND r.compromise IN ({', '.join('?' for _ in states)})"
     sql = (
-        f"SELECT {columns}, {group} FROM host_checks r{join} WHERE r.scan_id = ?{where}"
+        f"SELECT {columns}, {group} FROM host_checks r{join} WHERE r.scan_id = ?{where}{only}"
         " ORDER BY r.ip, r.port"
     )
     n = len(HOST_CHECKS) - 1
-    for values in store.stream(sql, [scan_id, *([code] if code else [])]):
+    args = [scan_id, *([code] if code else []), *(states or ())]
+    for values in store.stream(sql, args):
         out.append((_stored(values[:n]), dict(zip(_GROUP_FIELDS, values[n:], strict=True))))
     return out
 
@@ -299,6 +308,14 @@ class CompromiseRow:
         self.proxynotshell_rewrite += h.proxynotshell == "mitigated"
         self.shapes.update(h.shapes)
 
+    def merge(self, other: CompromiseRow) -> None:
+        for name in (
+            "checked", "compromised", "unknown", "clean", "vulnerable", "mitigated", "eomt",
+            "proxynotshell_rewrite",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.shapes.update(other.shapes)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -329,6 +346,64 @@ def _group_key(by: str, fields: Mapping[str, Any]) -> tuple[str | int | None, st
     return fields.get("organisation"), fields.get("sector")
 
 
+_JOIN = (
+    " LEFT JOIN enrichment e ON e.scan_id = h.scan_id AND e.ip = h.ip AND e.port = h.port"
+    " AND e.ts = h.ts"
+)
+# (key expression, label expression) per grouping, over host_checks h and enrichment e
+_KEYS = {
+    "country": ("e.country", "NULL"),
+    "asn": ("e.asn", "min(e.as_name)"),
+    "sector": ("coalesce(e.sector, 'unknown')", "NULL"),
+    "organisation": ("e.organisation", "min(e.sector)"),
+}
+
+
+def _sql_groups(
+    store: Store, scan_id: str, by: str, code: str | None
+) -> dict[str | int | None, CompromiseRow]:
+    """The group rows by SQL over host_checks (writable stores; `ensure` first)."""
+    d = store.dialect
+    key, label = _KEYS[by]
+    where = " AND e.country = ?" if code else ""
+    args: list[Any] = [scan_id, *([code] if code else [])]
+
+    def having(column: str) -> str:
+        return f"count(*) FILTER (WHERE {d.array_len(column)} > 0)"
+
+    rows = store.query(
+        f"SELECT {key} AS k, {label}, count(*),"
+        " count(*) FILTER (WHERE h.compromise = 'compromised'),"
+        " count(*) FILTER (WHERE h.compromise = 'unknown'),"
+        " count(*) FILTER (WHERE h.compromise = 'clean-at-known-paths'),"
+        f" {having('h.vulnerable_cves')}, {having('h.mitigated_cves')},"
+        " count(*) FILTER (WHERE h.proxylogon = 'mitigated'),"
+        " count(*) FILTER (WHERE h.proxynotshell = 'mitigated')"
+        f" FROM host_checks h{_JOIN} WHERE h.scan_id = ?{where} GROUP BY {key}",
+        args,
+    )
+    cells: dict[str | int | None, CompromiseRow] = {}
+    for k, lab, *counts in rows:
+        value: str | int | None = int(k) if by == "asn" and k is not None else k
+        if by == "country":
+            lab = country_name(k) if k else "unknown"
+        n = [int(c) for c in counts]
+        cells[value] = CompromiseRow(
+            value, lab, checked=n[0], compromised=n[1], unknown=n[2], clean=n[3],
+            vulnerable=n[4], mitigated=n[5], eomt=n[6], proxynotshell_rewrite=n[7],
+        )  # fmt: skip
+    shapes = store.query(
+        f"SELECT k, shape, count(*) FROM (SELECT {key} AS k, unnest(h.shapes) AS shape"
+        f" FROM host_checks h{_JOIN} WHERE h.scan_id = ?{where}) t GROUP BY k, shape",
+        args,
+    )
+    for k, shape, n in shapes:
+        value = int(k) if by == "asn" and k is not None else k
+        if value in cells:
+            cells[value].shapes[str(shape)] = int(n)
+    return cells
+
+
 def group_view(
     store: Store,
     scan_id: str,
@@ -338,19 +413,25 @@ def group_view(
     limit: int | None = None,
 ) -> tuple[list[CompromiseRow], CompromiseRow]:
     """(rows per group, most compromised first; the totals row)."""
-    if by not in ("country", "asn", "sector", "organisation"):
+    if by not in _KEYS:
         raise UsageError(
             f"the compromise view groups by country, asn, sector or organisation, not {by}"
         )
-    cells: dict[str | int | None, CompromiseRow] = {}
+    code = country_code(country)
     total = CompromiseRow("all", "all checked hosts")
-    for h, fields in checked_hosts(store, scan_id, country=country):
-        key, name = _group_key(by, fields)
-        cell = cells.setdefault(key, CompromiseRow(key, name))
-        if cell.name is None and name is not None:
-            cell.name = name
-        cell.add(h)
-        total.add(h)
+    if store.read_only:
+        cells: dict[str | int | None, CompromiseRow] = {}
+        for h, fields in checked_hosts(store, scan_id, country=code):
+            key, name = _group_key(by, fields)
+            cell = cells.setdefault(key, CompromiseRow(key, name))
+            if cell.name is None or (name is not None and name < cell.name):
+                cell.name = name if name is not None else cell.name
+            cell.add(h)
+    else:
+        ensure(store, scan_id)
+        cells = _sql_groups(store, scan_id, by, code)
+    for cell in cells.values():
+        total.merge(cell)
     rows = list(cells.values())
     for row in rows:
         row.share_pct = pct(row.compromised, total.compromised)
@@ -359,19 +440,42 @@ def group_view(
     return (rows[:limit] if limit is not None else rows), total
 
 
+_CVE_ARRAYS = (
+    ("vulnerable", "vulnerable_cves"), ("mitigated", "mitigated_cves"),
+    ("patched", "patched_cves"), ("undetermined", "undetermined_cves"),
+    ("settled", "settled_cves"), ("conflicts", "conflict_cves"),
+)  # fmt: skip
+
+
 def cve_view(store: Store, scan_id: str, *, country: str | None = None) -> list[dict[str, Any]]:
     """Per CVE the checks speak for: how the merged verdicts of checked hosts fall, how
     many a behavioural reading settled, and the conflicts."""
-    counts = {cve: Counter[str]() for cve in behaviour_cves()}
-    for h, _ in checked_hosts(store, scan_id, country=country):
-        for name, cves in (
-            ("vulnerable", h.vulnerable_cves), ("mitigated", h.mitigated_cves),
-            ("patched", h.patched_cves), ("undetermined", h.undetermined_cves),
-            ("settled", h.settled_cves), ("conflicts", h.conflict_cves),
-        ):  # fmt: skip
-            for cve in cves:
-                if cve in counts:
-                    counts[cve][name] += 1
+    code = country_code(country)
+    cves = behaviour_cves()
+    counts = {cve: Counter[str]() for cve in cves}
+    if store.read_only:
+        for h, _ in checked_hosts(store, scan_id, country=code):
+            for name, column in _CVE_ARRAYS:
+                for cve in getattr(h, column):
+                    if cve in counts:
+                        counts[cve][name] += 1
+    else:
+        ensure(store, scan_id)
+        d = store.dialect
+        parts, args = [], []
+        for cve in cves:
+            for _, column in _CVE_ARRAYS:
+                parts.append(f"count(*) FILTER (WHERE {d.array_has('h.' + column, '?')})")
+                args.append(cve)
+        where = " AND e.country = ?" if code else ""
+        (row,) = store.query(
+            f"SELECT {', '.join(parts)} FROM host_checks h{_JOIN} WHERE h.scan_id = ?{where}",
+            [*args, scan_id, *([code] if code else [])],
+        )
+        values = iter(row)
+        for cve in cves:
+            for name, _ in _CVE_ARRAYS:
+                counts[cve][name] = int(next(values) or 0)
     out = []
     for cve, c in counts.items():
         judged = c["vulnerable"] + c["mitigated"] + c["patched"] + c["undetermined"]
@@ -402,7 +506,7 @@ def host_view(
     """The checked hosts in `states` (default: compromised), with what was found; the
     shells' paths and the reason are server-influenced text (escape on output)."""
     out = []
-    for h, fields in checked_hosts(store, scan_id, country=country):
+    for h, fields in checked_hosts(store, scan_id, country=country, states=states):
         if h.compromise not in states:
             continue
         out.append(
@@ -453,7 +557,7 @@ def _export_rows(
 
     found = {
         (h.ip, h.port): h
-        for h, _ in checked_hosts(store, scan_id)
+        for h, _ in checked_hosts(store, scan_id, states=("compromised",))
         if h.compromise == "compromised" and h.shells
     }
     if not found:
@@ -549,8 +653,9 @@ def export_compromised(
         raise UsageError(f"--per needs a directory, and {output} is a file")
     folder.mkdir(parents=True, exist_ok=True)
     field = "country" if per == "country" else "organisation"
+    compromised = checked_hosts(store, scan_id, states=("compromised",))
     groups = sorted(
-        {f.get(field) for h, f in checked_hosts(store, scan_id) if h.compromise == "compromised"},
+        {f.get(field) for h, f in compromised if h.compromise == "compromised"},
         key=lambda g: (g is None, str(g)),
     )
     day = (scan_date or datetime.now(UTC).isoformat())[:10]
