@@ -54,3 +54,18 @@ def test_check_probes_are_not_reachable_through_add_probe(tmp_path: Path) -> Non
     assert p.returncode == 2
     assert "intrusive" in p.stderr
     assert "--check" in p.stderr
+
+
+def test_checks_are_part_of_what_defines_a_scan() -> None:
+    """--resume and the shards of one census must run the same checks; a scan without
+    checks keeps the parameters (and census id) it had before checks existed."""
+    from exwatch.scan.job import ScanJob
+
+    plain = ScanJob(specs=["192.0.2.0/28"])
+    checked = ScanJob(specs=["192.0.2.0/28"], checks=["webshells"])
+    assert "checks" not in plain.params()
+    assert checked.params()["checks"] == ["webshells"]
+    assert plain.census_id("20260101") != checked.census_id("20260101")
+    assert checked.census_id("20260101") == ScanJob(
+        specs=["192.0.2.0/28"], checks=["webshells"], shard=(1, 2)
+    ).census_id("20260101")

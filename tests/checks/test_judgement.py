@@ -232,3 +232,16 @@ def test_merge_never_settles_what_the_catalogue_does_not_judge() -> None:
 def test_merge_basis_names_the_behaviour() -> None:
     merged = verdicts.merge({CVE: U}, [_r(State.VULNERABLE)])
     assert merged.basis == {CVE: "behaviour: proxylogon saw x-calculatedbetarget: localhost"}
+
+
+def test_a_host_without_a_build_gets_verdicts_only_from_what_it_did() -> None:
+    merged = verdicts.merge({}, [_r(State.VULNERABLE)], no_build=True)
+    assert merged.cves == {CVE: V}
+    assert merged.settled[CVE]["build"] is None
+    assert verdicts.merge({}, [_r(State.MITIGATED)], no_build=True).cves == {CVE: M}
+    # not vulnerable: patched or not affected, nobody can say which
+    assert verdicts.merge({}, [_r(State.NOT_VULNERABLE)], no_build=True).cves == {}
+    # with a build, a CVE the catalogue does not judge stays out
+    assert verdicts.merge({"CVE-2021-34473": V}, [_r(State.VULNERABLE)]).cves == {
+        "CVE-2021-34473": V
+    }

@@ -9,6 +9,7 @@ the server did.  Per CVE a reading speaks for:
 | vulnerable | vulnerable | vulnerable, **conflict** | mitigated |
 | patched | vulnerable, **conflict** | patched | patched |
 | not-affected | vulnerable, **conflict** | not-affected | not-affected |
+| none (build hidden) | vulnerable | none | mitigated |
 
 A `not-vulnerable` reading settles nothing for a CVE the catalogue does not judge for the
 build at all (`unjudged`: an out-of-support line it does not assess, a build it cannot
@@ -36,7 +37,7 @@ _MITIGATED = Verdict.MITIGATED.value
 @dataclass(slots=True)
 class Merged:
     cves: dict[str, str]
-    settled: dict[str, dict[str, str]] = field(default_factory=dict)
+    settled: dict[str, dict[str, str | None]] = field(default_factory=dict)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     basis: dict[str, str] = field(default_factory=dict)  # for CVEs a reading made vulnerable
 
@@ -58,18 +59,25 @@ def merge(
     build_cves: Mapping[str, str],
     readings: Iterable[Reading],
     skip: Collection[str] = (),
+    *,
+    no_build: bool = False,
 ) -> Merged:
     """Merge each reading into the build's verdicts (see the module table); `skip`: the
-    build's `unjudged` CVEs."""
+    build's `unjudged` CVEs.  `no_build`: the host showed no build, so it has no verdicts;
+    a `vulnerable` or `mitigated` reading then gives one (as if the build said
+    undetermined), a `not-vulnerable` one cannot (patched and not affected look alike)."""
     out = Merged(dict(build_cves))
     for reading in readings:
         if reading.state not in (State.VULNERABLE, State.NOT_VULNERABLE, State.MITIGATED):
             continue
         for cve in reading.cves:
             build = build_cves.get(cve)
+            shown: str | None = build
             if build is None:
-                continue  # a CVE the catalogue does not judge for this host
-            now = out.cves[cve]
+                if not no_build or reading.state is State.NOT_VULNERABLE:
+                    continue  # a CVE the catalogue does not judge for this host
+                build = _UNDET
+            now = out.cves.get(cve)
             new = _merged(build, reading.state)
             if new == _PATCHED and cve in skip:
                 continue
@@ -82,7 +90,7 @@ def merge(
             if new != now:
                 out.cves[cve] = new
                 out.settled[cve] = {
-                    "build": build,
+                    "build": shown,
                     "verdict": new,
                     "check": reading.check,
                     "reading": reading.state.value,

@@ -99,6 +99,11 @@ def _problems(record: Mapping[str, Any], truth: Mapping[str, Any]) -> list[str]:
         if record.get("cves") != want:
             diff = [c for c in want if (record.get("cves") or {}).get(c) != want[c]]
             problems.append(f"verdicts differ for {', '.join(diff)}")
+    if got_build is None and want_build is None:
+        # No build, no verdicts from it; a reading may still give some (checks).
+        want = _merged({}, checks, truth, {}) if checks else {}
+        if (record.get("cves") or {}) != want:
+            problems.append(f"verdicts {record.get('cves')} != {want} (no build)")
     if exchange.get("product") != truth.get("product"):
         problems.append(f"product {exchange.get('product')} != {truth.get('product')}")
     return problems
@@ -152,7 +157,7 @@ def _merged(
         st = behaviour.State(state)
         cves = check.mitigation_cves if st is behaviour.State.MITIGATED else check.cves
         readings.append(behaviour.Reading(check_id, st, "", "", cves))
-    return merge(build_cves, readings, unjudged(basis)).cves
+    return merge(build_cves, readings, unjudged(basis), no_build=not build_cves).cves
 
 
 def score(

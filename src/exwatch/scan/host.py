@@ -343,7 +343,7 @@ def _merge_behaviour(record: dict[str, Any], checks: dict[str, Any]) -> None:
     build = record["exchange"]["build"]
     assessment = _assessment(build) if build else None
     skip = unjudged(assessment["basis"]) if assessment else frozenset()
-    merged = merge(record["cves"], readings, skip)
+    merged = merge(record["cves"], readings, skip, no_build=build is None)
     record["cves"] = merged.cves
     checks["settled"] = merged.settled
     checks["conflicts"] = merged.conflicts
