@@ -5,6 +5,7 @@
     │   └── BuildParseError   a string that is not a 3- or 4-part Exchange build
     ├── DataError         a shipped or user-supplied data file is malformed (the self-test fails)
     ├── StoreError        the result store cannot be opened or written
+    ├── OutputError       an output file cannot be written (disk full, read-only); the scan stops
     └── ProbeError        a network outcome; each subclass carries the status it maps to
         ├── ConnectRefused     -> connection-refused
         ├── ConnectTimeout     -> connection-timeout
@@ -40,6 +41,10 @@ class DataError(ExwatchError):
 
 class StoreError(ExwatchError):
     """The result store cannot be opened, read or written."""
+
+
+class OutputError(ExwatchError):
+    """An output file (the scan's JSON lines) could not be written; nothing partial is left."""
 
 
 class ProbeError(ExwatchError):
@@ -79,6 +84,7 @@ __all__ = [
     "ConnectionReset",
     "DataError",
     "ExwatchError",
+    "OutputError",
     "ProbeError",
     "ReadTimeout",
     "StoreError",

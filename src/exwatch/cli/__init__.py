@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
+import exwatch.cli.config as config
 from exwatch import __version__
+from exwatch.cli.config import CONFIG_NAME
 from exwatch.errors import ExwatchError, UsageError
 
 # (module, attribute) of each subcommand; imported lazily so `exwatch assess` does not pay
@@ -95,6 +97,8 @@ class LazyGroup(click.Group):
         module = importlib.import_module(spec[0])
         cmd = getattr(module, spec[1])
         assert isinstance(cmd, click.Command)
+        if not any(p.name == "config" for p in cmd.params):
+            cmd.params.append(_config_option())
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -105,13 +109,53 @@ class LazyGroup(click.Group):
 
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_CONFIG_HELP = f"Defaults for options from this TOML file (default: ./{CONFIG_NAME} if present)."
+
+
+def _all_option_keys(ctx: click.Context) -> tuple[set[str], set[str]]:
+    """(every configurable option key of every command, the command names)."""
+    group = ctx.find_root().command
+    assert isinstance(group, LazyGroup)
+    keys: set[str] = set()
+    for name in COMMANDS:
+        command = group.get_command(ctx, name)
+        if command is not None:
+            keys.update(config.option_keys(command))
+    return keys, set(COMMANDS)
+
+
+def _apply_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Eager: runs before the command's other options are read, so their defaults come from
+    the file; an option given on the command line still wins (click's default_map)."""
+    root = ctx.find_root()
+    explicit = value or (root.obj or {}).get("config")
+    path = config.find(explicit)
+    if path is None or ctx.info_name is None:
+        return
+    data = config.load(path)
+    keys, names = _all_option_keys(ctx)
+    config.check_tables(data, names, path)
+    defaults = config.default_map(data, ctx.info_name, ctx.command, keys, path)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _config_option() -> click.Option:
+    return click.Option(
+        ["--config"],
+        metavar="FILE",
+        is_eager=True,
+        expose_value=False,
+        callback=_apply_config,
+        help=_CONFIG_HELP,
+    )
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="exwatch")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for unexpected errors.")
+@click.option("--config", "config_file", metavar="FILE", help=_CONFIG_HELP)
 @click.pass_context
-def app(ctx: click.Context, debug: bool) -> None:
+def app(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     """exwatch: Exchange exposure census and compromise check.
 
     Nothing in exwatch exploits anything: scans use ordinary GETs a browser makes unless an
@@ -119,6 +163,7 @@ def app(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    ctx.obj["config"] = config_file
 
 
 def _fail(message: str, code: int) -> int:

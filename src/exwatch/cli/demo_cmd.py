@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from exwatch.cli.progress import scan_progress
 from exwatch.cli.scan_cmd import print_summary
 from exwatch.scan.job import ScanJob, execute
 
@@ -34,7 +35,8 @@ from exwatch.scan.job import ScanJob, execute
 )
 @click.option("--port", default=18443, show_default=True, type=click.IntRange(1024, 65535))
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the lab's host mix.")
-def demo(hosts: int, workdir: str, port: int, seed: int) -> int:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines.")
+def demo(hosts: int, workdir: str, port: int, seed: int, quiet: bool) -> int:
     """Run the lab of simulated servers, scan it like a census would, store and summarise."""
     from exwatch.lab import Lab
     from exwatch.lab.check import score
@@ -60,7 +62,8 @@ def demo(hosts: int, workdir: str, port: int, seed: int) -> int:
             output=str(results),
             db=str(db),
         )
-        summary = execute(job)
+        with scan_progress(console, quiet=quiet, label="demo scan") as update:
+            summary = execute(job, update)
         truth = lab.ground_truth
     print_summary(console, summary)
     records = [

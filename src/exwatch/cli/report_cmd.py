@@ -69,7 +69,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
 _DROP_ORDER = (
     "regressions", "patched_transitions", "first_seen", "eol_pct", "exchange_pct",
     "undetermined", "status", "eol", "complete_pct", "name", "started_at", "vulnerable_pct",
-    "build", "exchange", "port", "proxynotshell_rewrite", "eomt", "clean", "shapes",
+    "port", "exchange", "build", "proxynotshell_rewrite", "eomt", "clean", "shapes",
     "proxynotshell", "proxyshell",
 )  # fmt: skip
 _DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at"}

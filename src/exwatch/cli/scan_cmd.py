@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-import sys
+import signal
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from exwatch.checks import catalogue
+from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
-from exwatch.scan.runner import Tally
-from exwatch.scan.targets import Spec, parse_shard, read_specs
+from exwatch.scan.targets import Spec, parse_ports, parse_shard
 
 
-def collect_specs(targets: tuple[str, ...], target_file: str | None) -> list[str | Spec]:
-    specs: list[str | Spec] = []
-    for t in targets:
-        if t == "-":
-            specs.extend(read_specs(sys.stdin, "<stdin>"))
-        else:
-            specs.append(t)
+def collect_specs(targets: tuple[str, ...], target_file: str | None) -> tuple[list[str], list[str]]:
+    """(targets given as arguments, target lists to stream: files and `-` for stdin)."""
+    specs = [t for t in targets if t != "-"]
+    lists = ["-"] if "-" in targets else []
     if target_file:
-        path = Path(target_file)
-        if not path.is_file():
+        if target_file != "-" and not Path(target_file).is_file():
             raise UsageError(f"target list not found: {target_file}")
-        specs.extend(read_specs(path))
-    if not specs:
+        lists.append(target_file)
+    if not specs and not lists:
         raise UsageError(
             "no targets: give addresses, CIDRs, ranges or hostnames, -l FILE, or - for stdin"
         )
-    return specs
+    if lists.count("-") > 1:
+        raise UsageError("standard input can be read only once (- and -l - together)")
+    return specs, lists
 
 
 def print_summary(console: Console, summary: ScanSummary) -> None:
@@ -42,7 +39,8 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     console.print(
         f"scan {summary.scan_id} {state}: {t.done:,} addresses in {t.elapsed:.1f} s "
         f"({t.rate:,.0f}/s), {t.exchange:,} Exchange, {t.vulnerable:,} with a vulnerable verdict"
-        + (f", {t.skipped:,} already done" if t.skipped else "")
+        + (f", {t.skipped:,} already done" if t.skipped else ""),
+        soft_wrap=True,
     )
     table = Table(show_header=True, header_style="bold", title="outcomes")
     table.add_column("status")
@@ -50,6 +48,8 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     for status, n in t.statuses.most_common():
         table.add_row(status, f"{n:,}")
     console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if summary.output:
         console.print(f"results: {summary.output}")
     if summary.db:
@@ -61,9 +61,20 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
 @click.command("scan", epilog=catalogue.help_text())
 @click.argument("targets", nargs=-1)
 @click.option(
-    "-l", "--list", "target_file", metavar="FILE", help="Read targets from FILE, one per line."
+    "-l",
+    "--list",
+    "target_file",
+    metavar="FILE",
+    help="Read targets from FILE, one per line, as the scan goes (- for stdin).",
 )
-@click.option("--port", default=443, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    "port_text",
+    default="443",
+    show_default=True,
+    metavar="PORT[,PORT...]",
+    help="Port(s) to scan on every address and hostname (host:port targets keep theirs).",
+)
 @click.option(
     "--timeout",
     default=5.0,
@@ -109,6 +120,9 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     "-o", "--output", metavar="FILE.jsonl", help="Write one JSON object per target address."
 )
 @click.option(
+    "--force", is_flag=True, help="Overwrite the --output file if it exists (else refused)."
+)
+@click.option(
     "--db",
     default="exwatch.duckdb",
     show_default=True,
@@ -149,13 +163,25 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     " compromise); off by default. Each check and its requests are listed below.",
 )
 @click.option(
-    "--workers", type=click.IntRange(1, 256), help="Scanning processes (default: one per core)."
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Scanning processes (default: one per core; one when targets come on stdin).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar on a terminal, no status lines without."
+)
+@click.option(
+    "--status-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="Without a terminal (cron, nohup), print a status line on stderr this often.",
+)
 def scan(
     targets: tuple[str, ...],
     target_file: str | None,
-    port: int,
+    port_text: str,
     timeout: float,
     rate: float | None,
     concurrency: int,
@@ -165,6 +191,7 @@ def scan(
     shard: str,
     scan_id: str | None,
     output: str | None,
+    force: bool,
     db: str,
     no_db: bool,
     resume: bool,
@@ -175,18 +202,35 @@ def scan(
     checks: tuple[str, ...],
     workers: int | None,
     quiet: bool,
+    status_every: float,
 ) -> int:
-    """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6; - reads stdin).
+    """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6, host:port,
+    [IPv6]:port, https://host:port/ URLs; - reads stdin).
 
     Default probes are passive GETs any browser makes. Every target address gets one
     result record, failures included.
+
+    Exit codes: 0 finished; 130 stopped by Ctrl-C, 143 by SIGTERM (everything found is
+    kept: finish with the same command and --resume); 1 a write failed (disk full: the
+    scan stops at once, no partial line); 2 a usage error.
     """
     for f in exclude:
         if not Path(f).is_file():
             raise UsageError(f"exclusion file not found: {f}")
+    ports = parse_ports(port_text)
+    if user_agent is None:
+        click.echo(
+            "exwatch: warning: the User-Agent's contact is a placeholder"
+            " (security@example.invalid): give --user-agent (or user-agent in exwatch.toml)"
+            " naming your team and a real contact, so owners of scanned servers can reach you",
+            err=True,
+        )
+    specs, lists = collect_specs(targets, target_file)
     job = ScanJob(
-        specs=collect_specs(targets, target_file),
-        port=port,
+        specs=list[str | Spec](specs),
+        lists=lists,
+        port=ports[0],
+        ports=list(ports) if len(ports) > 1 else None,
         timeout=timeout,
         rate=rate,
         concurrency=concurrency,
@@ -195,6 +239,7 @@ def scan(
         seed=seed,
         shard=parse_shard(shard),
         output=output,
+        force=force,
         db=None if no_db else db,
         resume=resume,
         tls=not plain_http,
@@ -209,32 +254,12 @@ def scan(
     if job.db is None and job.output is None:
         raise UsageError("--no-db needs --output, or nothing would be kept")
     console = Console(stderr=True, highlight=False)
-    show = console.is_terminal and not quiet
-    if not show:
-        summary = execute(job)
-    else:
-        with Progress(
-            TextColumn("[bold]scan"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,}"),
-            TextColumn("{task.fields[rate]:,.0f}/s"),
-            TextColumn("exchange {task.fields[found]:,}"),
-            TextColumn("errors {task.fields[errors]:,}"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("scan", total=None, rate=0.0, found=0, errors=0)
-
-            def update(t: Tally, total: int) -> None:
-                progress.update(
-                    task,
-                    total=total,
-                    completed=t.done + t.skipped,
-                    rate=t.rate,
-                    found=t.exchange,
-                    errors=t.errors,
-                )
-
-            summary = execute(job, update)
+    with scan_progress(console, quiet=quiet, every=status_every) as update:
+        summary = execute(job, update)
+    if summary.signal is not None:
+        # Stopped by Ctrl-C or SIGTERM: further presses must not kill the summary or turn
+        # the exit status into a death by signal while the interpreter shuts down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print_summary(Console(stderr=True, highlight=False), summary)
-    return 130 if summary.interrupted else 0
+    return summary.exit_code

@@ -7,12 +7,12 @@ import resource
 import signal
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL (as a
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send this process `signum` when its parent dies, even by SIGKILL (as a
     `preexec_fn`, or called first thing in a helper process)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 

@@ -63,6 +63,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 
 
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 def request_bytes(method: str, target: str, head_tail: bytes, extra: bytes = b"") -> bytes:
@@ -91,10 +92,10 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     parts = lines[0].split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3:
         raise UnexpectedReply(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-    try:
-        status = int(parts[1])
-    except ValueError:
-        raise UnexpectedReply(f"bad status code {parts[1][:10]!r}") from None
+    # Three ASCII digits (RFC 9110 15): int() alone would take "-12", "+20" or "1_0".
+    if not parts[1].isdigit() or parts[1][0] == ord("0"):
+        raise UnexpectedReply(f"bad status code {parts[1][:10]!r}")
+    status = int(parts[1])
     version = parts[0].decode("latin-1")
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     headers: list[tuple[str, str]] = []
@@ -117,12 +118,11 @@ async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, 
     size_left = cap
     while True:
         line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise UnexpectedReply(f"bad chunk size line {line[:40]!r}") from None
-        if size < 0:
-            raise UnexpectedReply("negative chunk size")
+        digits = line.split(b";", 1)[0].strip()
+        # Hex digits only: int(x, 16) would also take "0x10", "+a", "-1" and "1_0".
+        if _HEX.fullmatch(digits) is None:
+            raise UnexpectedReply(f"bad chunk size line {line[:40]!r}")
+        size = int(digits, 16)
         if size == 0:
             for _ in range(100):  # trailer section, bounded like the headers
                 if await reader.readuntil(b"\r\n") == b"\r\n":
@@ -181,12 +181,11 @@ async def read_response(reader: asyncio.StreamReader, method: str, limits: Limit
     elif chunked:
         body, truncated = await _read_chunked(reader, cap)
     elif length is not None:
-        try:
-            n = int(length)
-        except ValueError:
-            raise UnexpectedReply(f"bad Content-Length {length[:20]!r}") from None
-        if n < 0:
-            raise UnexpectedReply("negative Content-Length")
+        # Digits only (RFC 9110 8.6): int() would also take "+5", " 5" or "1_0".
+        if not (length.isascii() and length.isdigit()):
+            what = "negative" if length.startswith("-") else "bad"
+            raise UnexpectedReply(f"{what} Content-Length {length[:20]!r}")
+        n = int(length)
         if n > cap:
             body, truncated = await reader.readexactly(cap), True
         else:

@@ -14,7 +14,31 @@ a third of live hosts at 5,000 sockets in flight).  Two defences:
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 from dataclasses import dataclass
+
+# Descriptors a scanning process keeps for other things: the store, its WAL and temporary
+# batch files, the JSON lines file, the resolver's threads, pipes to workers.
+_RESERVED_FDS = 64
+
+
+def socket_budget() -> int:
+    """How many sockets one scanning process may hold at once.
+
+    Raises the soft open-files limit to the hard one first (often 1,024 against 1,048,576).
+    A scan above this number would not be refused by the network but by the kernel
+    (EMFILE), and record live hosts as `unknown-error`: the caller caps its concurrency here.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    except (OSError, ValueError):
+        soft = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+    return max(1, int(soft) - _RESERVED_FDS)
 
 
 @dataclass(slots=True)
@@ -99,4 +123,4 @@ class Admission:
         )
 
 
-__all__ = ["Admission", "AdmissionStats"]
+__all__ = ["Admission", "AdmissionStats", "socket_budget"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from exwatch.errors import UsageError
+from exwatch.scan.embedded import embedded_ipv4, project_v4, reverse_project
 
 # (version, start, end) with end exclusive.
 Interval = tuple[int, int, int]
@@ -41,18 +42,30 @@ RESERVED_V4: tuple[str, ...] = (
     "224.0.0.0/4",  # multicast
     "240.0.0.0/4",  # reserved, includes 255.255.255.255 (limited broadcast)
 )
+# The IANA IPv6 special-purpose address registry (RFC 6890 and successors) plus the IPv6
+# address space registry: everything outside 2000::/3 is "reserved by IETF" or not global.
 RESERVED_V6: tuple[str, ...] = (
-    "::/128",  # unspecified
-    "::1/128",  # loopback
-    "::ffff:0:0/96",  # IPv4-mapped: scan the IPv4 address instead
-    "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
-    "100::/64",  # discard-only (RFC 6666)
+    "::/3",  # reserved by IETF: ::/128, ::1/128, IPv4-compatible ::/96, IPv4-mapped
+    #          ::ffff:0:0/96, 64:ff9b:1::/48 (RFC 8215), 100::/64 (RFC 6666),
+    #          100:0:0:1::/64 (RFC 9780); 64:ff9b::/96 is carved out below
+    "4000::/2",  # reserved by IETF, includes 5f00::/16 (SRv6 SIDs, RFC 9602)
+    "8000::/1",  # reserved by IETF, fc00::/7 (ULA), fe80::/10, fec0::/10, ff00::/8 multicast
+    "2001::/23",  # IETF protocol assignments (RFC 2928); global parts carved out below
     "2001:db8::/32",  # documentation (RFC 3849)
     "3fff::/20",  # documentation (RFC 9637)
-    "fc00::/7",  # unique local (RFC 4193)
-    "fe80::/10",  # link local
-    "fec0::/10",  # deprecated site local (RFC 3879)
-    "ff00::/8",  # multicast
+)
+# Inside the ranges above but globally reachable (the registry says so), or decided by the
+# IPv4 address they embed (embedded.py): NAT64's well-known prefix and Teredo.
+GLOBAL_V6: tuple[str, ...] = (
+    "64:ff9b::/96",  # NAT64 well-known prefix (RFC 6052): the embedded IPv4 address decides
+    "2001::/32",  # Teredo (RFC 4380): the embedded server and client addresses decide
+    "2001:1::1/128",  # Port Control Protocol anycast (RFC 7723)
+    "2001:1::2/128",  # TURN anycast (RFC 8155)
+    "2001:1::3/128",  # DNS-SD service registration anycast (RFC 9665)
+    "2001:3::/32",  # AMT (RFC 7450)
+    "2001:4:112::/48",  # AS112-v6 (RFC 7535)
+    "2001:20::/28",  # ORCHIDv2 (RFC 7343)
+    "2001:30::/28",  # drone remote ID entity tags (RFC 9374)
 )
 
 
@@ -134,18 +147,46 @@ def contains(merged: list[Interval], version: int, value: int) -> bool:
     return i >= 0 and merged[i][0] == version and merged[i][1] <= value < merged[i][2]
 
 
-def _reserved() -> list[Interval]:
-    found = [parse_interval(c) for c in (*RESERVED_V4, *RESERVED_V6)]
+def _parsed(cidrs: Iterable[str]) -> list[Interval]:
+    found = [parse_interval(c) for c in cidrs]
     return merge(i for i in found if i is not None)
+
+
+def with_spellings(intervals: Iterable[Interval]) -> list[Interval]:
+    """`intervals` plus every contiguous spelling of their addresses in the other version
+    (IPv4 as IPv4-mapped, compatible, NAT64 and 6to4 IPv6; those IPv6 forms back as IPv4)."""
+    base = list(intervals)
+    v4 = merge([*base, *reverse_project(base)])
+    return merge([*base, *v4, *project_v4(v4)])
+
+
+def _reserved() -> list[Interval]:
+    # Reserved IPv4 addresses are reserved in every spelling; the reserved IPv6 ranges are
+    # reserved for themselves (::ffff:0:0/96 is refused whole, not as all of IPv4).
+    v6, _ = subtract(_parsed(RESERVED_V6), _parsed(GLOBAL_V6))
+    v4 = _parsed(RESERVED_V4)
+    return merge([*v4, *v6, *project_v4(v4)])
 
 
 RESERVED: list[Interval] = _reserved()
 
 
+def refused_as(merged: list[Interval], version: int, value: int) -> bool:
+    """Whether an address, or any IPv4 address its IPv6 spelling embeds, is in `merged`."""
+    if contains(merged, version, value):
+        return True
+    return version == 6 and any(contains(merged, 4, v4) for v4 in embedded_ipv4(value))
+
+
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(ip.split("%", 1)[0])  # a zone id does not change the host
+
+
 def is_reserved(ip: str) -> bool:
-    """Whether an address is in a private, loopback or otherwise reserved range."""
-    addr = ipaddress.ip_address(ip)
-    return contains(RESERVED, addr.version, int(addr))
+    """Whether an address is in a private, loopback or otherwise reserved range, directly or
+    through the IPv4 address it embeds (::ffff:10.0.0.1, 64:ff9b::a00:1, 2002:7f00:1::)."""
+    addr = _address(ip)
+    return refused_as(RESERVED, addr.version, int(addr))
 
 
 def strip_comment(line: str) -> str:
@@ -177,7 +218,8 @@ class Exclusions:
             if interval is None:
                 raise UsageError(f"{source}:{number}: not an address, CIDR or range: {text[:80]!r}")
             found.append(interval)
-        return cls(merge(found), (source,))
+        # Excluding an address excludes each of its spellings (::ffff:a.b.c.d, 6to4, ...).
+        return cls(with_spellings(found), (source,))
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path]) -> Exclusions:
@@ -204,8 +246,8 @@ class Exclusions:
     def __contains__(self, ip: object) -> bool:
         if not isinstance(ip, str):
             return False
-        addr = ipaddress.ip_address(ip)
-        return contains(self.intervals, addr.version, int(addr))
+        addr = _address(ip)
+        return refused_as(self.intervals, addr.version, int(addr))
 
     @property
     def size(self) -> int:
@@ -219,6 +261,7 @@ class Exclusions:
 
 
 __all__ = [
+    "GLOBAL_V6",
     "RESERVED",
     "RESERVED_V4",
     "RESERVED_V6",
@@ -229,5 +272,7 @@ __all__ = [
     "merge",
     "overlap",
     "parse_interval",
+    "refused_as",
     "subtract",
+    "with_spellings",
 ]

@@ -12,17 +12,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
+from exwatch.errors import ExwatchError
 from exwatch.model import Status
 from exwatch.scan.admission import Admission
+from exwatch.scan.output import JsonlOutput
 from exwatch.scan.pacing import RateLimiter
 from exwatch.scan.record import new_record
 from exwatch.scan.targets import ResolutionError, Target, resolve
@@ -82,7 +86,7 @@ class Writer:
 
     def __init__(
         self,
-        jsonl: IO[str] | None,
+        jsonl: JsonlOutput | None,
         store: RecordStore | None,
         batch: int = 2000,
         interval: float = 1.0,
@@ -93,10 +97,15 @@ class Writer:
         self.interval = interval
         self.buffer: list[dict[str, Any]] = []
         self.written = 0
+        # The first failed write (disk full, read-only, store error): the scan stops there
+        # rather than probing on with nothing saved.
+        self.error: ExwatchError | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._main: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
+        self._main = asyncio.current_task()
         self._task = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:
@@ -111,24 +120,31 @@ class Writer:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self.buffer:
+            if not self.buffer or self.error is not None:
                 return
             batch, self.buffer = self.buffer, []
-            # JSON lines first: the file is the durable record even if the store write fails.
-            if self.jsonl is not None:
-                self.jsonl.write(
-                    "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
-                )
-                self.jsonl.flush()
-            if self.store is not None:
-                # The store is one connection: a cancelled flush must not leave its thread
-                # writing while the next flush starts, so the lock is held until it is done.
-                write = asyncio.ensure_future(asyncio.to_thread(self.store.append, batch))
-                try:
-                    await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    await write
-                    raise
+            try:
+                # JSON lines first, then the store: a kill in between leaves lines the store
+                # did not commit, which a resume removes (output.reconcile) and rescans.
+                if self.jsonl is not None:
+                    self.jsonl.append(
+                        "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
+                    )
+                if self.store is not None:
+                    # The store is one connection: a cancelled flush must not leave its thread
+                    # writing while the next flush starts, so the lock is held until it is done.
+                    write = asyncio.ensure_future(asyncio.to_thread(self.store.append, batch))
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        await write
+                        raise
+            except ExwatchError as exc:  # OutputError, StoreError: stop the scan here
+                self.error = exc
+                self.buffer = []
+                if self._main is not None and self._main is not asyncio.current_task():
+                    self._main.cancel()
+                return
             self.written += len(batch)
 
     async def close(self) -> None:
@@ -165,7 +181,7 @@ _TIMEOUTS = frozenset({Status.IO_TIMEOUT.value, Status.CONNECTION_TIMEOUT.value}
 
 
 async def run_targets(
-    targets: Iterator[Target],
+    targets: Iterator[Target] | AsyncIterator[Target],
     scan_host: ScanHost,
     writer: Writer,
     scan_id: str,
@@ -242,15 +258,28 @@ async def run_targets(
         for ip in addresses:
             await launch(ip, target.port, target.hostname)
 
+    async def admit(target: Target) -> None:
+        while retry:
+            await launch(*retry.popleft(), retried=True)
+        if target.error is not None:  # a list line that is not a target
+            emit(
+                failure_record(
+                    target.ip, target.port, target.hostname, Status.INVALID_TARGET, target.error
+                )
+            )
+        elif target.ip is not None:
+            await launch(target.ip, target.port, target.hostname)
+        else:
+            await gate.acquire()
+            spawn(resolve_then_launch(target))
+
     try:
-        for target in targets:
-            while retry:
-                await launch(*retry.popleft(), retried=True)
-            if target.ip is not None:
-                await launch(target.ip, target.port, target.hostname)
-            else:
-                await gate.acquire()
-                spawn(resolve_then_launch(target))
+        if isinstance(targets, AsyncIterator):
+            async for target in targets:
+                await admit(target)
+        else:
+            for target in targets:
+                await admit(target)
         while tasks or retry:
             while retry:
                 await launch(*retry.popleft(), retried=True)
@@ -265,13 +294,13 @@ async def run_targets(
 
 
 async def run_slice(
-    targets: Iterator[Target],
+    targets: Iterator[Target] | AsyncIterator[Target],
     scan_host: ScanHost,
     writer: Writer,
     scan_id: str,
     options: RunOptions,
     tally: Tally,
-    done: set[tuple[str, int]] | None,
+    done: Container[tuple[str, int]] | None,
 ) -> bool:
     """Scan a slice of targets with the writer running; True when cancelled (Ctrl-C,
     SIGTERM).  Everything finished is flushed either way; `done` targets are skipped."""
@@ -284,7 +313,7 @@ async def run_slice(
             scan_id,
             options,
             tally,
-            skip=(lambda ip, port: (ip, port) in done) if done else None,
+            skip=(lambda ip, port: (ip, port) in done) if done is not None else None,
         )
     except asyncio.CancelledError:
         return True
@@ -293,11 +322,66 @@ async def run_slice(
     return False
 
 
-def open_jsonl(path: Path | None, append: bool) -> IO[str] | None:
-    if path is None:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a" if append else "w", encoding="utf-8")
+async def prefetched(targets: Iterator[Target], depth: int = 4096) -> AsyncIterator[Target]:
+    """`targets` read by a thread of its own, at most `depth` ahead.
+
+    For streamed lists: reading a pipe (`zmap ... | exwatch scan -`) may block for as long
+    as the producer pleases, and a blocked read on the event loop would stall every probe
+    in flight (false timeouts), the progress display and the signal handlers.  Each target
+    is handed over as soon as it is read (a slow producer's targets are not held back to
+    fill a batch).  The thread is a daemon and is abandoned if the scan stops while it
+    waits for input.
+    """
+    loop = asyncio.get_running_loop()
+    ahead: queue.Queue[Target | BaseException | None] = queue.Queue(maxsize=depth)
+    wake = asyncio.Event()
+    stopping = threading.Event()
+
+    def signal_ready() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(wake.set)
+
+    def pump() -> None:
+        item: Target | BaseException | None = None
+        try:
+            for item in targets:
+                while not stopping.is_set():
+                    try:
+                        ahead.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stopping.is_set():
+                    return
+                signal_ready()
+            item = None
+        except BaseException as exc:  # handed to the scan, which reports it
+            item = exc
+        ahead.put(item)
+        signal_ready()
+
+    threading.Thread(target=pump, name="exwatch-targets", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = ahead.get_nowait()
+            except queue.Empty:
+                wake.clear()
+                if ahead.empty():
+                    await wake.wait()
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopping.set()
+
+
+def open_jsonl(path: Path | None, append: bool, force: bool = False) -> JsonlOutput | None:
+    """The JSON lines output (scan/output.py), or None without one."""
+    return None if path is None else JsonlOutput.open(path, append=append, force=force)
 
 
 __all__ = [
@@ -306,6 +390,7 @@ __all__ = [
     "Writer",
     "failure_record",
     "open_jsonl",
+    "prefetched",
     "run_slice",
     "run_targets",
 ]

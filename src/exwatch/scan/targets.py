@@ -34,10 +34,10 @@ from exwatch.scan.exclusions import (
     RESERVED,
     Exclusions,
     Interval,
-    contains,
     merge,
     overlap,
     parse_interval,
+    refused_as,
     strip_comment,
     subtract,
 )
@@ -49,14 +49,17 @@ class Target(NamedTuple):
     and a tuple is several times cheaper to build than a frozen dataclass.
 
     `position` is the cycle position in the seeded permutation (shard-independent), usable
-    as a resume watermark; -1 for targets that are not part of the permutation.  (Not named
-    `index`: that would shadow tuple.index.)
+    as a resume watermark; -1 for targets that are not part of the permutation (list
+    entries, which are screened when probed).  (Not named `index`: that would shadow
+    tuple.index.)  `error` marks a list line that is not a target: it becomes an
+    `invalid-target` record and is never probed.
     """
 
     ip: str | None
     hostname: str | None
     port: int
     position: int
+    error: str | None = None
 
 
 class Spec(NamedTuple):
@@ -127,6 +130,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return (i - 1, n)
 
 
+def _all_reserved(interval: Interval) -> bool:
+    """Whether every address of a spec is reserved (then the spec is refused outright)."""
+    version, start, end = interval
+    if overlap(interval, RESERVED) == end - start:
+        return True
+    # One IPv6 address whose Teredo/NAT64 local-use spelling embeds a reserved IPv4 one.
+    return end - start == 1 and refused_as(RESERVED, version, start)
+
+
 def _format_v4(value: int) -> str:
     return socket.inet_ntoa(value.to_bytes(4, "big"))
 
@@ -135,11 +147,79 @@ def _format_v6(value: int) -> str:
     return str(ipaddress.IPv6Address(value))
 
 
+_URL = re.compile(r"(?i)(https?)://([^/?#]*)(?:[/?#].*)?")
+
+
+class Endpoint(NamedTuple):
+    """A target that names its own port: `host:port`, `[v6]:port` or an http(s) URL."""
+
+    ip: str | None
+    hostname: str | None
+    port: int
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """`443` or `443,444,8443` -> ports in the given order, duplicates dropped."""
+    ports: dict[int, None] = {}
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise UsageError(f"ports must be numbers 1-65535 separated by commas, got {text!r}")
+        ports[int(part)] = None
+    return tuple(ports)
+
+
+def parse_endpoint(text: str, *, tls: bool = True) -> Endpoint | None:
+    """`host:port`, `[v6]:port`, `https://host[:port]/...` as an Endpoint; None when `text`
+    names no port or scheme (then it is an address, CIDR, range or hostname)."""
+    scheme = None
+    m = _URL.fullmatch(text)
+    if m is not None:
+        scheme, text = m.group(1).lower(), m.group(2)
+        if "@" in text:
+            raise UsageError(f"a target URL must not carry credentials: {m.group(0)[:80]!r}")
+        if scheme == "http" and tls:
+            raise UsageError(f"{m.group(0)[:80]!r} is plain HTTP: scan it with --plain-http")
+        if scheme == "https" and not tls:
+            raise UsageError(f"{m.group(0)[:80]!r} is HTTPS: scan it without --plain-http")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise UsageError(f"not an [IPv6]:port target: {text[:80]!r}")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif scheme is not None and ":" not in text:
+        host, port_text = text, None
+    else:
+        return None
+    if port_text is None:
+        if scheme is None:
+            return None
+        port = 443 if scheme == "https" else 80
+    elif port_text.isdigit() and 1 <= int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        raise UsageError(f"bad port in {text[:80]!r}: ports are 1-65535")
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        name = parse_hostname(host)
+        if name is None:
+            raise UsageError(f"not an address or hostname: {host[:80]!r}") from None
+        return Endpoint(None, name, port)
+    return Endpoint(str(address), None, port)
+
+
 @dataclass(frozen=True)
 class TargetSpace:
-    """All addresses and hostnames of one scan, after exclusions; iterate with `iter`."""
+    """All addresses and hostnames of one scan, after exclusions; iterate with `iter`.
 
-    port: int
+    Every address and hostname is scanned on every port of `ports`; endpoints (targets
+    that name their own port) only on theirs.
+    """
+
+    ports: tuple[int, ...]
     intervals: tuple[Interval, ...]  # merged, sorted, exclusions removed
     hostnames: tuple[str, ...]
     excluded_count: int  # addresses of the specs dropped by the exclusion files
@@ -147,6 +227,12 @@ class TargetSpace:
     allow_private: bool
     exclusions: Exclusions
     requested: tuple[Interval, ...]  # merged specs before exclusions (for iter_excluded)
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def port(self) -> int:
+        """The first port (the only one in most scans)."""
+        return self.ports[0]
 
     @classmethod
     def from_specs(
@@ -156,31 +242,54 @@ class TargetSpace:
         allow_private: bool = False,
         exclusions: Exclusions | None = None,
         port: int = 443,
+        ports: Iterable[int] | None = None,
+        tls: bool = True,
     ) -> TargetSpace:
-        if not 1 <= port <= 65535:
-            raise UsageError(f"port must be 1-65535, got {port}")
+        port_list = tuple(dict.fromkeys(ports)) if ports is not None else (port,)
+        for p in port_list:
+            if not 1 <= p <= 65535:
+                raise UsageError(f"port must be 1-65535, got {p}")
+        if not port_list:
+            raise UsageError("no port to scan")
         exclusions = exclusions or Exclusions.none()
         found: list[Interval] = []
         names: dict[str, None] = {}  # ordered set: duplicates scanned once
+        endpoints: dict[Endpoint, None] = {}
+        excluded_endpoints = 0
         for item in specs:
             spec = item if isinstance(item, Spec) else Spec(item.strip(), "argument")
             where = f"{spec.origin}: " if spec.origin != "argument" else ""
             try:
                 interval = parse_interval(spec.text)
+                endpoint = parse_endpoint(spec.text, tls=tls) if interval is None else None
             except UsageError as exc:
                 raise UsageError(f"{where}{exc}") from None
             if interval is not None:
-                if not allow_private and overlap(interval, RESERVED) == interval[2] - interval[1]:
+                if not allow_private and _all_reserved(interval):
                     raise UsageError(
                         f"{where}{spec.text!r} is a private, loopback or reserved range;"
                         " refusing to scan it (allow_private / --allow-private overrides)"
                     )
                 found.append(interval)
                 continue
+            if endpoint is not None:
+                if endpoint.ip is not None:
+                    addr = ipaddress.ip_address(endpoint.ip)
+                    if not allow_private and refused_as(RESERVED, addr.version, int(addr)):
+                        raise UsageError(
+                            f"{where}{spec.text!r} is a private, loopback or reserved address;"
+                            " refusing to scan it (allow_private / --allow-private overrides)"
+                        )
+                    if refused_as(exclusions.intervals, addr.version, int(addr)):
+                        excluded_endpoints += 1
+                        continue
+                endpoints[endpoint] = None
+                continue
             hostname = parse_hostname(spec.text)
             if hostname is None:
                 raise UsageError(
-                    f"{where}not an address, CIDR, range or hostname: {spec.text[:80]!r}"
+                    f"{where}not an address, CIDR, range, host:port, URL or hostname:"
+                    f" {spec.text[:80]!r}"
                 )
             names[hostname] = None
         requested = merge(found)
@@ -189,14 +298,15 @@ class TargetSpace:
         )
         remaining, excluded_count = subtract(remaining, exclusions.intervals)
         return cls(
-            port=port,
+            ports=port_list,
             intervals=tuple(remaining),
             hostnames=tuple(names),
-            excluded_count=excluded_count,
+            excluded_count=excluded_count + excluded_endpoints,
             reserved_count=reserved_count,
             allow_private=allow_private,
             exclusions=exclusions,
             requested=tuple(requested),
+            endpoints=tuple(endpoints),
         )
 
     @property
@@ -205,8 +315,9 @@ class TargetSpace:
 
     @property
     def count(self) -> int:
-        """Exact number of targets iteration yields over all shards (hostnames count once)."""
-        return self.address_count + len(self.hostnames)
+        """Exact number of targets iteration yields over all shards (hostnames count once
+        per port, endpoints once)."""
+        return (self.address_count + len(self.hostnames)) * len(self.ports) + len(self.endpoints)
 
     def shard_count(self, shard: tuple[int, int]) -> int:
         """Expected targets in one shard (exact for n=1, within a few of the truth otherwise)."""
@@ -214,12 +325,14 @@ class TargetSpace:
         return self.count // n + (1 if i < self.count % n else 0)
 
     def digest(self, seed: int) -> str:
-        """Fingerprint of (space, seed, port): shards of one scan must agree on it."""
-        h = hashlib.sha256(f"{seed}:{self.port}:".encode())
+        """Fingerprint of (space, seed, ports): shards of one scan must agree on it."""
+        h = hashlib.sha256(f"{seed}:{','.join(map(str, self.ports))}:".encode())
         for v, s, e in self.intervals:
             h.update(f"{v},{s},{e};".encode())
         for name in self.hostnames:
             h.update(f"h:{name};".encode())
+        for ep in self.endpoints:
+            h.update(f"e:{ep.ip or ep.hostname}:{ep.port};".encode())
         return h.hexdigest()[:16]
 
     def permutation(self, seed: int) -> Permutation:
@@ -231,7 +344,9 @@ class TargetSpace:
         """Targets of one shard in seeded order, starting at cycle position `from_position`.
 
         Positions are global (a Target's `position`), so a resumed run passes the watermark
-        it reached and gets exactly the rest of its shard.
+        it reached and gets exactly the rest of its shard.  With several ports, the
+        permutation runs over (address, port) pairs, so one address's ports are spread over
+        the scan rather than hit back to back.
         """
         i, n = shard
         if n < 1 or not 0 <= i < n:
@@ -247,8 +362,9 @@ class TargetSpace:
         x = perm.element_at(position)
         step = pow(perm.generator, stride, prime)
         end = perm.positions
-        port = self.port
-        if len(self.intervals) == 1 and not self.hostnames:
+        ports = self.ports
+        n_ports = len(ports)
+        if len(self.intervals) == 1 and not self.hostnames and not self.endpoints and n_ports == 1:
             yield from self._walk_single(x, step, prime, position, stride, end)
             return
         # Cumulative offsets: addresses first (in interval order), then hostnames.
@@ -262,18 +378,25 @@ class TargetSpace:
             versions.append(v)
             acc += e - s
         names = self.hostnames
-        n_addr = acc
+        n_addr = acc * n_ports
+        n_named = n_addr + len(names) * n_ports
+        endpoints = self.endpoints
         ntoa = socket.inet_ntoa
         while position < end:
             if x <= total:
                 idx = x - 1
                 if idx < n_addr:
-                    k = bisect_right(starts, idx) - 1
-                    value = bases[k] + idx - starts[k]
+                    at, port = divmod(idx, n_ports)
+                    k = bisect_right(starts, at) - 1
+                    value = bases[k] + at - starts[k]
                     ip = ntoa(value.to_bytes(4, "big")) if versions[k] == 4 else _format_v6(value)
-                    yield Target(ip, None, port, position)
+                    yield Target(ip, None, ports[port], position)
+                elif idx < n_named:
+                    at, port = divmod(idx - n_addr, n_ports)
+                    yield Target(None, names[at], ports[port], position)
                 else:
-                    yield Target(None, names[idx - n_addr], port, position)
+                    ep = endpoints[idx - n_named]
+                    yield Target(ep.ip, ep.hostname, ep.port, position)
             x = x * step % prime
             position += stride
 
@@ -301,13 +424,28 @@ class TargetSpace:
                 position += stride
 
     def refusal(self, ip: str) -> str | None:
-        """Why a resolved address must not be scanned ("excluded"/"reserved"), or None."""
-        addr = ipaddress.ip_address(ip)
-        if contains(self.exclusions.intervals, addr.version, int(addr)):
+        """Why an address must not be scanned ("excluded"/"reserved"), or None.
+
+        Needed for every address that did not come out of the interval arithmetic
+        (resolved hostnames) and for IPv6 addresses, whose Teredo or NAT64 local-use
+        spelling of an IPv4 address cannot be cut as an interval (embedded.py).
+        """
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        if refused_as(self.exclusions.intervals, addr.version, int(addr)):
             return "excluded"
-        if not self.allow_private and contains(RESERVED, addr.version, int(addr)):
+        if not self.allow_private and refused_as(RESERVED, addr.version, int(addr)):
             return "reserved"
         return None
+
+    def screen(self, ip: str, hostname: str | None) -> str | None:
+        """The last check before every probe: why this target must not be touched, or None.
+
+        The space's own addresses are clean by construction (interval arithmetic), but
+        resolved hostnames, Teredo spellings and streamed list entries are not, and the
+        check costs microseconds next to a probe's milliseconds: so every address is
+        checked here, whatever its origin.
+        """
+        return self.refusal(ip)
 
     def iter_excluded(self, limit: int | None = None) -> Iterator[Target]:
         """Requested addresses dropped by the exclusion files, in address order (index -1),
@@ -319,7 +457,8 @@ class TargetSpace:
             if limit is not None and emitted >= limit:
                 return
             ip = _format_v4(value) if version == 4 else _format_v6(value)
-            yield Target(ip, None, self.port, -1)
+            for port in self.ports:
+                yield Target(ip, None, port, -1)
 
 
 async def resolve(
@@ -356,11 +495,14 @@ async def resolve(
 
 
 __all__ = [
+    "Endpoint",
     "ResolutionError",
     "Spec",
     "Target",
     "TargetSpace",
+    "parse_endpoint",
     "parse_hostname",
+    "parse_ports",
     "parse_shard",
     "read_specs",
     "resolve",

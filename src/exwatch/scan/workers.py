@@ -5,7 +5,8 @@ W workers, worker w takes shard i + n*w of n*W, and those slices together are ex
 shard i of n (the permutation shards by position modulo the shard count).  Workers send
 batches of finished JSON lines to the parent through a bounded queue; the parent is the only
 writer of the JSON lines file and the store.  Workers are forked, so the target space and the
-set of already-done targets of a resumed scan are shared without copying.
+set of already-done targets of a resumed scan (scan/done.py: packed, never written) are
+shared without copying.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
+from exwatch.errors import ExwatchError
+from exwatch.scan.output import JsonlOutput
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
-from exwatch.scan.targets import TargetSpace
+from exwatch.scan.stream import ScanTargets
+
+if TYPE_CHECKING:  # job imports this module lazily; the type alone must not import job
+    from exwatch.scan.job import StopSignal
 
 ProbeFn = Callable[[str, int, str | None], Any]
 
@@ -59,16 +65,25 @@ def _worker_main(
     q: Any,
     worker: int,
     workers: int,
-    space: TargetSpace,
+    targets: ScanTargets,
     seed: int,
     shard: tuple[int, int],
     scan_id: str,
     options: RunOptions,
     make_probe: Callable[[], ProbeFn],
-    done: set[tuple[str, int]] | None,
+    done: Container[tuple[str, int]] | None,
 ) -> None:
+    from exwatch.lab.process import die_with_parent
     from exwatch.scan.job import install_loop_policy
 
+    # The parent decides when to stop and tells each worker once, with SIGTERM: a Ctrl-C
+    # reaches the whole process group, and a worker acting on it as well would be cancelled
+    # twice (the second time in its final flush: a CancelledError traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited
+    # A parent killed with -9 must not leave workers scanning; with the only writer gone
+    # there is nothing left to save, so SIGKILL (SIGTERM would wait on a full queue).
+    die_with_parent(signal.SIGKILL)
     install_loop_policy()
     i, n = shard
     sub = (i + n * worker, n * workers)
@@ -79,16 +94,26 @@ def _worker_main(
     async def main() -> bool:
         task = asyncio.current_task()
         assert task is not None
+        stopping = False
+
+        def stop() -> None:
+            nonlocal stopping
+            if not stopping:
+                stopping = True
+                task.cancel()
+
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            loop.add_signal_handler(signal.SIGINT, task.cancel)
+            loop.add_signal_handler(signal.SIGTERM, stop)
         writer = Writer(None, sink)
         return await run_slice(
-            space.iter(seed, sub), make_probe(), writer, scan_id, options, tally, done
+            targets.for_loop(seed, sub), make_probe(), writer, scan_id, options, tally, done
         )
 
-    interrupted = asyncio.run(main())
+    try:
+        interrupted = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
     q.put(("end", worker, interrupted))
     q.close()
     q.join_thread()
@@ -96,19 +121,22 @@ def _worker_main(
 
 def run_workers(
     workers: int,
-    space: TargetSpace,
+    targets: ScanTargets,
     seed: int,
     shard: tuple[int, int],
     scan_id: str,
     options: RunOptions,
     make_probe: Callable[[], ProbeFn],
-    done: set[tuple[str, int]] | None,
-    jsonl: IO[str] | None,
+    done: Container[tuple[str, int]] | None,
+    jsonl: JsonlOutput | None,
     store: Any,
     tally: Tally,
     on_progress: Callable[[], None] | None,
+    stop: StopSignal | None = None,
 ) -> bool:
-    """Run `workers` forked processes to completion; returns True when interrupted."""
+    """Run `workers` forked processes to completion; returns True when interrupted.
+    The first SIGINT or SIGTERM is recorded in `stop` and forwarded once to each worker.
+    A failed write (OutputError, StoreError) stops the workers and is raised at the end."""
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue(maxsize=max(8, 4 * workers))  # bounded: slow writes slow the workers down
     per = RunOptions(
@@ -122,29 +150,45 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(q, w, workers, space, seed, shard, scan_id, per, make_probe, done),
+            args=(q, w, workers, targets, seed, shard, scan_id, per, make_probe, done),
             name=f"exwatch-worker-{w}",
             daemon=True,
         )
         for w in range(workers)
     ]
-    for p in procs:
-        p.start()
     interrupted = False
     ended: set[int] = set()
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal interrupted
+    forwarded = False
+    error: ExwatchError | None = None
+
+    def halt() -> None:
+        nonlocal interrupted, forwarded
         interrupted = True
+        if forwarded:
+            return
+        forwarded = True
         for p in procs:
             if p.pid is not None and p.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGTERM)
 
+    def forward(signum: int, _frame: object) -> None:
+        if stop is not None and stop.signum is None and not forwarded:
+            stop.signum = signum
+        halt()
+
     # Signals only set a flag here, so a batch is never cut in half on its way to the store.
     old_term = signal.signal(signal.SIGTERM, forward)
     old_int = signal.signal(signal.SIGINT, forward)
     try:
+        for p in procs:
+            p.start()
+        if forwarded:  # a signal came while the workers were starting
+            for p in procs:
+                if p.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGTERM)
         while len(ended) < workers:
             try:
                 item = q.get(timeout=0.25)
@@ -162,21 +206,30 @@ def run_workers(
                 ended.add(worker)
                 interrupted = interrupted or was_interrupted
                 continue
-            if jsonl is not None:
-                jsonl.write("".join(line + "\n" for line in item.lines))
-                jsonl.flush()
-            if store is not None:
-                store.append_lines(item.lines, scan_id=scan_id)
+            if error is not None:
+                continue  # stopping after a failed write: drain, keep nothing more
+            try:
+                if jsonl is not None:
+                    jsonl.append("".join(line + "\n" for line in item.lines))
+                if store is not None:
+                    store.append_lines(item.lines, scan_id=scan_id)
+            except ExwatchError as exc:
+                error = exc
+                halt()
+                continue
             tally.merge(item.tally)
             if on_progress is not None:
                 on_progress()
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
+        # After a stop signal, more presses are ignored until the caller has saved the rest.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if forwarded else old_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if forwarded else old_int)
         for p in procs:
             p.join(timeout=10)
             if p.is_alive():
                 p.kill()
+    if error is not None:
+        raise error
     return interrupted
 
 

@@ -120,7 +120,7 @@ def _cves(record: Mapping[str, Any]) -> dict[str, str]:
     for cve, verdict in value.items():
         if not isinstance(cve, str) or not _CVE.match(cve):
             raise RecordError(f"cves: {str(cve)[:40]!r} is not a CVE id")
-        if verdict not in VERDICTS:
+        if not isinstance(verdict, str) or verdict not in VERDICTS:
             raise RecordError(f"cves: {cve} has verdict {str(verdict)[:40]!r}")
     return dict(value)
 
@@ -159,7 +159,7 @@ def typed_row(
         raise RecordError("no port")
     ts = parse_timestamp(record.get("timestamp"))
     status = record.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         raise RecordError(f"status {str(status)[:40]!r} is not one of exwatch's statuses")
     duration = record.get("duration_ms")
     if duration is not None and (
