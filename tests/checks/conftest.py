@@ -1,5 +1,5 @@
 """The scanner tests' loopback TLS servers and corpus, for the checks' hostile-server tests;
-and import hooks left as they were found."""
+and no broken import hook left behind."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _import_hooks_restored() -> Iterator[None]:
     """Reports run in-process here load the country shapes' package, whose parent (pygal)
     appends an import finder without `find_spec`; a later first import of a missing module
     (multiprocessing's `_winapi`) then raises ImportWarning, an error in this suite.  Each
-    module leaves `sys.meta_path` as it found it."""
+    module takes out the finders without `find_spec` it added (and nothing else)."""
     before = list(sys.meta_path)
     yield
-    sys.meta_path[:] = before
+    sys.meta_path[:] = [f for f in sys.meta_path if f in before or hasattr(f, "find_spec")]
