@@ -32,6 +32,8 @@ CHECKS: tuple[str, ...] = (
     "exwatch.enrich.sectors:selftest",
     "exwatch.hostcheck.rules:selftest",
     "exwatch.hostcheck.files:selftest",
+    "exwatch.checks.indicators:selftest",
+    "exwatch.checks.behaviour:selftest",
 )
 
 

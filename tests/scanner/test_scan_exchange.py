@@ -25,6 +25,7 @@ FAST = HostSettings(connect_timeout=0.5, tls_timeout=0.5, read_timeout=0.5, host
 RECORD_KEYS = {
     "schema_version", "ip", "port", "hostname", "timestamp", "duration_ms", "status", "error",
     "exchange", "exchange_online", "suspect", "cves", "tls", "ntlm", "headers", "http_status",
+    "checks",
 }  # fmt: skip
 EXCHANGE_KEYS = {
     "build",
@@ -374,7 +375,10 @@ def test_probe_selection_refuses_unknown_and_intrusive(monkeypatch: pytest.Monke
     assert HostSettings(probes=("http-behaviour",), allow_intrusive=True).allow_intrusive
     # the default selection never includes an intrusive probe
     assert "http-behaviour" not in {p.id for p in registry.select(None, allow_intrusive=False)}
-    assert all(p.risk is Risk.PASSIVE for p in PROBES)
+    # the registered intrusive probes are the opt-in checks: CHECK stage only, never default
+    assert all(
+        p.risk is Risk.PASSIVE or (p.stages == (Stage.CHECK,) and not p.default) for p in PROBES
+    )
 
 
 def test_front_end_probe_is_opt_in(

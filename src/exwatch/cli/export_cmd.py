@@ -28,6 +28,12 @@ from exwatch.untrusted import plain_for_terminal
     help="Every Exchange host, not only vulnerable or end-of-life ones.",
 )
 @click.option(
+    "--compromised",
+    is_flag=True,
+    help="Only the hosts the webshells check found compromised (scan --check): Shadowserver"
+    " rows tagged exchange;webshell with the shell's URL, or their JSON lines.",
+)
+@click.option(
     "-o", "--output", default="-", show_default=True, help="FILE, - for stdout, or DIR with --per."
 )
 @click.option(
@@ -43,6 +49,7 @@ def export_cmd(
     fmt: str,
     per: str | None,
     all_exchange: bool,
+    compromised: bool,
     output: str,
     raw: bool,
     geo_db: str | None,
@@ -60,10 +67,17 @@ def export_cmd(
         scan = aggregate.resolve_scan(store, scan_id)
         fill_missing(store, geo_db, asn_db, constituency, rdns, scan_ids=[scan])
         started = aggregate.scan_info(store, scan)["started_at"]
-        written = export(
-            store, scan, fmt, output,  # type: ignore[arg-type]
-            per=per, all_exchange=all_exchange, scan_date=started, raw=raw,  # type: ignore[arg-type]
-        )  # fmt: skip
+        if compromised:
+            from exwatch.report.compromise import export_compromised
+
+            written = export_compromised(
+                store, scan, fmt, output, per=per, scan_date=started, raw=raw
+            )
+        else:
+            written = export(
+                store, scan, fmt, output,  # type: ignore[arg-type]
+                per=per, all_exchange=all_exchange, scan_date=started, raw=raw,  # type: ignore[arg-type]
+            )  # fmt: skip
     if output != "-" or per is not None:
         for path, rows in written:
             click.echo(f"{plain_for_terminal(path)}: {rows} rows", err=True)

@@ -57,6 +57,23 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("days_vulnerable", "days"), ("patched_transitions", "patched"),
         ("regressions", "regressed"), ("months_behind", "mo behind"),
     ],
+    "compromise": [
+        ("key", "key"), ("name", "name"), ("checked", "checked"),
+        ("compromised", "compromised"), ("compromised_pct", "% comp."),
+        ("share_pct", "% of all comp."), ("unknown", "unknown"), ("clean", "clean"),
+        ("vulnerable", "vulnerable"), ("mitigated", "mitigated"), ("eomt", "EOMT"),
+        ("proxynotshell_rewrite", "PNS rule"),
+    ],
+    "compromise-cve": [
+        ("key", "CVE"), ("judged", "judged"), ("vulnerable", "vulnerable"),
+        ("mitigated", "mitigated"), ("mitigated_pct", "% mitigated"), ("patched", "patched"),
+        ("undetermined", "undetermined"), ("settled", "settled"), ("conflicts", "conflicts"),
+    ],
+    "compromise-host": [
+        ("ip", "ip"), ("port", "port"), ("country", "cc"), ("organisation", "organisation"),
+        ("shells", "shells"), ("shapes", "shapes"), ("proxylogon", "ProxyLogon"),
+        ("proxyshell", "ProxyShell"), ("proxynotshell", "PNS rule"),
+    ],
     "scan": [
         ("scan_id", "scan"), ("started_at", "started"), ("status", "status"),
         ("shards", "shards"), ("targets_done", "targets"), ("complete_pct", "% done"),
@@ -78,7 +95,8 @@ _DROP_ORDER = (
     "sus_behind",
     "eol_pct", "exchange_pct", "undetermined", "status", "exact", "name", "eol", "cvss",
     "complete_pct", "behind_sus_pct", "started_at", "vulnerable_pct", "organisation",
-    "months_behind", "port", "exchange", "build",
+    "months_behind", "proxynotshell_rewrite", "eomt", "clean", "shapes", "proxynotshell",
+    "proxyshell", "port", "exchange", "build",
 )  # fmt: skip
 _DATES = {"first_seen", "last_seen", "vulnerable_since", "started_at", "first_notified"}
 # Cells that may hold more than the default 200 characters (every KEV CVE of one host).
@@ -231,6 +249,24 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def compromise_rows(
+    store: Store, scan: str, by: str, country: str | None, limit: int | None
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]], str]:
+    """The rows, columns and title of `--view compromise`."""
+    from exwatch.report import compromise
+
+    if by == "cve":
+        rows = compromise.cve_view(store, scan, country=country)
+        return rows, _COLUMNS["compromise-cve"], f"Checked hosts per CVE, scan {scan}"
+    if by == "host":
+        rows = compromise.host_view(store, scan, country=country, limit=limit)
+        return rows, _COLUMNS["compromise-host"], f"Compromised hosts, scan {scan}"
+    groups, total = compromise.group_view(store, scan, by, country=country, limit=limit)
+    rows = [{**g.to_json(), "scan_id": scan} for g in groups]
+    head = compromise.headline(total, groups, by)
+    return rows, _COLUMNS["compromise"], f"Compromise per {by}, scan {scan}: {head}"
+
+
 @click.command("report")
 @db_option
 @click.option("--scan", "scan_id", help="Scan to report on (default: the latest).")
@@ -240,6 +276,15 @@ def _cell(value: object) -> str:
     default="country",
     show_default=True,
     help="Group by; `host` lists each host's history, `scan` the trend across scans.",
+)
+@click.option(
+    "--view",
+    type=click.Choice(("counts", "compromise")),
+    default="counts",
+    show_default=True,
+    help="compromise: what the opt-in checks (scan --check) found: compromised hosts per"
+    " country/asn/sector/organisation (with each group's share of all), mitigated vs"
+    " vulnerable per CVE (--by cve), the compromised hosts (--by host).",
 )
 @click.option("--country", help="Only this country (ISO 3166-1 alpha-2, e.g. BE).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
@@ -281,6 +326,7 @@ def report(
     db_path: str,
     scan_id: str | None,
     by: str,
+    view: str,
     country: str | None,
     fmt: str,
     output: str | None,
@@ -311,6 +357,10 @@ def report(
     thresholds = Thresholds(sus=behind_sus, months=behind_months)
     if remediation and (by not in ("organisation", "sector", "country") or fmt == "html"):
         raise UsageError("--remediation applies with --by organisation, sector or country")
+    if view == "compromise" and by in ("version", "scan") and fmt != "html":
+        raise UsageError(
+            "--view compromise groups by country, asn, sector, organisation, cve or host"
+        )
     aggregate.country_code(country)  # a bad --country is refused before anything is read
     with open_db(db_path) as store:
         scan = aggregate.resolve_scan(store, scan_id)
@@ -351,7 +401,11 @@ def report(
             )
             return 0
         lag_note = ""
-        if by == "host":
+        if view == "compromise":
+            rows, columns, title = compromise_rows(store, scan, by, country, limit)
+            fields = source_fields(store, [scan])
+            rows = [{**r, **fields} for r in rows]
+        elif by == "host":
             history = trends.host_history(
                 store, country=country, vulnerable_days=vulnerable_days, limit=limit
             )
@@ -403,7 +457,8 @@ def report(
             title = f"Per {by}, scan {scan}"
             day = aggregate.scan_day(store, scan)
             lag_note = " " + _LAG_NOTE.format(day=day, sus=thresholds.sus, months=thresholds.months)
-        columns = columns_for(kind, thresholds)
+        if view != "compromise":
+            columns = columns_for(kind, thresholds)
         if country:
             title += f", country {country.upper()}"
         footnote = footnote_of(fields) + lag_note

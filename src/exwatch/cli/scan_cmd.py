@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from exwatch.checks import catalogue
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
@@ -57,7 +58,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
         console.print("resume with the same command and --resume")
 
 
-@click.command("scan")
+@click.command("scan", epilog=catalogue.help_text())
 @click.argument("targets", nargs=-1)
 @click.option(
     "-l",
@@ -154,6 +155,14 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="Also run this passive probe that is not in the default set (e.g. http-frontend).",
 )
 @click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    metavar="ID,...",
+    help="Opt-in checks on on-prem Exchange hosts, by id or group (all-safe, behaviour,"
+    " compromise); off by default. Each check and its requests are listed below.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 256),
     help="Scanning processes (default: one per core; one when targets come on stdin).",
@@ -190,6 +199,7 @@ def scan(
     user_agent: str | None,
     follow_ups: bool,
     extra_probes: tuple[str, ...],
+    checks: tuple[str, ...],
     workers: int | None,
     quiet: bool,
     status_every: float,
@@ -238,6 +248,7 @@ def scan(
         workers=workers or default_workers(),
         extra_probes=list(extra_probes),
         scan_id=scan_id,
+        checks=list(catalogue.parse(checks)) if checks else [],
     )
     probe_ids(job.extra_probes)  # refuse unknown probe ids before anything starts
     if job.db is None and job.output is None:

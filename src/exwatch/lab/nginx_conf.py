@@ -73,6 +73,29 @@ def _map(source: str, target: str, values: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+_RULE_INPUT = {"cookie": "$http_cookie", "uri": "$request_uri"}
+
+
+def _rule_maps() -> list[str]:
+    """One map per check rule: "1" when the site's gate is on and the input matches."""
+    out = ["    # Check rules (routes.RULES): gate and input in one map each."]
+    for n, rule in enumerate(routes.RULES):
+        regex = "^1:" + ("" if rule.anchored else ".*?") + f"(?:{rule.pattern})"
+        out.append(f'    map "${rule.gate}:{_RULE_INPUT[rule.input]}" $lab_hit_{n} {{')
+        out.append(f"        {_q('~*' + regex)} 1;")
+        out += ['        default "";', "    }"]
+    return out
+
+
+def rules_include() -> str:
+    """The server-level part of the check rules, in order (the first that fires wins)."""
+    out = []
+    for n, rule in enumerate(routes.RULES):
+        action = "return 444;" if rule.abort else f"rewrite ^ {rule.path} last;"
+        out.append(f"if ($lab_hit_{n}) {{ {action} }}\n")
+    return "".join(out)
+
+
 def _http_maps() -> str:
     kinds = [f'        "~*{pattern}" {kind};' for pattern, kind in routes.AUTH_KINDS]
     return "\n".join(
@@ -101,6 +124,7 @@ def _http_maps() -> str:
             ),
             "        default a;",
             "    }",
+            *_rule_maps(),
         ]
     )
 
@@ -118,6 +142,8 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
         lines.append(f"        more_set_headers {_q('Server: ' + s.server)};")
     first = s.variants[0]
     lines += [f"        set ${name} {_q(value)};" for name, value in first.items()]
+    # Every gate a rule reads is set (empty where the host has none of it).
+    lines += [f'        set ${gate} "";' for gate in routes.GATES if gate not in first]
     rr = f"$lab_rr{len(s.variants)}"
     for letter, other in zip("bc", s.variants[1 : routes.MAX_VARIANTS], strict=False):
         lines.append(f"        if ({rr} = {letter}) {{")
@@ -127,6 +153,7 @@ def _server_block(s: Site, port: int, workdir: Path, headers_more: bool) -> str:
             if first.get(name) != value
         ]
         lines.append("        }")
+    lines.append(f"        include {workdir / 'lab-rules.inc'};")
     lines.append(f"        include {workdir / (s.layout + '.inc')};")
     lines.append("    }")
     return "\n".join(lines)
@@ -141,6 +168,7 @@ def render(plan: Plan, workdir: Path, workers: int = 1, access_log: Path | None 
     for layout in routes.all_layouts(workdir / "www" / "common").values():
         text = include_text(layout, headers_more)
         (workdir / f"{layout.name}.inc").write_text(text, encoding="utf-8")
+    (workdir / "lab-rules.inc").write_text(rules_include(), encoding="utf-8")
     for sub in ("logs", "tmp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     # Every listen socket takes a connection slot in each worker, on top of the clients.

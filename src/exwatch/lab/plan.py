@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from exwatch.lab import compromise
 from exwatch.lab.builds import (
     PRODUCT_NAMES,
     LabBuild,
@@ -31,7 +32,7 @@ from exwatch.lab.builds import (
 )
 from exwatch.lab.ntlm import NtlmIdentity
 
-GROUND_TRUTH_VERSION = 2
+GROUND_TRUTH_VERSION = 3  # 3: `checks` (what the opt-in checks report) per Exchange host
 DEFAULT_BASE = "127.16.0.1"
 
 # Endpoints that can carry X-OWA-Version.
@@ -192,6 +193,11 @@ class Host:
     tls_cn: str | None = None
     tls_san: tuple[str, ...] = ()
     layout: str | None = None  # a special layout; None: the generic Exchange one
+    # What the opt-in checks see (lab/compromise.py): a planted shell or look-alike, a
+    # catch-all, mitigations in place.
+    compromise: str = "none"
+    shell_path: str | None = None
+    mitigations: frozenset[str] = frozenset()
 
     @property
     def serves_tls_by_nginx(self) -> bool:
@@ -509,6 +515,7 @@ def make_plan(hosts: int, seed: int = 1, port: int = 8443, base: str = DEFAULT_B
             host = Host(ip=ip, kind=kind)
             host.profile = host.hostile_behaviour
             plan.append(host)
+    compromise.assign(plan, seed)
     return Plan(plan, port, seed)
 
 
@@ -596,6 +603,7 @@ def expected(host: Host, port: int) -> dict[str, Any]:
         out["true_builds"] = [b.build.full for b in host.backends]
     if host.kind != "exchange":
         return out
+    out["checks"] = compromise.expected(host)
     techniques: set[str] = set()
     seen_all: set[str] = set()
     for backend in host.backends:

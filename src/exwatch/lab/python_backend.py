@@ -60,6 +60,8 @@ _VAR = re.compile(r"\$(\w+)")
 _METHOD = re.compile(rb"[A-Z_-]+")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _AUTH_KINDS = [(re.compile(p, re.IGNORECASE), kind) for p, kind in routes.AUTH_KINDS]
+_RULES = [(rule, re.compile(rule.pattern, re.IGNORECASE)) for rule in routes.RULES]
+ABORT = 444  # nginx's "close the connection without an answer"
 
 
 def builtin_page(status: int, title: str | None = None, detail: str | None = None) -> bytes:
@@ -206,6 +208,7 @@ class Request:
     keep_alive: bool
     body_length: int
     chunked: bool
+    target: str = ""  # the request target as sent (nginx's $request_uri)
 
 
 def parse_head(head: bytes) -> Request:
@@ -249,7 +252,10 @@ def parse_head(head: bytes) -> Request:
         if not text.isdigit() or len(text) > 18:
             raise BadRequest()
         length = int(text)
-    return Request(method.decode(), uri, version.decode(), headers, keep, length, chunked)
+    return Request(
+        method.decode(), uri, version.decode(), headers, keep, length, chunked,
+        target.decode("latin-1"),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -283,6 +289,15 @@ class Host:
         vars_["lab_auth1"] = self._expand(routes.AUTH_FIRST[kind], vars_)
         vars_["lab_auth2"] = self._expand(routes.AUTH_SECOND[kind], vars_)
         vars_["request_id"] = secrets.token_hex(16)
+        for rule, rx in _RULES:
+            if vars_.get(rule.gate) != "1":
+                continue
+            text = req.headers.get("cookie", "") if rule.input == "cookie" else req.target
+            if (rx.match(text) if rule.anchored else rx.search(text)) is None:
+                continue
+            if rule.abort:
+                return Response(ABORT)
+            return self._route(req, rule.path, vars_, external=False, depth=0)
         return self._route(req, req.uri, vars_, external=True, depth=0)
 
     @staticmethod
@@ -499,6 +514,11 @@ class Connection(asyncio.Protocol):
             resp = self.host.answer(req, variant)
         except Exception:
             resp = Response(500, builtin_page(500))
+        if resp.status == ABORT:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return
         keep = (
             req.keep_alive
             and not req.chunked

@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exwatch.lab import pages
+from exwatch.lab import compromise, pages
 from exwatch.lab.builds import LabBuild, load_cu_releases
 from exwatch.lab.ntlm import challenge_header
 from exwatch.lab.plan import (
@@ -72,6 +72,7 @@ _404 = "<html><head><title>404 - File or directory not found.</title></head><bod
 _TEXT = {401: _401, 403: _403, 404: _404}
 
 Header = tuple[str, str]  # (name, value template); an empty expanded value sends nothing
+_POWERED: tuple[Header, ...] = (("X-Powered-By", "$lab_powered"),)
 
 EXCHANGE_HEADERS: tuple[Header, ...] = (
     ("X-FEServer", "$lab_fe"),
@@ -155,6 +156,95 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A request rule applied before locations (nginx: a server-level `if` on a `map`).
+
+    It fires when the site variable `gate` is "1" and `pattern` (case-insensitive, no
+    backslashes: nginx config quoting) matches the request's `input`: `cookie` (the Cookie
+    header) or `uri` (the request target as sent, query included, like nginx's
+    $request_uri); at the start when `anchored`, anywhere otherwise.  It then aborts the
+    connection without an answer (`abort`, nginx `return 444`: what IIS URL Rewrite's
+    AbortRequest looks like from outside) or answers from its internal `location`.
+    """
+
+    id: str
+    gate: str
+    input: str
+    pattern: str
+    anchored: bool = False
+    abort: bool = False
+    location: Location | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/__lab/{self.id}"
+
+
+_RUNTIME_ERROR = (
+    "<html><head><title>Runtime Error</title></head><body bgcolor=white><span>"
+    "<H1>Server Error in '/' Application.<hr width=100% size=1 color=silver></H1>"
+    "<h2> <i>Runtime Error</i> </h2></span><b> Description: </b>An application error "
+    "occurred on the server.</body></html>"
+)
+_MAPI_PAGE = (
+    "<html><head><title>Exchange MAPI/HTTP Connectivity Endpoint</title></head><body>"
+    "<p>Exchange MAPI/HTTP Connectivity Endpoint<br><br>Version: $lab_build<br>"
+    "Vdir Path: /mapi/nspi/<br><br></p></body></html>"
+)
+
+
+def _rule(
+    rid: str,
+    gate: str,
+    what: str,
+    pattern: str,
+    *,
+    anchored: bool = False,
+    abort: bool = False,
+    answer: tuple[int, tuple[Header, ...], str] | None = None,
+) -> Rule:
+    if "\\" in pattern or '"' in pattern:
+        raise ValueError(f"rule {rid}: no backslashes or double quotes (nginx quoting)")
+    location = None
+    if answer is not None:
+        status, headers, text = answer
+        location = Location("=", f"/__lab/{rid}", headers, status, text, internal=True)
+    return Rule(rid, gate, what, pattern, anchored, abort, location)
+
+
+# The check rules, in the order they are tried (the first that fires answers).  Gates:
+# lab_m_* a mitigation in place, lab_v_* a vulnerable server behind a published path,
+# lab_pub_owa OWA published, lab_c_* a compromise shape (lab/compromise.py).
+RULES: tuple[Rule, ...] = (
+    # EOMT's two URL Rewrite rules (X-AnonResource-Backend; X-BEResource=(.+)/(.+)~(.+)).
+    _rule("eomt", "lab_m_eomt", "cookie", "X-AnonResource-Backend|X-BEResource=[^;]+/[^;]+~",
+          abort=True),
+    # EOMTv2 / Emergency Mitigation: autodiscover and powershell anywhere in the URI.
+    _rule("proxynotshell-rewrite", "lab_m_pns", "uri", "(?=.*autodiscover)(?=.*powershell)",
+          abort=True),
+    # A front end without the March 2021 fix routes by the cookie: to localhost here.
+    _rule("proxylogon-vulnerable", "lab_v_pl", "cookie", "X-BEResource=localhost",
+          answer=(500, (*EXCHANGE_HEADERS, ("X-CalculatedBETarget", "localhost")),
+                  "NegotiateSecurityContext failed with for host 'localhost' with status "
+                  "'TargetUnknown'")),
+    # A fixed front end proxies the anonymous resource to its real back end.
+    _rule("proxylogon-fixed", "lab_pub_owa", "cookie", "X-AnonResource=true",
+          answer=(404, (*EXCHANGE_HEADERS, ("X-CalculatedBETarget", "$lab_be_fqdn")), _404)),
+    # The ProxyShell path confusion reaches the back end's MAPI status page.
+    _rule("proxyshell-vulnerable", "lab_v_ps", "uri",
+          "/autodiscover/autodiscover[.]json[?]@[^/]*/mapi/nspi",
+          answer=(200, EXCHANGE_HEADERS, _MAPI_PAGE)),
+    # Every .aspx under /aspnet_client/ fails (a broken ASP.NET, not a shell).
+    _rule("lookalike-errors", "lab_c_errors", "uri", "/aspnet_client/[^?]*[.]aspx",
+          anchored=True, answer=(500, _POWERED, _RUNTIME_ERROR)),
+    # A shell that fails to run at lab/compromise.py's ERROR_SHELL_PATH.
+    _rule("shell-error", "lab_c_shellerr", "uri", "/aspnet_client/errorcheck[.]aspx",
+          anchored=True, answer=(500, _POWERED, _RUNTIME_ERROR)),
+)  # fmt: skip
+GATES = tuple(dict.fromkeys(r.gate for r in RULES))
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """One web-facing host: where it listens, what it shows, which variables it sets."""
 
@@ -180,19 +270,26 @@ def _error_page(common: Path, page: str = ERROR_PAGE) -> Location:
     return Location("=", page, internal=True, root=str(common))
 
 
-def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
+def exchange_layout(
+    page: str, ecp: str, ews: str, common: Path, *, catch_all: bool = False
+) -> Layout:
     """Locations of an Exchange host with this exposure; per-host values are variables.
 
     Each exposure gets its own layout instead of conditions: in nginx every `if` is
     another location config per server, and its memory per host grows with each.
+    `catch_all`: a server (or a proxy in front) that answers the logon page, 200, for
+    any path it lacks (only with a logon page).
     """
     blocked = ("403", "404")
     logon = _LOGON_REDIRECT.format(app="owa")
     eh = EXCHANGE_HEADERS
+    missing = ("/owa/auth/logon.aspx", "=404") if catch_all else ("=404",)
     out = [
         _error_page(common),
         Location("=", "/", eh, status=302, text="https://$lab_host/owa/"),
-        _say("", "/", 404),
+        Location("", "/", eh, try_files=("$uri", *missing)) if catch_all else _say("", "/", 404),
+        # IIS's own folder at the site root (the 2021 shells' favourite place): files only.
+        Location("^~", "/aspnet_client/", _POWERED, try_files=("$uri", *missing)),
     ]
     if page == "none":
         out.append(_blocked("^~", "/owa", "404"))
@@ -208,7 +305,7 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
                 try_files=("/owa/auth/logon.aspx", "=404"),
             ),
             _say("=", "/owa/service", 440, (("X-OWA-Version", "$lab_owa_service"),)),
-            Location("^~", "/owa/auth/", eh, try_files=("$uri", "=404")),
+            Location("^~", "/owa/auth/", eh, try_files=("$uri", *missing)),
             # 2007 and 2010 keep their static files under /owa/<four-part build>/
             Location("~*", "^/owa/[0-9.]+/(themes|scripts)/", eh, try_files=("$uri", "=404")),
             Location("", "/owa/", eh + owa_hdr, status=302, text=logon),
@@ -233,7 +330,8 @@ def exchange_layout(page: str, ecp: str, ews: str, common: Path) -> Layout:
         else:
             extra = (("X-OWA-Version", var), *_AUTH_HEADERS)
             out.append(_say("~*", match, 401, extra))
-    return Layout(exchange_layout_name(page, ecp, ews), tuple(out))
+    name = exchange_layout_name(page, ecp, ews) + ("-catchall" if catch_all else "")
+    return Layout(name, tuple(out))
 
 
 def _closed_nginx_layout() -> Layout:
@@ -488,7 +586,16 @@ def all_layouts(common: Path) -> dict[str, Layout]:
     for page, ecp, ews in itertools.product(PAGES, ECP_STATES, EWS_STATES):
         layout = exchange_layout(page, ecp, ews, common)
         out[layout.name] = layout
-    return out
+    catch_all = exchange_layout("stock", "open", "401", common, catch_all=True)
+    out[catch_all.name] = catch_all
+    # Every layout answers the check rules' internal locations (see RULES).
+    lab = tuple(r.location for r in RULES if r.location is not None)
+    return {
+        name: Layout(
+            layout.name, layout.locations + lab, layout.root, layout.index, layout.error_page_404
+        )
+        for name, layout in out.items()
+    }
 
 
 # -- document roots -------------------------------------------------------------------
@@ -504,6 +611,9 @@ def _write(path: Path, text: str) -> None:
 def _root_name(host: Host, backend: Backend) -> str:
     if host.kind == "suspect":
         return f"s-{host.profile}-{backend.build.full}"
+    if host.compromise in compromise.PLANTED:
+        # Planted files make the root this host's own.
+        return f"x-{host.page}-{host.ecp}-{backend.build.full}-{host.compromise}-{host.org}"
     if host.page == "custom":
         return f"x-custom-{host.org}-{backend.build.full}"
     return f"x-{host.page}-{host.ecp}-{backend.build.full}"
@@ -543,6 +653,10 @@ def write_exchange_root(
         _write(root / "ecp" / folder / TOOL, pages.exporttool_manifest(build))
     elif modern:
         _write(root / "ecp/Current" / TOOL, pages.exporttool_manifest(build))
+    for path, body in compromise.planted_files(host, backend).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -600,6 +714,9 @@ def _backend_vars(host: Host, backend: Backend, root: Path) -> dict[str, str]:
         "lab_owa_ews": owa[EWS],
         "lab_owa_ad": owa[AUTODISCOVER],
         "lab_iis": IIS_BY_OS.get(who.os_version[:2], "Microsoft-IIS/10.0"),
+        **compromise.gates(host, backend),
+        "lab_be_fqdn": who.dns_computer,
+        "lab_build": b.full,
     }
 
 

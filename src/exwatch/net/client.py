@@ -60,6 +60,10 @@ class HttpClient:
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + timeouts.host
 
+    def extend_deadline(self, seconds: float) -> None:
+        """Give the host `seconds` more from now (the opt-in checks' own time budget)."""
+        self._deadline = max(self._deadline, self._loop.time() + seconds)
+
     def _budget(self, phase_limit: float) -> float:
         left = self._deadline - self._loop.time()
         if left <= 0:

@@ -5,8 +5,10 @@ the logon page settles as not Exchange, one request.  DISCOVER runs where it set
 nothing: Autodiscover always (one request), the rest only as far as the answers call for
 (Exchange with OWA closed, Exchange 2003).  EXCHANGE runs where on-prem Exchange was
 found, on the same keep-alive connection; its build probes stop as soon as a four-part
-build is read.  The order within each stage is `scan.host`'s (DISCOVER_ORDER,
-EXCHANGE_ORDER); this tuple is the catalogue.
+build is read.  CHECK holds the opt-in checks (`--check`, risk class intrusive): they run
+only where the finished fingerprint says on-prem Exchange, once per host per scan.  The
+order within each stage is `scan.host`'s (DISCOVER_ORDER, EXCHANGE_ORDER, CHECK_ORDER);
+this tuple is the catalogue.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from exwatch.probes import (
     http_owa_resource,
     http_owa_static,
     http_owa_version,
+    http_proxylogon,
+    http_proxynotshell,
+    http_proxyshell,
+    http_webshells,
 )
 from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
 
@@ -45,6 +51,10 @@ PROBES: tuple[Probe, ...] = (
     http_lb_sweep.PROBE,
     http_owa_resource.PROBE,
     http_frontend.PROBE,
+    http_proxylogon.PROBE,
+    http_proxyshell.PROBE,
+    http_proxynotshell.PROBE,
+    http_webshells.PROBE,
 )
 BY_ID: dict[str, Probe] = {p.id: p for p in PROBES}
 
@@ -63,7 +73,10 @@ def select(ids: tuple[str, ...] | None, *, allow_intrusive: bool) -> tuple[Probe
         chosen = tuple(p for p in PROBES if p.id in ids)
     risky = [p.id for p in chosen if p.risk is Risk.INTRUSIVE]
     if risky and not allow_intrusive:
-        raise UsageError(f"probe(s) {', '.join(risky)} are intrusive; they need an explicit opt-in")
+        raise UsageError(
+            f"probe(s) {', '.join(risky)} are intrusive; they run only as checks asked for "
+            "with --check"
+        )
     return chosen
 
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from exwatch.checks.answer import Answer, failed
+from exwatch.errors import ProbeError
 from exwatch.fingerprint import (
     BY_ID,
     Fingerprint,
@@ -40,11 +43,13 @@ class Risk(StrEnum):
 class Stage(StrEnum):
     """FIRST runs on every host; DISCOVER where the first stage settled nothing (neither
     Exchange nor Exchange Online: OWA may be closed while EWS and Autodiscover are open);
-    EXCHANGE where on-prem Exchange was found."""
+    EXCHANGE where on-prem Exchange was found; CHECK (the opt-in checks, `--check`) where
+    the finished fingerprint says on-prem Exchange and is not a suspect."""
 
     FIRST = "first"
     DISCOVER = "discover"
     EXCHANGE = "exchange"
+    CHECK = "check"
 
 
 @dataclass(slots=True)
@@ -58,6 +63,8 @@ class ProbeContext:
     ntlm: NtlmChallenge | None = None
     notes: list[str] = field(default_factory=list)
     stage: Stage = Stage.FIRST
+    checks: dict[str, Any] = field(default_factory=dict)  # check id -> its JSON result
+    check_requests: int = 0
 
     async def fetch(
         self,
@@ -78,6 +85,27 @@ class ProbeContext:
         self.observations.append(obs)
         self.sightings.extend(sightings(obs))
         return response
+
+    async def ask(
+        self,
+        method: str,
+        path: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        fresh: bool = False,
+    ) -> Answer:
+        """A check's request: never raises for what the server does, and stays out of the
+        fingerprint (a check's answers are judged by the check alone).  `fresh`: on a new
+        connection, so an aborted request is told from a stale keep-alive one and a
+        balancer's first server answers."""
+        if fresh:
+            self.client.close()
+        self.check_requests += 1
+        try:
+            response = await self.client.request(method, path, headers)
+        except ProbeError as exc:
+            return failed(exc.status.value, str(exc))
+        return Answer(response.status, tuple(response.headers), response.body)
 
     def has_su_build(self) -> bool:
         """Whether a four-part build was already read: later build probes can stop there."""

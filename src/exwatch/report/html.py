@@ -80,12 +80,15 @@ def build_context(
     hosts = aggregate.exchange_hosts(store, scan_id, country=country, limit=500)
     longest = trends.host_history(store, country=country, vulnerable_days=0, limit=100)
     srcs = enrichment.sources(store, [scan_id])
+    from exwatch.report.compromise import html_context
+
     # reportviews: patch lag and the KEV-only view
     months = aggregate.months_distribution(store, scan_id, country=country)
     kev_cves = cve_report(store, scan_id, country=country, kev_only=True)
     kev_list = kev_hosts(store, scan_id, country=country, limit=500)
     notified = remediation.host_cases(store, country=country)
     return {
+        "compromise": html_context(store, scan_id, country=country),
         "scan": info,
         "country": country.upper() if country else None,
         "head": head,

@@ -10,18 +10,25 @@ with build and verdicts), `exchange_online` (Microsoft's own front ends: no verd
 on-prem count) or `suspect` (looks like Exchange but fails a plausibility check: a
 honeypot or an impostor, with the reasons).  Consumers that count `exchange` therefore
 count on-prem Exchange only.
+
+The opt-in checks (`HostSettings.checks`, `--check`) run last, only where the finished
+fingerprint says on-prem Exchange, and at most once per host per scan (`claim`); their
+answers stay out of the fingerprint.  Their results go to the record's `checks`, and the
+behavioural readings are merged into the verdicts as a separate source
+(`exwatch.checks.verdicts`: a conflict is listed, never hidden).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from exwatch import __version__, plausibility
-from exwatch.errors import ExwatchError, ProbeError, ReadTimeout
+from exwatch.errors import ExwatchError, ProbeError, ReadTimeout, UsageError
 from exwatch.fingerprint import (
     ONLINE_PRODUCT,
     Fingerprint,
@@ -33,7 +40,7 @@ from exwatch.fingerprint import (
 from exwatch.model import Status
 from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits
-from exwatch.probes import Probe, ProbeContext, Stage, select
+from exwatch.probes import BY_ID, Probe, ProbeContext, Stage, select
 from exwatch.scan.record import new_record
 
 DEFAULT_USER_AGENT = (
@@ -82,6 +89,13 @@ EXCHANGE_ORDER = (
     "http-owa-resource",
     "http-frontend",
 )
+# The opt-in checks: the single behavioural requests first, the long shell sweep last.
+CHECK_ORDER = (
+    "http-proxylogon",
+    "http-proxyshell",
+    "http-proxynotshell",
+    "http-webshells",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +115,18 @@ class HostSettings:
     follow_ups: bool = True  # run the EXCHANGE stage where Exchange was found
     probes: tuple[str, ...] | None = None  # None: every passive probe
     allow_intrusive: bool = False
+    checks: tuple[str, ...] = ()  # opt-in check ids (exwatch.checks.catalogue), in order
+    check_timeout: float = 60.0  # more time for a host the checks run on
 
     def __post_init__(self) -> None:
         # Refuse unknown or (unless allowed) intrusive probes when the settings are made,
         # so a bad configuration fails once at startup, not once per host.
         select(self.probes, allow_intrusive=self.allow_intrusive)
+        if self.checks:
+            from exwatch.checks import catalogue
+
+            if catalogue.parse(self.checks) != self.checks:
+                raise UsageError(f"checks must be known ids in catalogue order: {self.checks}")
 
     def use_tls(self, port: int) -> bool:
         return self.tls if self.tls is not None else port not in _PLAIN_PORTS
@@ -249,15 +270,105 @@ async def _discover(probes: tuple[Probe, ...], ctx: ProbeContext) -> None:
             return  # the host stopped answering: keep what was gathered
 
 
+Claim = Callable[[str, int], bool]  # True the first time a (ip, port) asks to be checked
+
+
+def _classify(ctx: ProbeContext) -> tuple[Fingerprint, list[plausibility.Reason]]:
+    """The fingerprint, and for Exchange the plausibility reasons (empty: believed)."""
+    fp = combine(ctx.sightings, ntlm=ctx.ntlm is not None)
+    if fp.online or not fp.is_exchange:
+        return fp, []
+    os_version = None if ctx.ntlm is None else ctx.ntlm.os_version
+    return fp, plausibility.reasons(fp, ctx.observations, ctx.sightings, os_version)
+
+
+def _checks_skeleton(settings: HostSettings, skipped: str | None) -> dict[str, Any]:
+    """The record's `checks` object before any check ran."""
+    return {
+        "asked": list(settings.checks),
+        "ran": [],
+        "skipped": skipped,
+        "requests": 0,
+        "compromise": None,
+        "behaviour": {},
+        "settled": {},
+        "conflicts": [],
+    }
+
+
+async def _check_stage(
+    settings: HostSettings,
+    ctx: ProbeContext,
+    on_prem: bool,
+    claim: Claim | None,
+    address: tuple[str, int],
+) -> dict[str, Any]:
+    """Run the asked checks on an on-prem Exchange host; the record's `checks` object."""
+    from exwatch.checks import catalogue
+
+    result = _checks_skeleton(settings, None)
+    if not on_prem:
+        result["skipped"] = "not on-prem Exchange"
+        return result
+    if claim is not None and not claim(*address):
+        result["skipped"] = "already checked in this scan"
+        return result
+    ctx.stage = Stage.CHECK
+    ctx.client.extend_deadline(settings.check_timeout)
+    wanted = dict(zip(catalogue.probe_ids(settings.checks), settings.checks, strict=True))
+    for probe_id in CHECK_ORDER:
+        check_id = wanted.get(probe_id)
+        if check_id is None:
+            continue
+        result["ran"].append(check_id)
+        try:
+            await BY_ID[probe_id].run(ctx)
+        except ProbeError as exc:  # checks record failures themselves; this is a backstop
+            ctx.checks[check_id] = {"state": "failed", "status": exc.status.value}
+    result["requests"] = ctx.check_requests
+    for check_id, outcome in ctx.checks.items():
+        if check_id == catalogue.WEBSHELLS:
+            result["compromise"] = outcome
+        else:
+            result["behaviour"][check_id] = outcome
+    return result
+
+
+def _merge_behaviour(record: dict[str, Any], checks: dict[str, Any]) -> None:
+    """Merge the behavioural readings into an Exchange record's verdicts."""
+    from exwatch.checks.behaviour import Reading
+    from exwatch.checks.verdicts import merge, unjudged
+
+    readings = [Reading.from_json(cid, r) for cid, r in checks["behaviour"].items()]
+    build = record["exchange"]["build"]
+    assessment = _assessment(build) if build else None
+    skip = unjudged(assessment["basis"]) if assessment else frozenset()
+    merged = merge(record["cves"], readings, skip, no_build=build is None)
+    record["cves"] = merged.cves
+    checks["settled"] = merged.settled
+    checks["conflicts"] = merged.conflicts
+    basis = record["exchange"]["basis"]
+    for cve, verdict in merged.cves.items():
+        if verdict != "vulnerable":
+            basis.pop(cve, None)
+        elif cve in merged.basis:
+            basis[cve] = merged.basis[cve]
+
+
 def _internal_error(record: dict[str, Any], exc: Exception) -> None:
     record["status"] = Status.UNKNOWN_ERROR.value
     record["error"] = f"internal error: {type(exc).__name__}: {exc}"[:500]
 
 
 async def scan_host(
-    ip: str, port: int, hostname: str | None, settings: HostSettings
+    ip: str,
+    port: int,
+    hostname: str | None,
+    settings: HostSettings,
+    claim: Claim | None = None,
 ) -> dict[str, Any]:
-    """Probe one address and return its scan record (every field but `scan_id`)."""
+    """Probe one address and return its scan record (every field but `scan_id`).  `claim`
+    keeps the opt-in checks to one run per (ip, port) in a scan."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     record = new_record(
@@ -270,6 +381,8 @@ async def scan_host(
     )
     client: HttpClient | None = None
     ctx: ProbeContext | None = None
+    classified: tuple[Fingerprint, list[plausibility.Reason]] | None = None
+    checks: dict[str, Any] | None = None
     try:
         probes = select(settings.probes, allow_intrusive=settings.allow_intrusive)
         tls = settings.use_tls(port)
@@ -304,6 +417,12 @@ async def scan_host(
                 ctx.stage = Stage.EXCHANGE
                 later = _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER)
                 await _run_stage(later, ctx, stop_on_error=False)
+        if ctx.observations:
+            classified = _classify(ctx)
+        if settings.checks and classified is not None:
+            fp, why = classified
+            on_prem = fp.is_exchange and not fp.online and not why
+            checks = await _check_stage(settings, ctx, on_prem, claim, (ip, port))
     except Exception as exc:  # an unforeseen server behaviour must not end the scan
         _internal_error(record, exc)
     finally:
@@ -319,16 +438,20 @@ async def scan_host(
             if ctx.ntlm is not None:
                 record["ntlm"] = ctx.ntlm.to_json()
             record["headers"] = _record_headers(ctx)
-            fp = combine(ctx.sightings, ntlm=ctx.ntlm is not None)
+            fp, why = classified or _classify(ctx)
             if fp.online:
                 record["exchange_online"] = _online_fields(fp, ctx)
             elif fp.is_exchange:
-                os_version = None if ctx.ntlm is None else ctx.ntlm.os_version
-                why = plausibility.reasons(fp, ctx.observations, ctx.sightings, os_version)
                 if why:
                     record["suspect"] = _suspect_fields(fp, why)
                 else:
                     record["exchange"], record["cves"] = _exchange_fields(fp)
+        if settings.checks:
+            if checks is None:  # the host failed before the checks could run
+                checks = _checks_skeleton(settings, "no answer")
+            record["checks"] = checks
+            if record["exchange"] is not None and checks.get("behaviour"):
+                _merge_behaviour(record, checks)
     except Exception as exc:  # keep the record; say what went wrong
         _internal_error(record, exc)
     record["duration_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
@@ -336,6 +459,7 @@ async def scan_host(
 
 
 __all__ = [
+    "CHECK_ORDER",
     "DEFAULT_USER_AGENT",
     "DISCOVER_ORDER",
     "EXCHANGE_ORDER",

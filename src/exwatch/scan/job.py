@@ -60,12 +60,16 @@ class ScanJob:
     lists: list[str] = field(default_factory=list)  # target list files, "-" for stdin
     list_identity: list[dict[str, Any]] | None = None  # their path/size/digest, once computed
     scan_id: str | None = None  # a census shared by several shards/machines (--scan-id)
+    checks: list[str] = field(default_factory=list)  # opt-in check ids (--check), in order
 
     def params(self) -> dict[str, Any]:
-        """What identifies the scan for --resume (how many workers ran it does not)."""
+        """What identifies the scan for --resume (how many workers ran it does not).  A
+        scan without checks has no `checks` key, as before checks existed."""
         p = asdict(self)
         for key in ("resume", "workers", "force", "list_identity", "scan_id"):
             p.pop(key)
+        if not p["checks"]:
+            p.pop("checks")
         if self.lists:
             # The lists' identity, never their lines (ten million lines are 180 MB of JSON).
             if self.list_identity is None:
@@ -93,6 +97,8 @@ class ScanJob:
         p = self.params()
         defining = {key: p.get(key) for key in _CENSUS_KEYS}
         defining["exclude"] = [_file_digest(path) for path in self.exclude]
+        if self.checks:  # shards of one census run the same checks
+            defining["checks"] = list(self.checks)
         text = json.dumps(defining, sort_keys=True, default=str)
         digest = hashlib.sha256(text.encode()).hexdigest()
         stamp = day or datetime.now(UTC).strftime("%Y%m%d")
@@ -217,6 +223,14 @@ class _ProbeFactory:
         from exwatch.scan.host import DEFAULT_USER_AGENT, HostSettings, scan_host
 
         job, space = self.job, self.space
+        checked: set[tuple[str, int]] = set()  # this process's hosts: each checked once
+
+        def claim(ip: str, port: int) -> bool:
+            if (ip, port) in checked:
+                return False
+            checked.add((ip, port))
+            return True
+
         settings = HostSettings(
             connect_timeout=job.timeout,
             tls_timeout=job.timeout,
@@ -226,8 +240,9 @@ class _ProbeFactory:
             follow_ups=job.follow_ups,
             user_agent=job.user_agent or DEFAULT_USER_AGENT,
             probes=probe_ids(job.extra_probes),
+            checks=tuple(job.checks),
         )
-        host = functools.partial(scan_host, settings=settings)
+        host = functools.partial(scan_host, settings=settings, claim=claim)
 
         async def probe(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
             # Hostnames can resolve into refused ranges, an IPv6 address can spell a refused

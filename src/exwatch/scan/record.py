@@ -32,6 +32,7 @@ def new_record(
         "ntlm": None,
         "headers": {},
         "http_status": None,
+        "checks": None,  # the opt-in checks (--check): null where none was asked or none ran
     }
 
 

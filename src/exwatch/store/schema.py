@@ -39,6 +39,11 @@ migration; readers check `has_table` first.
   census_tasks    one row per task (a range of positions of the census's permutation): status,
                   attempts, the worker running it, progress counters, the last error
 
+  host_checks     per Exchange host the opt-in checks ran on (--check): compromise state, the
+                  shells' paths and shapes, behavioural readings, the merged verdicts of the
+                  CVEs the checks speak for; built from `results` by the first compromise
+                  report after a load (report/compromise.py)
+  host_checks_state  the `answered` count each scan's host_checks were built from
 """
 
 from __future__ import annotations
@@ -344,6 +349,30 @@ CENSUS_TASKS: list[Column] = [
     ("error", "text"),
 ]
 
+# The opt-in checks' results as typed columns (added after schema 2 shipped: created IF NOT
+# EXISTS by whoever uses them first, so older schema-2 stores need no migration).
+HOST_CHECKS: list[Column] = [
+    ("scan_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("ts", "ts"),
+    ("checks_ran", "text[]"),
+    ("compromise", "text"),  # compromised | clean-at-known-paths | unknown | NULL (not run)
+    ("reason", "text"),
+    ("shells", "text[]"),  # URL paths of the shells found
+    ("shapes", "text[]"),
+    ("proxylogon", "text"),  # readings: vulnerable, not-vulnerable, mitigated, ...
+    ("proxyshell", "text"),
+    ("proxynotshell", "text"),
+    ("vulnerable_cves", "text[]"),  # merged verdicts of the CVEs the checks speak for
+    ("mitigated_cves", "text[]"),
+    ("patched_cves", "text[]"),
+    ("undetermined_cves", "text[]"),
+    ("settled_cves", "text[]"),  # verdicts a reading changed
+    ("conflict_cves", "text[]"),  # build and behaviour disagree
+]
+HOST_CHECKS_STATE: list[Column] = [("scan_id", "text"), ("answered", "bigint")]
+
 TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     # name: (columns, primary key)
     "meta": ([("key", "text"), ("value", "text")], ("key",)),
@@ -365,13 +394,15 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "security_txt": (SECURITY_TXT, ("domain",)),
     "census": (CENSUS, ("scan_id",)),
     "census_tasks": (CENSUS_TASKS, ("scan_id", "task")),
+    "host_checks": (HOST_CHECKS, ()),
+    "host_checks_state": (HOST_CHECKS_STATE, ("scan_id",)),
 }
 # Tables added to schema 2 after it shipped: created IF NOT EXISTS on every writable open
 # (no version bump; nothing existing changes).
 LATER_TABLES = (
     "rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state",
     "notifications", "notification_items", "notify_cases", "security_txt", "census",
-    "census_tasks",
+    "census_tasks", "host_checks", "host_checks_state",
 )  # fmt: skip
 
 _NOT_NULL = {
@@ -400,6 +431,7 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS notification_items_id ON notification_items (notification_id)",
     # A census ends when no task is open: found without reading every task of the census.
     "CREATE INDEX IF NOT EXISTS census_tasks_status ON census_tasks (scan_id, status)",
+    "CREATE INDEX IF NOT EXISTS host_checks_target ON host_checks (scan_id, ip, port, ts)",
 )
 
 
@@ -443,6 +475,8 @@ __all__ = [
     "CENSUS_TASKS",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
+    "HOST_CHECKS",
+    "HOST_CHECKS_STATE",
     "LATER_TABLES",
     "NOTIFICATIONS",
     "NOTIFICATION_ITEMS",
