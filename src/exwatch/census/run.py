@@ -24,7 +24,8 @@ from typing import Any
 from exwatch.census.budget import RateBudget
 from exwatch.census.plan import CensusSettings, task_targets
 from exwatch.errors import StoreError
-from exwatch.scan.job import _ProbeFactory, install_loop_policy
+from exwatch.scan.job import _ProbeFactory
+from exwatch.scan.loop import install_loop_policy
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
 from exwatch.scan.targets import TargetSpace
 from exwatch.store.census import CensusBook, Claim

@@ -28,6 +28,7 @@ from exwatch.errors import ExwatchError, UsageError
 from exwatch.model import Status
 from exwatch.scan.admission import socket_budget
 from exwatch.scan.done import DoneSet
+from exwatch.scan.loop import StopSignal, install_loop_policy
 from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
 from exwatch.scan.stream import ListSource, ScanTargets, TargetStream
@@ -139,15 +140,6 @@ class ScanSummary:
         return 130 if self.interrupted else 0
 
 
-@dataclass(slots=True)
-class StopSignal:
-    """The first stop signal received; later ones are ignored while the scan saves its work
-    (a second cancellation in the middle of the final flush would lose records and print a
-    CancelledError traceback)."""
-
-    signum: int | None = None
-
-
 def default_workers() -> int:
     return (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -189,14 +181,6 @@ def build_targets(job: ScanJob, space: TargetSpace) -> ScanTargets:
         tuple(sources), space.ports, job.allow_private, space.exclusions, tls=job.tls
     )
     return ScanTargets(space, stream)
-
-
-def install_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is optional (not on every platform); asyncio works, slower
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def probe_ids(extra: list[str]) -> tuple[str, ...] | None:

@@ -20,15 +20,13 @@ import queue
 import signal
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exwatch.errors import ExwatchError
+from exwatch.scan.loop import StopSignal, install_loop_policy
 from exwatch.scan.output import JsonlOutput
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
 from exwatch.scan.stream import ScanTargets
-
-if TYPE_CHECKING:  # job imports this module lazily; the type alone must not import job
-    from exwatch.scan.job import StopSignal
 
 ProbeFn = Callable[[str, int, str | None], Any]
 
@@ -74,7 +72,6 @@ def _worker_main(
     done: Container[tuple[str, int]] | None,
 ) -> None:
     from exwatch.lab.process import die_with_parent
-    from exwatch.scan.job import install_loop_policy
 
     # The parent decides when to stop and tells each worker once, with SIGTERM: a Ctrl-C
     # reaches the whole process group, and a worker acting on it as well would be cancelled
