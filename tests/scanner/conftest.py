@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import ipaddress
 import ssl
@@ -22,6 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from exwatch.net.transport import TRANSPORTS
+from exwatch.scan import host
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 T = TypeVar("T")
@@ -251,6 +255,23 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, T]], T]
             return r.run(coro)
 
     return runner
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per transport (`--transport`): the test module's `scan_host`
+    gets its settings with this transport."""
+    name: str = request.param
+    real = host.scan_host
+
+    async def scan_host(
+        ip: str, port: int, hostname: str | None, settings: Any, claim: Any = None
+    ) -> dict[str, Any]:
+        changed = dataclasses.replace(settings, transport=name)
+        return await real(ip, port, hostname, changed, claim)
+
+    monkeypatch.setattr(request.module, "scan_host", scan_host)
+    return name
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ from .exchange_sim import EXPORTTOOL, exchange_routes
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 FAST = HostSettings(connect_timeout=0.5, tls_timeout=0.5, read_timeout=0.5, host_timeout=3.0)
+
+# Every case runs under each transport (`--transport python|wreq`).
+pytestmark = pytest.mark.usefixtures("transport")
 BOUND = 2.5  # seconds: a safety net against hangs, not a speed assertion
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]

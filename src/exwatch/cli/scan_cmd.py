@@ -12,6 +12,7 @@ from rich.table import Table
 from exwatch.checks import catalogue
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
+from exwatch.net.transport import DEFAULT_TRANSPORT, TRANSPORTS, client_class
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
 from exwatch.scan.targets import Spec, parse_ports, parse_shard
 
@@ -148,6 +149,14 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="Probe Exchange hosts further (manifest, NTLM, OWA headers) or read only the logon page.",
 )
 @click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default=DEFAULT_TRANSPORT,
+    show_default=True,
+    help="HTTP(S) client: python (asyncio + ssl) or wreq (Rust + BoringSSL, less CPU per"
+    " host, no TLS version/cipher in records; needs pip install 'exwatch[fast]').",
+)
+@click.option(
     "--add-probe",
     "extra_probes",
     multiple=True,
@@ -198,6 +207,7 @@ def scan(
     plain_http: bool,
     user_agent: str | None,
     follow_ups: bool,
+    transport: str,
     extra_probes: tuple[str, ...],
     checks: tuple[str, ...],
     workers: int | None,
@@ -249,7 +259,9 @@ def scan(
         extra_probes=list(extra_probes),
         scan_id=scan_id,
         checks=list(catalogue.parse(checks)) if checks else [],
+        transport=transport,
     )
+    client_class(transport)  # refuse a transport that is not installed before anything starts
     probe_ids(job.extra_probes)  # refuse unknown probe ids before anything starts
     if job.db is None and job.output is None:
         raise UsageError("--no-db needs --output, or nothing would be kept")

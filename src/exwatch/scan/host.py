@@ -40,6 +40,7 @@ from exwatch.fingerprint import (
 from exwatch.model import Status
 from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits
+from exwatch.net.transport import DEFAULT_TRANSPORT, client_class
 from exwatch.probes import BY_ID, Probe, ProbeContext, Stage, select
 from exwatch.scan.record import new_record
 
@@ -117,11 +118,13 @@ class HostSettings:
     allow_intrusive: bool = False
     checks: tuple[str, ...] = ()  # opt-in check ids (exwatch.checks.catalogue), in order
     check_timeout: float = 60.0  # more time for a host the checks run on
+    transport: str = DEFAULT_TRANSPORT  # net.transport.TRANSPORTS
 
     def __post_init__(self) -> None:
         # Refuse unknown or (unless allowed) intrusive probes when the settings are made,
         # so a bad configuration fails once at startup, not once per host.
         select(self.probes, allow_intrusive=self.allow_intrusive)
+        client_class(self.transport)
         if self.checks:
             from exwatch.checks import catalogue
 
@@ -387,7 +390,7 @@ async def scan_host(
         probes = select(settings.probes, allow_intrusive=settings.allow_intrusive)
         tls = settings.use_tls(port)
         host_header, host = _host_header(ip, port, hostname, tls)
-        client = HttpClient(
+        client = client_class(settings.transport)(
             ip,
             port,
             use_tls=tls,

@@ -62,12 +62,13 @@ class ScanJob:
     list_identity: list[dict[str, Any]] | None = None  # their path/size/digest, once computed
     scan_id: str | None = None  # a census shared by several shards/machines (--scan-id)
     checks: list[str] = field(default_factory=list)  # opt-in check ids (--check), in order
+    transport: str = "python"  # net.transport.TRANSPORTS; how, not what: not a resume key
 
     def params(self) -> dict[str, Any]:
         """What identifies the scan for --resume (how many workers ran it does not).  A
         scan without checks has no `checks` key, as before checks existed."""
         p = asdict(self)
-        for key in ("resume", "workers", "force", "list_identity", "scan_id"):
+        for key in ("resume", "workers", "force", "list_identity", "scan_id", "transport"):
             p.pop(key)
         if not p["checks"]:
             p.pop("checks")
@@ -225,6 +226,7 @@ class _ProbeFactory:
             user_agent=job.user_agent or DEFAULT_USER_AGENT,
             probes=probe_ids(job.extra_probes),
             checks=tuple(job.checks),
+            transport=job.transport,
         )
         host = functools.partial(scan_host, settings=settings, claim=claim)
 
