@@ -48,6 +48,7 @@ from exwatch.net.mapper import ConnectionClosed, map_exception
 from exwatch.net.tls import certificate_fields, client_context, session_info
 
 _NO_BODY_STATUS = frozenset({204, 304})
+_BASE_NAMES = frozenset({"host", "user-agent", "accept", "connection"})
 _EMPTY_CERT: dict[str, Any] = {
     "subject_cn": None,
     "subject": None,
@@ -153,8 +154,13 @@ class WreqHttpClient(HttpClient):
         name = sni if (use_tls and sni) else None
         host = name or (f"[{ip}]" if ":" in ip else ip)
         self._base = f"{'https' if use_tls else 'http'}://{host}:{port}"
-        self._host_header = host_header
-        self._user_agent = user_agent
+        # Built once per host: the lines every request carries (extras are added per call).
+        self._headers = {
+            "Host": host_header,
+            "User-Agent": user_agent,
+            "Accept": "*/*",
+            "Connection": "keep-alive",
+        }
         self._name = name
         self._wreq: Client | None = None
         self._fresh = True  # the next request opens a connection (no idle one is kept)
@@ -212,22 +218,21 @@ class WreqHttpClient(HttpClient):
             # what the connection did not use of it is left to the response.
             phase_limit += self.timeouts.connect + self.timeouts.tls
         budget = self._budget(phase_limit)
-        headers = [
-            ("Host", self._host_header),
-            ("User-Agent", self._user_agent),
-            ("Accept", "*/*"),
-            ("Connection", "keep-alive"),
-            *extra_headers,
-        ]
-        header_map = wreq.HeaderMap()
-        for key, value in headers:
-            header_map.append(key, value)
+        headers: dict[str, str] | wreq.HeaderMap = self._headers
+        if extra_headers:
+            names = {k.lower() for k, _ in extra_headers}
+            if len(names) == len(extra_headers) and not names & _BASE_NAMES:
+                headers = {**self._headers, **dict(extra_headers)}
+            else:  # a repeated name: every line is sent, as the default client does
+                headers = wreq.HeaderMap()
+                for key, value in (*self._headers.items(), *extra_headers):
+                    headers.append(key, value)
         self._got = 0
         connected = not fresh
         try:
             async with asyncio.timeout(budget):
                 answer = await self._client().request(
-                    verb, self._base + target, headers=header_map, default_headers=False
+                    verb, self._base + target, headers=headers, default_headers=False
                 )
                 connected = True
                 if fresh:
