@@ -178,6 +178,11 @@ class Servers:
     async def __aexit__(self, *exc: object) -> None:
         for server in self._servers:
             server.close()
+        if self._tasks:
+            # A moment for handlers whose client has just gone to see it and end (wreq
+            # closes its sockets from its own thread, a little after the scan returns);
+            # the ones that never end by themselves (silent servers) are cancelled.
+            await asyncio.wait(list(self._tasks), timeout=0.2)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
