@@ -325,8 +325,11 @@ class WreqHttpClient(HttpClient):
                 writer.transport.abort()
 
     def close(self) -> None:
-        """Drop the wreq client: its pool, so this host's connection, goes with it."""
-        self._wreq = None
+        """Close the wreq client (its pending requests are cancelled) and drop it: its
+        pool, so this host's connection, goes with it."""
+        client, self._wreq = self._wreq, None
+        if client is not None:
+            client.close()
         self._fresh = True
 
     def abort(self) -> None:
