@@ -81,8 +81,10 @@ def test_wreq_transport_scans_the_whole_lab_right(lab: Lab, tmp_path: Path) -> N
 
 def test_unknown_transport_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "exwatch", "scan", "127.0.0.1", "--allow-private"]
-        + ["--no-db", "-o", str(tmp_path / "x.jsonl"), "--transport", "curl"],
+        [
+            *(sys.executable, "-m", "exwatch", "scan", "127.0.0.1", "--allow-private"),
+            *("--no-db", "-o", str(tmp_path / "x.jsonl"), "--transport", "curl"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
