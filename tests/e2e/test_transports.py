@@ -35,13 +35,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
 
 
-def _scan(lab: Lab, out: Path, transport: str) -> list[dict[str, Any]]:
+def _scan(lab: Lab, out: Path, *options: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "exwatch", "scan", *lab.cidr),
             *("--port", str(lab.port), "--allow-private", "--no-db", "-o", str(out)),
             *("--timeout", "5", "--concurrency", "300", "--workers", "1"),
-            *("--transport", transport),
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -59,12 +59,18 @@ def test_wreq_transport_scans_the_whole_lab_right(lab: Lab, tmp_path: Path) -> N
     profiles = {t["profile"] for t in lab.ground_truth.values()}
     assert set(SUSPECT_PROFILES) | set(WEB_PROFILES) <= profiles
 
-    fast = _scan(lab, tmp_path / "wreq.jsonl", "wreq")
+    config = tmp_path / "exwatch.toml"
+    config.write_text('[scan]\ntransport = "wreq"\n', encoding="utf-8")  # the config key
+    fast = _scan(lab, tmp_path / "wreq.jsonl", "--config", str(config))
     result = score(fast, lab.ground_truth)
     assert result.all_right, "\n".join(result.lines(50))
+    # wreq answered: its records have a certificate but no TLS version
+    answered = [r for r in fast if r["status"] == "success" and r["tls"]]
+    assert answered
+    assert all(r["tls"]["version"] is None and r["tls"]["sha256"] for r in answered)
 
     # Host by host the same as the default transport, but for what wreq cannot report.
-    default = {r["ip"]: r for r in _scan(lab, tmp_path / "python.jsonl", "python")}
+    default = {r["ip"]: r for r in _scan(lab, tmp_path / "python.jsonl", "--transport=python")}
     volatile = {"scan_id", "timestamp", "duration_ms", "error"}  # errors: wording only
     for record in fast:
         other = default[record["ip"]]
