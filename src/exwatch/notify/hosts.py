@@ -6,11 +6,13 @@ mark the address as Exchange Online (`exchange_online`) or as a look-alike that 
 plausibility checks (`suspect`) are never notified as on-prem hosts, whatever else they hold.
 `undetermined` verdicts are not findings: a message says only what the build proves.
 
-Compromise state (opt-in checks, issue 18) is read from `record["compromise"]` when present:
+Compromise state is what the opt-in web-shell check (`scan --check webshells`, checks/)
+wrote into the record, `record["checks"]["compromise"]` (docs/checks.md):
 
-    {"state": "compromised" | "clean-at-known-paths" | "unknown",
-     "indicators": [{"path": "/aspnet_client/shell.aspx", "evidence": "...", "id": "..."}],
-     "checked_at": "..."}
+    {"state": "compromised" | "clean-at-known-paths" | "unknown", "reason": "...",
+     "findings": [{"path": "/aspnet_client/shell.aspx", "shape": "...", "evidence": "..."}]}
+
+the same section `report/compromise.py` turns into the `host_checks` rows the reports read.
 """
 
 # SQL here is assembled from fixed column names of this module only; values are bound.
@@ -53,29 +55,27 @@ class Compromise:
 
 
 def compromise_of(record: Mapping[str, Any]) -> Compromise | None:
-    """The record's compromise state, or None when no check ran (or the value is unreadable)."""
-    value = record.get("compromise")
+    """The web-shell check's state in the record, or None when it did not run (or the value
+    is unreadable).  Records come from files: every field is checked for its type."""
+    checks = record.get("checks")
+    value = checks.get("compromise") if isinstance(checks, Mapping) else None
     if not isinstance(value, Mapping):
         return None
     state = value.get("state")
     if state not in COMPROMISE_STATES:
         return None
     found: list[Indicator] = []
-    raw = value.get("indicators")
+    raw = value.get("findings")
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, Mapping):
-            found.append(
-                Indicator(
-                    _str(item.get("path")),
-                    _str(item.get("evidence")),
-                    _str(item.get("id") or item.get("rule")),
-                )
-            )
-        elif isinstance(item, str):
-            found.append(Indicator(None, item, None))
+            # What the shape is (our data) and what the server showed of it (its text).
+            said = [t for t in (_str(item.get("title")), _str(item.get("evidence"))) if t]
+            evidence = ": ".join(said) or None
+            found.append(Indicator(_str(item.get("path")), evidence, _str(item.get("shape"))))
         if len(found) >= _MAX_INDICATORS:
             break
-    return Compromise(str(state), tuple(found), _str(value.get("checked_at")))
+    # The checks ran within the host's slot: the record's time is when they looked.
+    return Compromise(str(state), tuple(found), _str(record.get("timestamp")))
 
 
 def _str(value: object) -> str | None:
