@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -98,5 +97,5 @@ def scan_lab(folder: Path) -> Checked:
 
 
 @pytest.fixture(scope="session")
-def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
-    yield scan_lab(tmp_path_factory.mktemp("seams"))
+def checked(tmp_path_factory: pytest.TempPathFactory) -> Checked:
+    return scan_lab(tmp_path_factory.mktemp("seams"))

@@ -1,9 +1,10 @@
 """The hosts a scan gives reason to notify, read from the store, and what each one shows.
 
-A host is notifiable when the scan saw on-prem Exchange with at least one `vulnerable`
-verdict, or when the record carries a compromise state of `compromised`.  Records that
-mark the address as Exchange Online (`exchange_online`) or as a look-alike that failed the
-plausibility checks (`suspect`) are never notified as on-prem hosts, whatever else they hold.
+A host is notifiable when the scan saw on-prem Exchange (`exwatch/onprem.py`, the predicate
+every report, export and web page counts with) with at least one `vulnerable` verdict, or
+with a compromise state of `compromised`.  Records that mark the address as Exchange Online
+(`exchange_online`) or as a look-alike that failed the plausibility checks (`suspect`) are
+never notified, whatever else they hold; they are counted by reason.
 `undetermined` verdicts are not findings: a message says only what the build proves.
 
 Compromise state is what the opt-in web-shell check (`scan --check webshells`, checks/)
@@ -27,17 +28,13 @@ from typing import Any
 
 from exwatch.enrich.orgs import DOMAIN_EVIDENCE_ORDER, registered_domain
 from exwatch.notify.contacts import HostKeys
+from exwatch.onprem import on_prem
 from exwatch.store import Store
 
 COMPROMISED = "compromised"
 COMPROMISE_FINDING = "compromise"
 COMPROMISE_STATES = ("compromised", "clean-at-known-paths", "unknown")
 _MAX_INDICATORS = 10
-
-
-def on_prem(record: Mapping[str, Any]) -> bool:
-    """Counts as on-prem Exchange for notifications: neither Exchange Online nor suspect."""
-    return not record.get("exchange_online") and not record.get("suspect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +177,7 @@ SELECT e.ip, e.port, r.ts, r.hostname, e.ptr, r.tls_subject_cn, e.country, e.asn
 FROM enrichment e JOIN results r
   ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
 WHERE e.scan_id = ?
-  AND ((e.is_exchange AND e.vulnerable) OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
+  AND (e.vulnerable OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
 ORDER BY e.ip_sort, e.port
 """
 
@@ -202,14 +199,15 @@ def notifiable_hosts(store: Store, scan_id: str, skipped: Skipped | None = None)
         if not isinstance(record, dict):
             tally.unreadable += 1
             continue
-        if record.get("exchange_online"):
-            tally.exchange_online += 1
-            continue
-        if record.get("suspect"):
-            tally.suspect += 1
+        # is_exchange is on_prem(record) as the store wrote it; the record says why not.
+        if not is_exchange or not on_prem(record):
+            if record.get("exchange_online"):
+                tally.exchange_online += 1
+            elif record.get("suspect"):
+                tally.suspect += 1
             continue
         compromise = compromise_of(record)
-        vulnerable_cves = tuple(sorted(cves or ())) if is_exchange and vulnerable else ()
+        vulnerable_cves = tuple(sorted(cves or ())) if vulnerable else ()
         if not vulnerable_cves and (compromise is None or compromise.state != COMPROMISED):
             continue  # the LIKE prefilter matched text elsewhere in the record
         answer = _json(evidence_text)
@@ -247,5 +245,4 @@ __all__ = [
     "compromise_of",
     "host_keys",
     "notifiable_hosts",
-    "on_prem",
 ]

@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from exwatch.errors import UsageError
+from exwatch.onprem import on_prem, on_prem_sql
 from exwatch.report.aggregate import country_code, pct
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
@@ -103,7 +104,7 @@ def from_record(record: Mapping[str, Any], ts: Any = None) -> HostCheck | None:
     """The checked-host view of one scan record; None when no check ran on an on-prem
     Exchange host.  Records come from files: every field is checked for its type."""
     checks = record.get("checks")
-    if not isinstance(checks, dict) or not isinstance(record.get("exchange"), dict):
+    if not isinstance(checks, dict) or not on_prem(record):
         return None
     ran = _texts(checks.get("ran"))
     if not ran:
@@ -172,7 +173,7 @@ def _create(store: Store) -> None:
 def _records(store: Store, scan_id: str) -> Iterator[Any]:
     yield from store.stream(
         "SELECT r.ip, r.port, r.ts, CAST(r.record AS TEXT) FROM results r"
-        " WHERE r.scan_id = ? AND r.is_exchange AND CAST(r.record AS TEXT) LIKE ?",
+        f" WHERE r.scan_id = ? AND {on_prem_sql('r')} AND CAST(r.record AS TEXT) LIKE ?",
         [scan_id, _HAS_CHECKS],
     )
 
@@ -236,7 +237,7 @@ def checked_hosts(
     if store.read_only:
         sql = (
             f"SELECT r.ip, r.port, r.ts, CAST(r.record AS TEXT), {group} FROM results r{join}"
-            " WHERE r.scan_id = ? AND r.is_exchange AND CAST(r.record AS TEXT) LIKE ?" + where
+            f" WHERE r.scan_id = ? AND {on_prem_sql('r')} AND CAST(r.record AS TEXT) LIKE ?" + where
         )
         for ip, port, ts, text, *fields in store.stream(
             sql, [scan_id, _HAS_CHECKS, *([code] if code else [])]

@@ -17,10 +17,10 @@ from datetime import date
 from typing import Any, Literal
 
 from exwatch.errors import UsageError
+from exwatch.onprem import on_prem_sql
 from exwatch.report import rollup
 from exwatch.report.aggregate import country_code, pct, resolve_scan, scan_day
 from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds, build_lag, summarise
-from exwatch.report.onprem import on_prem_sql
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
 

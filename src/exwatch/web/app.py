@@ -51,7 +51,7 @@ from exwatch.web.groups_view import (
     per_country,
     totals,
 )
-from exwatch.web.hosts_view import SHOW, host_detail, host_listing
+from exwatch.web.hosts_view import COMPROMISE, SHOW, host_detail, host_listing
 from exwatch.web.listing import Listing, Paging
 from exwatch.web.notifications_view import available, notification_listing, per_organisation
 from exwatch.web.openapi import document
@@ -299,7 +299,12 @@ def hosts(store: Store, request: Request) -> Result:
         "hosts.html.j2",
         {"scan_id": scan_id, **listing.to_json()},
         listing,
-        view={"title": "Hosts", "crumbs": crumbs, "show_choices": SHOW},
+        view={
+            "title": "Hosts",
+            "crumbs": crumbs,
+            "show_choices": SHOW,
+            "compromise_choices": COMPROMISE,
+        },
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exwatch.errors import UsageError
+from exwatch.onprem import on_prem_sql
 from exwatch.report import trends
 from exwatch.report.aggregate import resolve_scan
 from exwatch.store import Store
@@ -139,8 +140,8 @@ _STATE = (
 _SIDE = (
     "SELECT ip, port, min(ip_sort) AS ip_sort, min(country) AS country,"
     " min(organisation) AS organisation,"
-    " bool_or(coalesce(is_exchange, FALSE)) AS x,"
-    " bool_or(coalesce(is_exchange AND vulnerable, FALSE)) AS v"
+    f" bool_or({on_prem_sql()}) AS x,"
+    f" bool_or({on_prem_sql()} AND coalesce(vulnerable, FALSE)) AS v"
     " FROM enrichment WHERE scan_id = ? GROUP BY ip, port"
 )
 CHANGE_COLUMNS = [
