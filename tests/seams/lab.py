@@ -9,6 +9,7 @@ DuckDB file, or the JSON lines loaded into a new PostgreSQL schema by `exwatch i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,11 +31,12 @@ BASE = "127.31.0.1"
 ORGANISATION, CONTACT = "Lab Gemeente", "soc@lab.example"
 
 
-def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 300, columns: int = 80) -> subprocess.CompletedProcess[str]:
     """The CLI as users run it: a process of its own, output in pipes."""
     return subprocess.run(
-        [*EXWATCH, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+        [*EXWATCH, *args], capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Checked:
     duckdb: Path
     truth: dict[str, Any]
     constituency: Path
+    port: int
+    summary: str  # what the scan printed on stderr
 
     @cached_property
     def records(self) -> list[dict[str, Any]]:
@@ -76,13 +80,16 @@ class Checked:
         return url
 
 
-def scan_lab(folder: Path) -> Checked:
-    with Lab(hosts=HOSTS, port=free_port(), seed=21, base=BASE, workdir=folder / "lab") as lab:
+def scan_lab(folder: Path, *, seed: int = 21, port: int | None = None) -> Checked:
+    """Scan a lab of this seed (on `port`, else a free one) with every check."""
+    port = free_port() if port is None else port
+    folder.mkdir(parents=True, exist_ok=True)
+    with Lab(hosts=HOSTS, port=port, seed=seed, base=BASE, workdir=folder / "lab") as lab:
         out, db = folder / "r.jsonl", folder / "s.duckdb"
         p = run(
             "scan", *lab.cidr, "--port", str(lab.port), "--allow-private", "--timeout", "3",
-            "--check", "all-safe", "-o", str(out), "--db", str(db), "-q",
-            "--user-agent", AGENT,
+            "--check", "all-safe", "-o", str(out), "--db", str(db), "--user-agent", AGENT,
+            columns=200,
         )  # fmt: skip
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stderr
@@ -93,9 +100,16 @@ def scan_lab(folder: Path) -> Checked:
         f"127.31.0.0/16,{ORGANISATION},municipality,BE,{CONTACT},en\n",
         encoding="utf-8",
     )
-    return Checked(folder, out, db, truth, constituency)
+    return Checked(folder, out, db, truth, constituency, port, p.stderr)
 
 
 @pytest.fixture(scope="session")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> Checked:
     return scan_lab(tmp_path_factory.mktemp("seams"))
+
+
+@pytest.fixture(scope="session")
+def rescanned(checked: Checked) -> Checked:
+    """The same addresses and port a week later, holding other servers (another seed):
+    hosts patched, mitigated, newly vulnerable, newly compromised, cleaned up."""
+    return scan_lab(checked.folder / "later", seed=22, port=checked.port)

@@ -25,9 +25,12 @@ def _mixed(checked: Checked, folder: Path) -> Path:
     the markings the lab scan recorded for such hosts."""
     records = checked.records
     base = next(
-        r for r in records
-        if r["exchange"] and "vulnerable" in r["cves"].values() and not r.get("checks", {}).get("compromise", {}).get("state") == "compromised"
-    )  # fmt: skip
+        r
+        for r in records
+        if r["exchange"]
+        and "vulnerable" in r["cves"].values()
+        and r["ip"] not in checked.compromised()
+    )
     online = next(r["exchange_online"] for r in records if r.get("exchange_online"))
     suspect = next(r["suspect"] for r in records if r.get("suspect"))
     lines = []

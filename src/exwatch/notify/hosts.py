@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from exwatch.enrich.orgs import DOMAIN_EVIDENCE_ORDER, registered_domain
+from exwatch.model import Verdict
 from exwatch.notify.contacts import HostKeys
 from exwatch.onprem import on_prem
 from exwatch.store import Store
@@ -75,6 +76,14 @@ def compromise_of(record: Mapping[str, Any]) -> Compromise | None:
     return Compromise(str(state), tuple(found), _str(record.get("timestamp")))
 
 
+def mitigated_of(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The record's CVEs with the verdict `mitigated`, sorted."""
+    cves = record.get("cves")
+    if not isinstance(cves, Mapping):
+        return ()
+    return tuple(sorted(str(c) for c, v in cves.items() if v == Verdict.MITIGATED.value))
+
+
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -102,6 +111,9 @@ class Host:
     vulnerable_cves: tuple[str, ...]
     compromise: Compromise | None
     keys: HostKeys = field(repr=False, compare=False)
+    # CVEs whose verdict is `mitigated` (a mitigation seen on a vulnerable build, opt-in
+    # checks): shown apart in the message; not findings, the update is still to install.
+    mitigated_cves: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -232,6 +244,7 @@ def notifiable_hosts(store: Store, scan_id: str, skipped: Skipped | None = None)
             vulnerable_cves=vulnerable_cves,
             compromise=compromise,
             keys=host_keys(str(ip), int(asn) if asn is not None else None, answer),
+            mitigated_cves=mitigated_of(record),
         )
 
 
@@ -244,5 +257,6 @@ __all__ = [
     "Skipped",
     "compromise_of",
     "host_keys",
+    "mitigated_of",
     "notifiable_hosts",
 ]

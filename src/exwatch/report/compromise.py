@@ -274,6 +274,23 @@ def _stored(values: Any) -> HostCheck:
     )  # fmt: skip
 
 
+# The checked-host row of an enrichment row e (at most one: both are one per result row).
+CHECKS_JOIN = (
+    " LEFT JOIN host_checks h ON h.scan_id = e.scan_id AND h.ip = e.ip AND h.port = e.port"
+    " AND h.ts = e.ts"
+)
+
+
+def mitigated_counts(store: Store, scan_id: str, *, country: str | None = None) -> Counter[str]:
+    """Checked hosts per CVE whose merged verdict is `mitigated` (a mitigation seen on a
+    vulnerable build): the counts views show them apart from vulnerable, patched and
+    not affected.  Only the checks set that verdict, so the checked hosts hold them all."""
+    found: Counter[str] = Counter()
+    for h, _ in checked_hosts(store, scan_id, country=country):
+        found.update(h.mitigated_cves)
+    return found
+
+
 # -- views -----------------------------------------------------------------------------
 
 
@@ -690,6 +707,7 @@ def html_context(
 
 
 __all__ = [
+    "CHECKS_JOIN",
     "STATES",
     "VIEW_BY",
     "WEBSHELL_TAG",
@@ -705,5 +723,6 @@ __all__ = [
     "headline",
     "host_view",
     "html_context",
+    "mitigated_counts",
     "webshell_rows",
 ]

@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from exwatch import __version__
 from exwatch.errors import ExwatchError, StoreError, UsageError
 from exwatch.report import aggregate, trends
+from exwatch.report.compromise import mitigated_counts
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg, country_name
 from exwatch.store import Store
@@ -368,6 +369,8 @@ def cve(store: Store, request: Request) -> Result:
         for r in aggregate.group_counts(store, scan_id, "cve")
         if str(r.key) == detail["cve"]
     ]
+    if counts:
+        counts[0]["mitigated"] = mitigated_counts(store, scan_id)[detail["cve"]]
     detail["hosts"] = counts[0] if counts else None
     detail["scan_id"] = scan_id
     return Result("cve.html.j2", detail, view={"title": detail["cve"]})

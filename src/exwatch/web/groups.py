@@ -19,6 +19,7 @@ from typing import Any
 
 from exwatch.onprem import on_prem_sql
 from exwatch.report import compromise
+from exwatch.report.compromise import CHECKS_JOIN
 from exwatch.store import Store
 from exwatch.store.schema import WEB_GROUPS, WEB_GROUPS_COLUMNS, create_table
 from exwatch.web.facts import kev_list, lag_values
@@ -65,13 +66,6 @@ GROUP BY GROUPING SETS ((country), (country, asn), (country, sector),
 
 _MEMORY: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
 _BUILDING = threading.Lock()
-
-
-# The checked-host row of an enrichment row e (at most one: both are one per result row).
-CHECKS_JOIN = (
-    " LEFT JOIN host_checks h ON h.scan_id = e.scan_id AND h.ip = e.ip AND h.port = e.port"
-    " AND h.ts = e.ts"
-)
 
 
 def has_checks(store: Store, scan_id: str) -> bool:
