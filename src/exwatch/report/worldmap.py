@@ -143,9 +143,8 @@ def _shapes_folder() -> Path:
 def _country_names(source: str) -> dict[Any, Any]:
     """The `COUNTRIES = {...}` literal of the package's i18n.py, read as data (not run)."""
     for node in ast.parse(source).body:
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "COUNTRIES" for t in node.targets)
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "COUNTRIES" for t in node.targets
         ):
             value = ast.literal_eval(node.value)
             if isinstance(value, dict):
