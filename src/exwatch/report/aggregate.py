@@ -219,7 +219,7 @@ def group_counts(
         elif by == "asn" and key is not None:
             value = int(key)
         elif by == "version" and key == rollup.HIDDEN_BUILD:
-            value = None
+            value, name = None, rollup.BUILD_NOT_READ
         extra = {"patched": int(patched), "undetermined": int(undetermined)} if by == "cve" else {}
         out.append(
             GroupRow(

@@ -39,6 +39,7 @@ from exwatch.store.schema import ROLLUP, ROLLUP_BUILDS, Column
 DIMS = ("country", "asn", "sector", "organisation", "version", "cve")
 BUILD_DIMS = ("country", "asn", "sector", "organisation")
 HIDDEN_BUILD = "~hidden"  # version key of Exchange hosts whose build is hidden
+BUILD_NOT_READ = "build not read"  # their label in every report format (key: null / empty)
 
 _GROUPS = """
 SELECT
@@ -462,6 +463,7 @@ def _build_rows(
 
 __all__ = [
     "BUILD_DIMS",
+    "BUILD_NOT_READ",
     "DIMS",
     "HIDDEN_BUILD",
     "Accumulator",

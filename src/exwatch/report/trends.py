@@ -313,6 +313,8 @@ def diff_scans(store: Store, scan_a: str, scan_b: str, by: DiffBy = "country") -
             name = country_name(k) if k else "unknown"
         elif by == "asn" and k is not None:
             value = int(k)
+        elif by == "version" and k is None:
+            name = rollup.BUILD_NOT_READ
         out.append(DiffRow(value, name, *(int(c) for c in counts)))
     return out
 
