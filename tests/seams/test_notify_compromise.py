@@ -15,6 +15,7 @@ from tests.notify.pki import TestCA
 from tests.notify.runs import csv_of, html_of, notify, text_of
 from tests.notify.smtpd import smtp_server
 from tests.seams.lab import CONTACT, Checked
+from tests.web.server import serving
 
 pytestmark = pytest.mark.slow
 NOW = "2026-12-01T09:00:00Z"
@@ -52,3 +53,8 @@ def test_compromised_hosts_are_notified_and_tracked(
     with open_store(db, read_only=True) as store:
         cases = store.query("SELECT ip FROM notify_cases WHERE finding = 'compromise'")
     assert {str(ip) for (ip,) in cases} == compromised
+    # The web's host page lists the message sent about the host.
+    with serving(db) as site:
+        for ip in compromised:
+            sent = site.get(f"/api/hosts/{ip}").json()["notifications"]
+            assert [n["message_id"] for n in sent] == [message["Message-ID"]], ip

@@ -381,6 +381,10 @@ def notifications_for(store: Store, ip: str) -> list[dict[str, Any]]:
     names = notification_columns(store)
     if "ip" in names:
         where, args = "CAST(ip AS VARCHAR) = ?", [ip]
+    elif store.has_table("notification_items"):
+        # notify lists each message's hosts as items, one row per (host, finding).
+        where = "notification_id IN (SELECT notification_id FROM notification_items WHERE ip = ?)"
+        args = [ip]
     elif "hosts" in names:
         where, args = "CAST(hosts AS VARCHAR) LIKE ?", [f'%"{ip}"%']
     else:
