@@ -1,9 +1,15 @@
-"""What one stored scan record says about exposure, for report views (pure functions).
+"""Exposure facts the report and web views share (pure functions over the catalogue and
+over one stored record).
 
-Report views (months-behind distribution, KEV-only view, by CVE with patch lag) read records
-as stored: `record["cves"]` is `{CVE: verdict}` and `record["exchange"]["patch_lag"]` the
-object built by `PatchLag.to_json()`.  Records written before patch lag existed carry only
-the build; for those the lag is computed from the build with the shipped catalogue.
+- From the catalogue: `kev_cves` (the CVE ids in CISA's KEV catalog, which rollups, the
+  KEV view and the web count with) and `cve_facts` (one row per catalogued CVE: identity,
+  severity, KEV, fixing update; the web's CVE list).
+- Months behind: `DAYS_PER_MONTH`, `MONTH_BUCKETS` and `month_bucket`, the distribution the
+  patch-lag reports bucket by (report/lag.py).
+- Over one record as stored (`record["cves"]` is `{CVE: verdict}`, `record["exchange"]
+  ["patch_lag"]` the object of `PatchLag.to_json()`): `kev_hits`, `patch_lag_of` (computed
+  from the build with the shipped catalogue for records written before patch lag existed)
+  and `months_behind`.  The reports themselves read the store's columns and rollups.
 """
 
 from __future__ import annotations

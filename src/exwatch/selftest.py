@@ -3,6 +3,7 @@
 Detection knowledge lives as data (build table, CVE catalogue, fingerprints, log rules,
 sector keywords).  Every entry carries examples; each data module exposes a `selftest()`
 that checks schema, internal consistency and every example, and returns a CheckResult.
+The notify message templates are checked the same way (rendered around hostile strings).
 This module only lists them: add a line to CHECKS when you add a data file.
 """
 
@@ -34,6 +35,7 @@ CHECKS: tuple[str, ...] = (
     "exwatch.hostcheck.files:selftest",
     "exwatch.checks.indicators:selftest",
     "exwatch.checks.behaviour:selftest",
+    "exwatch.notify.selftest:selftest",
 )
 
 

@@ -60,8 +60,8 @@ def exchange(
         "headers": {"server": "Microsoft-IIS/10.0"},
         "http_status": 200,
     }
-    if compromise is not None:
-        rec["compromise"] = compromise
+    if compromise is not None:  # where the web-shell check writes it (docs/checks.md)
+        rec["checks"] = {"asked": ["webshells"], "ran": ["webshells"], "compromise": compromise}
     return rec
 
 

@@ -141,17 +141,16 @@ def test_a_compromise_state_is_reported_first_and_plainly(
 ) -> None:
     shell = {
         "state": "compromised",
-        "indicators": [
+        "findings": [
             {"path": "/aspnet_client/system_web/errorFE.aspx", "evidence": "China Chopper form"}
         ],
-        "checked_at": "2026-03-01T08:00:05Z",
     }
     scans = {
         "census": [
             # Patched, yet a web shell answers: still a message, about the compromise.
             exchange("census", "193.190.30.1", "2026-03-01", "15.2.2562.53", compromise=shell),
             exchange("census", "193.190.30.2", "2026-03-01", OLD,
-                     compromise={"state": "clean-at-known-paths", "indicators": []}),
+                     compromise={"state": "clean-at-known-paths", "findings": []}),
             exchange("census", "193.190.30.3", "2026-03-01", OLD, compromise={"state": "unknown"}),
         ]
     }  # fmt: skip
@@ -179,7 +178,7 @@ def test_server_strings_cannot_inject_headers_escapes_markup_or_formulas(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     formula = '=HYPERLINK("http://evil.example","x")'
-    shell = {"state": "compromised", "indicators": [{"path": "/x.aspx\r\nBcc: a@b.example",
+    shell = {"state": "compromised", "findings": [{"path": "/x.aspx\r\nBcc: a@b.example",
              "evidence": "<img src=x onerror=alert(1)>\x1b[31m"}]}  # fmt: skip
     scans = {
         "census": [

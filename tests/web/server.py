@@ -14,12 +14,6 @@ from typing import Any
 
 import uvicorn
 
-# Loaded now, before any test renders the world map: pygal's import hook (a legacy finder)
-# turns every later first import into an ImportWarning, an error under this suite's rules.
-import uvicorn.lifespan.on
-import uvicorn.loops.asyncio
-import uvicorn.protocols.http.h11_impl
-
 from exwatch.web import create_app
 from exwatch.web.auth import Credentials
 from tests.lab.running import free_port

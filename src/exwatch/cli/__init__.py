@@ -1,8 +1,16 @@
-"""The `exwatch` command line: parse arguments, call the library, map errors to exit codes.
+"""The `exwatch` command group and its entry point `main`: parse arguments, call the library,
+map errors to exit codes.
 
-Each subcommand lives in its own module in this package and is listed once in COMMANDS.
-Exit codes: 0 success (for hostcheck: nothing found), 1 findings or a runtime failure
-reported as data, 2 usage error.  A user never sees a traceback unless `--debug` is given.
+This module holds the group only: COMMANDS lists each subcommand once (module, attribute,
+one-line help) and `LazyGroup` imports a subcommand's module (`*_cmd.py` in this package)
+when it is used, so `exwatch assess` does not pay for the scanner's or the web's imports;
+every subcommand gets `--config FILE`, whose TOML (default `./exwatch.toml`) supplies option
+defaults through click's default_map (`config.py`; the command line still wins).
+
+Exit codes: 0 success, 1 a runtime failure reported as data (ExwatchError) or findings,
+2 usage error, 130 interrupted (Ctrl-C) or aborted; commands may return their own (scan:
+128 + the signal that stopped it; hostcheck: 1 findings, 3 nothing could be read, 4 partly
+read; see each `--help`).  A user never sees a traceback unless `--debug` is given.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from exwatch.cli.progress import scan_progress
 from exwatch.cli.scan_cmd import print_summary
+from exwatch.onprem import on_prem
 from exwatch.scan.job import ScanJob, execute
 
 
@@ -72,19 +73,32 @@ def demo(hosts: int, workdir: str, port: int, seed: int, quiet: bool) -> int:
     stdout = Console(highlight=False)
     products: Counter[str] = Counter()
     vulnerable: Counter[str] = Counter()
+    apart: Counter[str] = Counter()  # answered like Exchange, not an organisation's own server
     for r in records:
-        ex = r.get("exchange")
-        if not ex:
+        if r.get("exchange_online"):
+            apart["Exchange Online front ends"] += 1
+        elif r.get("suspect"):
+            apart["suspect (honeypots, look-alikes)"] += 1
+        if not on_prem(r):
             continue
-        products[f"{ex.get('product') or 'Exchange (build hidden)'}"] += 1
+        ex = r["exchange"]
+        products[f"{ex.get('product') or 'Exchange (build not read)'}"] += 1
         for cve, verdict in (r.get("cves") or {}).items():
             if verdict == "vulnerable":
                 vulnerable[cve] += 1
-    table = Table(title="Exchange servers found", header_style="bold")
+    table = Table(title="on-prem Exchange servers found", header_style="bold")
     table.add_column("product")
     table.add_column("hosts", justify="right")
     for name, n in products.most_common():
         table.add_row(name, str(n))
+    table.add_section()
+    table.add_row("on-prem Exchange", str(sum(products.values())))
+    stdout.print(table)
+    table = Table(title="answered like Exchange, not counted as on-prem", header_style="bold")
+    table.add_column("kind")
+    table.add_column("hosts", justify="right")
+    for name in ("Exchange Online front ends", "suspect (honeypots, look-alikes)"):
+        table.add_row(name, str(apart[name]))
     stdout.print(table)
     table = Table(title="hosts with a vulnerable verdict, per CVE", header_style="bold")
     table.add_column("CVE")

@@ -14,10 +14,13 @@ _GROUP_COLUMNS = [
     ("vulnerable_a", "vulnerable in A"),
     ("vulnerable_b", "vulnerable in B"),
     ("patched", "patched"),
+    ("mitigated", "mitigated"),
     ("still_vulnerable", "still vulnerable"),
     ("not_seen", "not seen in B"),
     ("no_longer_exchange", "no longer Exchange"),
     ("newly_vulnerable", "newly vulnerable"),
+    ("newly_compromised", "newly compromised"),
+    ("no_longer_compromised", "no longer compromised"),
     ("patch_rate", "patch rate %"),
 ]
 _HOST_COLUMNS = [
@@ -26,6 +29,7 @@ _HOST_COLUMNS = [
     ("country", "country"),
     ("before", "in A"),
     ("after", "in B"),
+    ("compromise", "web shells"),
 ]
 
 

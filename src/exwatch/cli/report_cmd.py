@@ -38,7 +38,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
     "cve": [
         ("key", "CVE"), ("name", "name"), ("kev_added", "KEV"), ("cvss", "CVSS"),
         ("fixed_by", "fixed by"), ("hosts", "assessed"), ("vulnerable", "vulnerable"),
-        ("patched", "patched"), ("undetermined", "undetermined"), ("eol", "vuln+EOL"),
+        ("patched", "patched"), ("mitigated", "mitigated"), ("undetermined", "undetermined"),
+        ("not_affected", "not affected"), ("eol", "vuln+EOL"),
     ],
     "months": [
         ("key", "months"), ("name", "behind the newest update"), ("exchange", "Exchange"),

@@ -40,6 +40,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     console.print(
         f"scan {summary.scan_id} {state}: {t.done:,} addresses in {t.elapsed:.1f} s "
         f"({t.rate:,.0f}/s), {t.exchange:,} Exchange, {t.vulnerable:,} with a vulnerable verdict"
+        + (f", {t.compromised:,} compromised of {t.checked:,} checked" if t.checked else "")
         + (f", {t.skipped:,} already done" if t.skipped else ""),
         soft_wrap=True,
     )

@@ -2,19 +2,21 @@
 
 Anyone controlling a reverse zone can publish any PTR name (e.g. mail.politie.nl); only when that
 name's A/AAAA records contain the address does it say something about the owner.  The resolver is
-a pair of async callables so tests can supply a table; the system resolver uses the event loop's
-getnameinfo/getaddrinfo (run in the default executor), so lookups never block the loop.  Opt-in
-(`--rdns`): it sends DNS queries for every scanned address.
+a pair of async callables so tests can supply a table; the system resolver is the network
+layer's (`net/dns.py`: the event loop's getnameinfo/getaddrinfo in the default executor, so
+lookups never block the loop).  Opt-in (`--rdns`): it sends DNS queries for every scanned address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from exwatch.net import dns
+from exwatch.net.dns import LookupFailed
 
 PtrStatus = Literal["confirmed", "unconfirmed", "no-ptr", "timeout", "error"]
 ReverseLookup = Callable[[str], Awaitable[str | None]]
@@ -22,10 +24,6 @@ ForwardLookup = Callable[[str], Awaitable[list[str]]]
 
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_CONCURRENCY = 32
-
-
-class LookupFailed(Exception):
-    """A resolver's way to say 'no answer' (NXDOMAIN, SERVFAIL) without a timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +47,11 @@ class PtrResult:
 
 
 async def system_reverse(ip: str) -> str | None:
-    loop = asyncio.get_running_loop()
-    try:
-        host, _port = await loop.getnameinfo((ip, 0), socket.NI_NAMEREQD)
-    except (socket.gaierror, socket.herror, OSError) as exc:
-        raise LookupFailed(str(exc)) from exc
-    return host or None
+    return await dns.reverse_name(ip)
 
 
 async def system_forward(name: str) -> list[str]:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, OSError) as exc:
-        raise LookupFailed(str(exc)) from exc
-    return [str(info[4][0]) for info in infos]
+    return await dns.addresses(name)
 
 
 SYSTEM_RESOLVER = Resolver(system_reverse, system_forward)

@@ -2,10 +2,13 @@
 
 `client.HttpClient` (TCP, TLS, keep-alive HTTP/1.1 over asyncio streams, per-phase and
 per-host deadlines), `http` (bounded message reading), `tls` (scanning context and
-certificate capture) and `mapper.map_exception` (OS/ssl/asyncio exceptions -> ProbeError,
-in one place).  Works on the stdlib event loop and on uvloop.  `transport.client_class`
-picks the client for `--transport`: this one (`python`), or `transport_wreq.WreqHttpClient`
-(`wreq`, the optional `exwatch[fast]`), which has the same interface.
+certificate capture), `mapper.map_exception` (OS/ssl/asyncio exceptions -> ProbeError,
+in one place), `dns` (the system resolver: target names, forward-confirmed PTRs), `fetch`
+(security.txt) and `smtp` (notify).  tests/foundation/test_layering.py holds every other
+module to no network calls.  Works on the stdlib event loop and on uvloop.
+`transport.client_class` picks the client for `--transport`: this one (`python`), or
+`transport_wreq.WreqHttpClient` (`wreq`, the optional `exwatch[fast]`), which has the same
+interface.
 """
 
 from exwatch.net.client import HttpClient, Timeouts

@@ -9,7 +9,8 @@ For each open case, every observation of its host made after the case's first me
 - the host answers and the finding is gone -> the case closes at that observation's time:
   `patched` (the CVE's verdict is now patched), `updated` (a full four-part build that has
   the fix, where the verdict stays undetermined only because the fix also needs a
-  configuration step no version shows), `not-vulnerable` (not affected or mitigated),
+  configuration step no version shows), `mitigated` (the opt-in checks saw a mitigation:
+  not patched, but the reported path is closed), `not-vulnerable` (not affected),
   `not-exchange` (the address answers without on-prem Exchange), `exchange-online`,
   `suspect`, or `clean` (a compromise check now finds nothing at the known paths);
 - an undetermined verdict of a CU-level build (the update cannot be seen), or no answer
@@ -102,6 +103,9 @@ def judge(
         return "gone", "not-exchange"
     if finding in vulnerable:
         return "present", None
+    verdicts = record.get("cves")
+    if isinstance(verdicts, dict) and verdicts.get(finding) == "mitigated":
+        return "gone", "mitigated"
     if finding not in assessed:
         return "unknown", None
     if finding in undetermined:

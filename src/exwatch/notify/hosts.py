@@ -1,16 +1,19 @@
 """The hosts a scan gives reason to notify, read from the store, and what each one shows.
 
-A host is notifiable when the scan saw on-prem Exchange with at least one `vulnerable`
-verdict, or when the record carries a compromise state of `compromised`.  Records that
-mark the address as Exchange Online (`exchange_online`) or as a look-alike that failed the
-plausibility checks (`suspect`) are never notified as on-prem hosts, whatever else they hold.
+A host is notifiable when the scan saw on-prem Exchange (`exwatch/onprem.py`, the predicate
+every report, export and web page counts with) with at least one `vulnerable` verdict, or
+with a compromise state of `compromised`.  Records that mark the address as Exchange Online
+(`exchange_online`) or as a look-alike that failed the plausibility checks (`suspect`) are
+never notified, whatever else they hold; they are counted by reason.
 `undetermined` verdicts are not findings: a message says only what the build proves.
 
-Compromise state (opt-in checks, issue 18) is read from `record["compromise"]` when present:
+Compromise state is what the opt-in web-shell check (`scan --check webshells`, checks/)
+wrote into the record, `record["checks"]["compromise"]` (docs/checks.md):
 
-    {"state": "compromised" | "clean-at-known-paths" | "unknown",
-     "indicators": [{"path": "/aspnet_client/shell.aspx", "evidence": "...", "id": "..."}],
-     "checked_at": "..."}
+    {"state": "compromised" | "clean-at-known-paths" | "unknown", "reason": "...",
+     "findings": [{"path": "/aspnet_client/shell.aspx", "shape": "...", "evidence": "..."}]}
+
+the same section `report/compromise.py` turns into the `host_checks` rows the reports read.
 """
 
 # SQL here is assembled from fixed column names of this module only; values are bound.
@@ -24,18 +27,15 @@ from datetime import datetime
 from typing import Any
 
 from exwatch.enrich.orgs import DOMAIN_EVIDENCE_ORDER, registered_domain
+from exwatch.model import Verdict
 from exwatch.notify.contacts import HostKeys
+from exwatch.onprem import on_prem
 from exwatch.store import Store
 
 COMPROMISED = "compromised"
 COMPROMISE_FINDING = "compromise"
 COMPROMISE_STATES = ("compromised", "clean-at-known-paths", "unknown")
 _MAX_INDICATORS = 10
-
-
-def on_prem(record: Mapping[str, Any]) -> bool:
-    """Counts as on-prem Exchange for notifications: neither Exchange Online nor suspect."""
-    return not record.get("exchange_online") and not record.get("suspect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +53,35 @@ class Compromise:
 
 
 def compromise_of(record: Mapping[str, Any]) -> Compromise | None:
-    """The record's compromise state, or None when no check ran (or the value is unreadable)."""
-    value = record.get("compromise")
+    """The web-shell check's state in the record, or None when it did not run (or the value
+    is unreadable).  Records come from files: every field is checked for its type."""
+    checks = record.get("checks")
+    value = checks.get("compromise") if isinstance(checks, Mapping) else None
     if not isinstance(value, Mapping):
         return None
     state = value.get("state")
     if state not in COMPROMISE_STATES:
         return None
     found: list[Indicator] = []
-    raw = value.get("indicators")
+    raw = value.get("findings")
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, Mapping):
-            found.append(
-                Indicator(
-                    _str(item.get("path")),
-                    _str(item.get("evidence")),
-                    _str(item.get("id") or item.get("rule")),
-                )
-            )
-        elif isinstance(item, str):
-            found.append(Indicator(None, item, None))
+            # What the shape is (our data) and what the server showed of it (its text).
+            said = [t for t in (_str(item.get("title")), _str(item.get("evidence"))) if t]
+            evidence = ": ".join(said) or None
+            found.append(Indicator(_str(item.get("path")), evidence, _str(item.get("shape"))))
         if len(found) >= _MAX_INDICATORS:
             break
-    return Compromise(str(state), tuple(found), _str(value.get("checked_at")))
+    # The checks ran within the host's slot: the record's time is when they looked.
+    return Compromise(str(state), tuple(found), _str(record.get("timestamp")))
+
+
+def mitigated_of(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The record's CVEs with the verdict `mitigated`, sorted."""
+    cves = record.get("cves")
+    if not isinstance(cves, Mapping):
+        return ()
+    return tuple(sorted(str(c) for c, v in cves.items() if v == Verdict.MITIGATED.value))
 
 
 def _str(value: object) -> str | None:
@@ -105,6 +111,9 @@ class Host:
     vulnerable_cves: tuple[str, ...]
     compromise: Compromise | None
     keys: HostKeys = field(repr=False, compare=False)
+    # CVEs whose verdict is `mitigated` (a mitigation seen on a vulnerable build, opt-in
+    # checks): shown apart in the message; not findings, the update is still to install.
+    mitigated_cves: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -180,7 +189,7 @@ SELECT e.ip, e.port, r.ts, r.hostname, e.ptr, r.tls_subject_cn, e.country, e.asn
 FROM enrichment e JOIN results r
   ON r.scan_id = e.scan_id AND r.ip = e.ip AND r.port = e.port AND r.ts = e.ts
 WHERE e.scan_id = ?
-  AND ((e.is_exchange AND e.vulnerable) OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
+  AND (e.vulnerable OR CAST(r.record AS TEXT) LIKE '%"compromise"%')
 ORDER BY e.ip_sort, e.port
 """
 
@@ -202,14 +211,15 @@ def notifiable_hosts(store: Store, scan_id: str, skipped: Skipped | None = None)
         if not isinstance(record, dict):
             tally.unreadable += 1
             continue
-        if record.get("exchange_online"):
-            tally.exchange_online += 1
-            continue
-        if record.get("suspect"):
-            tally.suspect += 1
+        # is_exchange is on_prem(record) as the store wrote it; the record says why not.
+        if not is_exchange or not on_prem(record):
+            if record.get("exchange_online"):
+                tally.exchange_online += 1
+            elif record.get("suspect"):
+                tally.suspect += 1
             continue
         compromise = compromise_of(record)
-        vulnerable_cves = tuple(sorted(cves or ())) if is_exchange and vulnerable else ()
+        vulnerable_cves = tuple(sorted(cves or ())) if vulnerable else ()
         if not vulnerable_cves and (compromise is None or compromise.state != COMPROMISED):
             continue  # the LIKE prefilter matched text elsewhere in the record
         answer = _json(evidence_text)
@@ -234,6 +244,7 @@ def notifiable_hosts(store: Store, scan_id: str, skipped: Skipped | None = None)
             vulnerable_cves=vulnerable_cves,
             compromise=compromise,
             keys=host_keys(str(ip), int(asn) if asn is not None else None, answer),
+            mitigated_cves=mitigated_of(record),
         )
 
 
@@ -246,6 +257,6 @@ __all__ = [
     "Skipped",
     "compromise_of",
     "host_keys",
+    "mitigated_of",
     "notifiable_hosts",
-    "on_prem",
 ]

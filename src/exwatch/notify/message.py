@@ -37,7 +37,7 @@ CSV_COLUMNS = (
     "ip", "port", "hostname", "product", "cu", "su", "build", "days_behind", "sus_behind",
     "cus_behind",
     "vulnerable_cves", "known_exploited", "install", "install_build", "compromise", "indicators",
-    "seen_at", "reported_at", "status",
+    "seen_at", "reported_at", "status", "mitigated_cves",
 )  # fmt: skip
 
 
@@ -95,6 +95,7 @@ def hosts_csv(context: dict[str, Any]) -> str:
             h["seen_at"],
             reported[0] if reported else None,
             "new" if h["new"] else "still open",
+            " ".join(c["id"] for c in h["mitigated_cves"]),
         ]  # fmt: skip
         # Server values keep their text, minus controls; formulas are neutralised.
         writer.writerow([neutralise(text_value(v, 500)) if isinstance(v, str) else v for v in row])

@@ -218,6 +218,10 @@ def host_view(host: Host, items: Sequence[Item], on: date) -> dict[str, Any]:
         },
         "cves": shown,
         "all_cves": cves,
+        "mitigated_cves": [
+            {"id": f.id, "name": f.name, "kev": f.kev, "url": f.url}
+            for f in map(cve_facts, host.mitigated_cves)
+        ],
         "cve_count": len(cves),
         "more_cves": len(cves) - len(shown),
         "kev_count": sum(1 for c in cves if c["kev"]),

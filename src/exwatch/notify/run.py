@@ -126,7 +126,7 @@ def sample_context(sender: Sender) -> dict[str, Any]:
         sector="unknown", product="Exchange Server 2019", build="15.2.1118.7", cu="CU12",
         su=None, precision="su", eol=True, vulnerable_cves=("CVE-2021-26855",),
         compromise=Compromise("compromised", (Indicator("/aspnet_client/x.aspx", "x", "y"),)),
-        keys=HostKeys("192.0.2.1", None, (), (), {}),
+        keys=HostKeys("192.0.2.1", None, (), (), {}), mitigated_cves=("CVE-2022-41040",),
     )  # fmt: skip
     items = [Item("CVE-2021-26855", "new", None), Item("compromise", "reminder", "c", now, 1)]
     planned = Planned(

@@ -1,7 +1,7 @@
 """Per-group counts for one scan: country, AS, sector, organisation, version, CVE.
 
 Units: a *host* is one answering target address (ip:port, one result row with status
-`success`); `exchange` are hosts identified as on-prem Exchange (onprem.py); `vulnerable`
+`success`); `exchange` are hosts identified as on-prem Exchange (exwatch/onprem.py); `vulnerable`
 Exchange hosts with at least one `vulnerable` verdict; `kev` Exchange hosts with a
 vulnerable CVE in CISA's KEV catalog; `eol` Exchange hosts on an end-of-life product.
 Percentages: exchange of hosts, vulnerable, kev and eol of Exchange hosts.  Each group also
@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from exwatch.errors import StoreError, UsageError
+from exwatch.onprem import on_prem_sql
 from exwatch.report import rollup
 from exwatch.report.lag import (
     BUCKETS,
@@ -36,7 +37,6 @@ from exwatch.report.lag import (
     pct,
     summarise,
 )
-from exwatch.report.onprem import on_prem_sql
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
 
@@ -219,7 +219,7 @@ def group_counts(
         elif by == "asn" and key is not None:
             value = int(key)
         elif by == "version" and key == rollup.HIDDEN_BUILD:
-            value = None
+            value, name = None, rollup.BUILD_NOT_READ
         extra = {"patched": int(patched), "undetermined": int(undetermined)} if by == "cve" else {}
         out.append(
             GroupRow(

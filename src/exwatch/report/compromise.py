@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from exwatch.errors import UsageError
+from exwatch.onprem import on_prem, on_prem_sql
 from exwatch.report.aggregate import country_code, pct
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
@@ -103,7 +104,7 @@ def from_record(record: Mapping[str, Any], ts: Any = None) -> HostCheck | None:
     """The checked-host view of one scan record; None when no check ran on an on-prem
     Exchange host.  Records come from files: every field is checked for its type."""
     checks = record.get("checks")
-    if not isinstance(checks, dict) or not isinstance(record.get("exchange"), dict):
+    if not isinstance(checks, dict) or not on_prem(record):
         return None
     ran = _texts(checks.get("ran"))
     if not ran:
@@ -172,7 +173,7 @@ def _create(store: Store) -> None:
 def _records(store: Store, scan_id: str) -> Iterator[Any]:
     yield from store.stream(
         "SELECT r.ip, r.port, r.ts, CAST(r.record AS TEXT) FROM results r"
-        " WHERE r.scan_id = ? AND r.is_exchange AND CAST(r.record AS TEXT) LIKE ?",
+        f" WHERE r.scan_id = ? AND {on_prem_sql('r')} AND CAST(r.record AS TEXT) LIKE ?",
         [scan_id, _HAS_CHECKS],
     )
 
@@ -236,7 +237,7 @@ def checked_hosts(
     if store.read_only:
         sql = (
             f"SELECT r.ip, r.port, r.ts, CAST(r.record AS TEXT), {group} FROM results r{join}"
-            " WHERE r.scan_id = ? AND r.is_exchange AND CAST(r.record AS TEXT) LIKE ?" + where
+            f" WHERE r.scan_id = ? AND {on_prem_sql('r')} AND CAST(r.record AS TEXT) LIKE ?" + where
         )
         for ip, port, ts, text, *fields in store.stream(
             sql, [scan_id, _HAS_CHECKS, *([code] if code else [])]
@@ -271,6 +272,23 @@ def _stored(values: Any) -> HostCheck:
         items[7], items[8], items[9], items[10], items[11], items[12], items[13], items[14],
         items[15], items[16],
     )  # fmt: skip
+
+
+# The checked-host row of an enrichment row e (at most one: both are one per result row).
+CHECKS_JOIN = (
+    " LEFT JOIN host_checks h ON h.scan_id = e.scan_id AND h.ip = e.ip AND h.port = e.port"
+    " AND h.ts = e.ts"
+)
+
+
+def mitigated_counts(store: Store, scan_id: str, *, country: str | None = None) -> Counter[str]:
+    """Checked hosts per CVE whose merged verdict is `mitigated` (a mitigation seen on a
+    vulnerable build): the counts views show them apart from vulnerable, patched and
+    not affected.  Only the checks set that verdict, so the checked hosts hold them all."""
+    found: Counter[str] = Counter()
+    for h, _ in checked_hosts(store, scan_id, country=country):
+        found.update(h.mitigated_cves)
+    return found
 
 
 # -- views -----------------------------------------------------------------------------
@@ -689,6 +707,7 @@ def html_context(
 
 
 __all__ = [
+    "CHECKS_JOIN",
     "STATES",
     "VIEW_BY",
     "WEBSHELL_TAG",
@@ -704,5 +723,6 @@ __all__ = [
     "headline",
     "host_view",
     "html_context",
+    "mitigated_counts",
     "webshell_rows",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 from exwatch.knowledge.catalogue import Catalogue, Cve, default
 from exwatch.report import rollup
 from exwatch.report.aggregate import country_code
+from exwatch.report.compromise import mitigated_counts
 from exwatch.report.lag import pct
 from exwatch.store import Store
 
@@ -52,11 +53,12 @@ class CveRow:
     undetermined: int
     vulnerable_eol: int  # vulnerable and on an end-of-life product
     facts: Cve | None  # None: not in this exwatch's catalogue
+    mitigated: int = 0  # a mitigation seen on a vulnerable build (opt-in checks)
 
     @property
     def not_affected(self) -> int:
-        """Assessed hosts whose verdict is neither of the three (not-affected, mitigated)."""
-        return self.assessed - self.vulnerable - self.patched - self.undetermined
+        """Assessed hosts whose verdict is none of the four (not-affected)."""
+        return self.assessed - self.vulnerable - self.patched - self.undetermined - self.mitigated
 
     @property
     def kev(self) -> bool:
@@ -82,6 +84,7 @@ class CveRow:
             "vulnerable_pct": pct(self.vulnerable, self.assessed),
             "patched": self.patched,
             "undetermined": self.undetermined,
+            "mitigated": self.mitigated,
             "not_affected": self.not_affected,
             "eol": self.vulnerable_eol,
             "fixed_builds": [] if f is None else list(fixed_builds(f)),
@@ -103,6 +106,7 @@ def cve_report(
     cat = default()
     known = {c.id: c for c in cat.cves}
     out = []
+    mitigated = mitigated_counts(store, scan_id, country=code)
     for key, _, hosts, _, vulnerable, eol, patched, undetermined in rollup.merged(
         store, scan_id, "cve", code
     ):
@@ -118,6 +122,7 @@ def cve_report(
                 int(undetermined),
                 int(eol),
                 facts,
+                mitigated[str(key)],
             )
         )
         if limit is not None and len(out) >= limit:

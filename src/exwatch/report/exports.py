@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from exwatch.errors import UsageError
-from exwatch.report.onprem import on_prem_sql
+from exwatch.onprem import on_prem_sql
 from exwatch.store import Store
 
 ExportFormat = Literal["shadowserver", "jsonl", "parquet"]

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from exwatch import __version__
-from exwatch.report import aggregate, enrichment, remediation, trends
+from exwatch.report import aggregate, enrichment, remediation, rollup, trends
 from exwatch.report.cves import cve_report
 from exwatch.report.kev import kev_hosts
 from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds
@@ -143,7 +143,7 @@ def render_html(
         "versions": Markup(  # noqa: S704 - svgcharts escapes labels
             bar_chart(
                 [
-                    (str(r.key or "build hidden"), r.vulnerable, r.exchange)
+                    (str(r.key or rollup.BUILD_NOT_READ), r.vulnerable, r.exchange)
                     for r in ctx["versions"][:15]
                 ],
                 title="Exchange servers per build",

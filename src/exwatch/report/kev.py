@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from exwatch.exposure import kev_cves
+from exwatch.onprem import on_prem_sql
 from exwatch.report.aggregate import country_code, scan_day
 from exwatch.report.lag import build_lag
-from exwatch.report.onprem import on_prem_sql
 from exwatch.store import Store
 
 

@@ -20,7 +20,7 @@ their state records the list they were counted with, and another list rebuilds t
 version dimension reads the country cells by build.  Both tables are "the scan's rollup":
 current together, and counted together while enriching; `ensure` rebuilds the stale part.
 
-"Exchange" means on-prem Exchange as `onprem.py` decides, in SQL and in Python alike.
+"Exchange" means on-prem Exchange as `exwatch/onprem.py` decides, in SQL and in Python alike.
 """
 
 # SQL here is assembled from fixed column names of this module; values are bound parameters.
@@ -32,13 +32,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from exwatch.exposure import kev_cves
-from exwatch.report.onprem import counts_as_on_prem, on_prem_sql
+from exwatch.onprem import counts_as_on_prem, on_prem_sql
 from exwatch.store import Store
 from exwatch.store.schema import ROLLUP, ROLLUP_BUILDS, Column
 
 DIMS = ("country", "asn", "sector", "organisation", "version", "cve")
 BUILD_DIMS = ("country", "asn", "sector", "organisation")
 HIDDEN_BUILD = "~hidden"  # version key of Exchange hosts whose build is hidden
+BUILD_NOT_READ = "build not read"  # their label in every report format (key: null / empty)
 
 _GROUPS = """
 SELECT
@@ -462,6 +463,7 @@ def _build_rows(
 
 __all__ = [
     "BUILD_DIMS",
+    "BUILD_NOT_READ",
     "DIMS",
     "HIDDEN_BUILD",
     "Accumulator",

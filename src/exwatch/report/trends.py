@@ -2,8 +2,12 @@
 
 A host is a target address (ip, port).  A host is only *seen* in a scan where it answered
 (enrichment rows are answering rows), so an absence is "not seen", never "patched".
-States per sighting: vulnerable (Exchange with a vulnerable verdict), patched (Exchange, no
-vulnerable verdict), other (answered, not Exchange).
+States per sighting: vulnerable (on-prem Exchange with a vulnerable verdict), mitigated (no
+vulnerable verdict, but a `mitigated` one: a mitigation seen on a vulnerable build, opt-in
+checks), patched (on-prem Exchange, neither), other (answered, not on-prem Exchange).
+Where the opt-in checks ran in both scans, the diff also shows the web-shell check's
+changes: newly compromised, and no longer showing indicators (judged clean at the known
+paths in B; `unknown` in B says nothing).
 """
 
 # SQL here is assembled from fixed column names and clauses of this module only; every
@@ -17,10 +21,10 @@ from datetime import date
 from typing import Any, Literal
 
 from exwatch.errors import UsageError
-from exwatch.report import rollup
+from exwatch.onprem import on_prem_sql
+from exwatch.report import compromise, rollup
 from exwatch.report.aggregate import country_code, pct, resolve_scan, scan_day
 from exwatch.report.lag import DEFAULT_THRESHOLDS, Thresholds, build_lag, summarise
-from exwatch.report.onprem import on_prem_sql
 from exwatch.report.worldmap import country_name
 from exwatch.store import Store
 
@@ -197,16 +201,20 @@ class DiffRow:
     name: str | None
     vulnerable_a: int
     vulnerable_b: int
-    patched: int  # vulnerable in A, Exchange without vulnerable verdict in B
+    patched: int  # vulnerable in A, Exchange without vulnerable or mitigated verdict in B
+    mitigated: int  # vulnerable in A, in B no vulnerable verdict but a mitigated one
     still_vulnerable: int
     not_seen: int  # vulnerable in A, did not answer in B
     no_longer_exchange: int  # vulnerable in A, answered in B but not as Exchange
     newly_vulnerable: int  # vulnerable in B, not vulnerable (or not seen) in A
+    newly_compromised: int  # compromised in B, not in A (opt-in checks)
+    no_longer_compromised: int  # compromised in A, judged clean at the known paths in B
 
     @property
     def patch_rate(self) -> float | None:
-        """Share of A's vulnerable hosts seen again in B that are now patched."""
-        return pct(self.patched, self.patched + self.still_vulnerable)
+        """Share of A's vulnerable hosts seen again in B that are now patched (a mitigated
+        host is not patched)."""
+        return pct(self.patched, self.patched + self.mitigated + self.still_vulnerable)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,21 +223,51 @@ class DiffRow:
             "vulnerable_a": self.vulnerable_a,
             "vulnerable_b": self.vulnerable_b,
             "patched": self.patched,
+            "mitigated": self.mitigated,
             "still_vulnerable": self.still_vulnerable,
             "not_seen": self.not_seen,
             "no_longer_exchange": self.no_longer_exchange,
             "newly_vulnerable": self.newly_vulnerable,
+            "newly_compromised": self.newly_compromised,
+            "no_longer_compromised": self.no_longer_compromised,
             "patch_rate": self.patch_rate,
         }
 
 
-def _side(key: str) -> str:
+def side_sql(store: Store, key: str = "country") -> str:
+    """One scan's hosts for a diff: group key k, on-prem Exchange x, vulnerable v,
+    mitigated m, compromised c, and judged (the web-shell check reached a verdict)."""
+    mitigated = store.dialect.array_len("h.mitigated_cves")
     return (
-        f"SELECT ip, port, min(ip_sort) AS ip_sort, CAST(min({key}) AS VARCHAR) AS k,"
-        f" bool_or({on_prem_sql()}) AS x,"
-        f" bool_or({on_prem_sql()} AND coalesce(vulnerable, FALSE)) AS v"
-        " FROM enrichment WHERE scan_id = ? GROUP BY ip, port"
+        "SELECT e.ip, e.port, min(e.ip_sort) AS ip_sort, CAST(min(" + key + ") AS VARCHAR) AS k,"
+        " min(e.organisation) AS organisation,"
+        f" bool_or({on_prem_sql('e')}) AS x,"
+        f" bool_or({on_prem_sql('e')} AND coalesce(e.vulnerable, FALSE)) AS v,"
+        f" bool_or(coalesce({mitigated} > 0, FALSE)) AS m,"
+        " bool_or(coalesce(h.compromise = 'compromised', FALSE)) AS c,"
+        " bool_or(coalesce(h.compromise IN ('compromised', 'clean-at-known-paths'), FALSE))"
+        " AS judged"
+        f" FROM enrichment e{compromise.CHECKS_JOIN} WHERE e.scan_id = ? GROUP BY e.ip, e.port"
     )
+
+
+# A host's state in one side of a diff ({t}: a or b).
+STATE = (
+    "CASE WHEN {t}.ip IS NULL THEN 'not-seen' WHEN {t}.v THEN 'vulnerable'"
+    " WHEN {t}.x AND {t}.m THEN 'mitigated' WHEN {t}.x THEN 'patched' ELSE 'other' END"
+)
+# How the web-shell check's state changed from a to b, or NULL.
+COMPROMISE_CHANGE = (
+    "CASE WHEN b.c AND NOT coalesce(a.c, FALSE) THEN 'newly compromised'"
+    " WHEN a.c AND coalesce(b.judged, FALSE) AND NOT b.c THEN 'no longer showing indicators'"
+    " END"
+)
+
+
+def ensure_checks(store: Store, *scan_ids: str) -> None:
+    """The scans' host_checks rows, built if needed (a diff reads them for both sides)."""
+    for scan_id in scan_ids:
+        compromise.ensure(store, scan_id)
 
 
 # A host's group in the diff: B's, unless B does not know it ("unknown" sector, no
@@ -244,18 +282,26 @@ def diff_scans(store: Store, scan_a: str, scan_b: str, by: DiffBy = "country") -
     if by not in _DIFF_KEY:
         raise UsageError(f"cannot group a diff by {by!r}; one of {', '.join(DIFF_GROUPS)}")
     key = _DIFF_KEY[by]
+    ensure_checks(store, scan_a, scan_b)
+    side = side_sql(store, key)
     rows = store.query(
-        f"WITH a AS ({_side(key)}), b AS ({_side(key)}), g AS ("
+        f"WITH a AS ({side}), b AS ({side}), g AS ("
         f" SELECT {_GROUP_OF} AS key,"
         " count(*) FILTER (WHERE a.v) AS vulnerable_a,"
         " count(*) FILTER (WHERE b.v) AS vulnerable_b,"
-        " count(*) FILTER (WHERE a.v AND b.x AND NOT b.v) AS patched,"
+        " count(*) FILTER (WHERE a.v AND b.x AND NOT b.v AND NOT b.m) AS patched,"
+        " count(*) FILTER (WHERE a.v AND b.x AND NOT b.v AND b.m) AS mitigated,"
         " count(*) FILTER (WHERE a.v AND b.v) AS still_vulnerable,"
         " count(*) FILTER (WHERE a.v AND b.ip IS NULL) AS not_seen,"
         " count(*) FILTER (WHERE a.v AND b.ip IS NOT NULL AND NOT b.x) AS no_longer_exchange,"
-        " count(*) FILTER (WHERE b.v AND (a.ip IS NULL OR NOT a.v)) AS newly_vulnerable"
+        " count(*) FILTER (WHERE b.v AND (a.ip IS NULL OR NOT a.v)) AS newly_vulnerable,"
+        f" count(*) FILTER (WHERE {COMPROMISE_CHANGE} = 'newly compromised')"
+        " AS newly_compromised,"
+        f" count(*) FILTER (WHERE {COMPROMISE_CHANGE} = 'no longer showing indicators')"
+        " AS no_longer_compromised"
         " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port GROUP BY 1)"
-        " SELECT * FROM g WHERE vulnerable_a + vulnerable_b > 0"
+        " SELECT * FROM g"
+        " WHERE vulnerable_a + vulnerable_b + newly_compromised + no_longer_compromised > 0"
         " ORDER BY vulnerable_a DESC, vulnerable_b DESC, key NULLS LAST",
         [scan_a, scan_b],
     )
@@ -267,6 +313,8 @@ def diff_scans(store: Store, scan_a: str, scan_b: str, by: DiffBy = "country") -
             name = country_name(k) if k else "unknown"
         elif by == "asn" and k is not None:
             value = int(k)
+        elif by == "version" and k is None:
+            name = rollup.BUILD_NOT_READ
         out.append(DiffRow(value, name, *(int(c) for c in counts)))
     return out
 
@@ -274,33 +322,39 @@ def diff_scans(store: Store, scan_a: str, scan_b: str, by: DiffBy = "country") -
 def host_changes(
     store: Store, scan_a: str, scan_b: str, *, limit: int = 10_000
 ) -> list[dict[str, Any]]:
-    """Hosts whose state differs between A and B (vulnerable/patched/other/not-seen)."""
-    state = (
-        "CASE WHEN {t}.ip IS NULL THEN 'not-seen' WHEN {t}.v THEN 'vulnerable'"
-        " WHEN {t}.x THEN 'patched' ELSE 'other' END"
-    )
+    """Hosts whose state differs between A and B (vulnerable/mitigated/patched/other/
+    not-seen), or whose web-shell check's state changed (`compromise`)."""
+    scan_a, scan_b = resolve_scan(store, scan_a), resolve_scan(store, scan_b)
+    ensure_checks(store, scan_a, scan_b)
+    side = side_sql(store)
     rows = store.query(
-        f"WITH a AS ({_side('country')}), b AS ({_side('country')}), c AS ("
+        f"WITH a AS ({side}), b AS ({side}), c AS ("
         " SELECT coalesce(a.ip, b.ip) AS ip, coalesce(a.port, b.port) AS port,"
         " coalesce(a.ip_sort, b.ip_sort) AS ip_sort,"
-        f" {_GROUP_OF} AS country, {state.format(t='a')} AS before,"
-        f" {state.format(t='b')} AS after"
-        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port WHERE (a.v OR b.v))"
-        " SELECT ip, port, country, before, after FROM c WHERE before <> after"
+        f" {_GROUP_OF} AS country, {STATE.format(t='a')} AS before,"
+        f" {STATE.format(t='b')} AS after, {COMPROMISE_CHANGE} AS compromise"
+        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port"
+        " WHERE (a.v OR b.v OR a.c OR b.c))"
+        " SELECT ip, port, country, before, after, compromise FROM c"
+        " WHERE before <> after OR compromise IS NOT NULL"
         f" ORDER BY before, after, ip_sort, port LIMIT {int(limit)}",
-        [resolve_scan(store, scan_a), resolve_scan(store, scan_b)],
+        [scan_a, scan_b],
     )
-    keys = ("ip", "port", "country", "before", "after")
+    keys = ("ip", "port", "country", "before", "after", "compromise")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 __all__ = [
+    "COMPROMISE_CHANGE",
     "DIFF_GROUPS",
+    "STATE",
     "DiffBy",
     "DiffRow",
     "diff_scans",
+    "ensure_checks",
     "host_changes",
     "host_history",
     "scan_trend",
     "shard_completeness",
+    "side_sql",
 ]

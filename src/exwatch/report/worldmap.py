@@ -8,14 +8,15 @@ value on a sequential scale with a legend; every country carries a <title> toolt
 
 from __future__ import annotations
 
-import importlib
+import ast
+import importlib.util
 import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from exwatch.errors import DataError
@@ -128,14 +129,37 @@ def _clean(element: ET.Element) -> str:
     return "".join(ET.tostring(child, encoding="unicode") for child in element)
 
 
+def _shapes_folder() -> Path:
+    """Where the shapes package is installed, found without importing it: importing it
+    imports pygal, whose `__init__` appends an import finder without `find_spec` to
+    `sys.meta_path`, which turns later first imports into ImportWarnings (errors under
+    `-W error`).  Only its data files are read."""
+    spec = importlib.util.find_spec(SHAPES_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"no module named {SHAPES_PACKAGE!r}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _country_names(source: str) -> dict[Any, Any]:
+    """The `COUNTRIES = {...}` literal of the package's i18n.py, read as data (not run)."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "COUNTRIES" for t in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, dict):
+                return value
+    raise AttributeError("i18n.py has no COUNTRIES dict")
+
+
 @lru_cache(maxsize=1)
 def world_shapes() -> WorldShapes:
     """Country shapes keyed by upper-case ISO-2, parsed once per process."""
     try:
-        text = (files(SHAPES_PACKAGE) / "worldmap.svg").read_text(encoding="utf-8")
-        i18n: Any = importlib.import_module(f"{SHAPES_PACKAGE}.i18n")
-        raw_names = i18n.COUNTRIES
-    except (ModuleNotFoundError, OSError, AttributeError) as exc:
+        folder = _shapes_folder()
+        text = (folder / "worldmap.svg").read_text(encoding="utf-8")
+        raw_names = _country_names((folder / "i18n.py").read_text(encoding="utf-8"))
+    except (ModuleNotFoundError, OSError, AttributeError, SyntaxError, ValueError) as exc:
         raise DataError(f"world map shapes unavailable ({SHAPES_PACKAGE}): {exc}") from None
     root = ET.fromstring(text)  # noqa: S314 - package data, not attacker-controlled
     group = root.find(f".//{_SVG_NS}g[@id='countries']")

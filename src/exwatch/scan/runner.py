@@ -49,6 +49,8 @@ class Tally:
     vulnerable: int = 0
     errors: int = 0
     skipped: int = 0
+    checked: int = 0  # hosts the opt-in checks (--check) ran on
+    compromised: int = 0  # of those, found compromised by the web-shell check
     statuses: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -62,6 +64,11 @@ class Tally:
             self.exchange += 1
             if "vulnerable" in (record.get("cves") or {}).values():
                 self.vulnerable += 1
+        checks = record.get("checks")
+        if isinstance(checks, dict) and checks.get("ran"):
+            self.checked += 1
+            judged = checks.get("compromise")
+            self.compromised += isinstance(judged, dict) and judged.get("state") == "compromised"
 
     def merge(self, other: Tally) -> None:
         """Add another tally's counts (a worker's batch) to this one."""
@@ -70,6 +77,8 @@ class Tally:
         self.vulnerable += other.vulnerable
         self.errors += other.errors
         self.skipped += other.skipped
+        self.checked += other.checked
+        self.compromised += other.compromised
         self.statuses.update(other.statuses)
 
     @property

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from exwatch.errors import ExwatchError, UsageError
+from exwatch.net import dns
 from exwatch.scan.exclusions import (
     RESERVED,
     Exclusions,
@@ -474,18 +475,15 @@ async def resolve(
     The bound lives here rather than in the caller's asyncio.timeout so that every
     resolution is bounded even when the orchestrator forgets to wrap it.
     """
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM), timeout
-        )
+        found = await asyncio.wait_for(dns.addresses(name, family=family), timeout)
     except TimeoutError:
         raise ResolutionError(f"{name}: no answer within {timeout:g} s") from None
-    except (OSError, UnicodeError) as exc:
+    except dns.LookupFailed as exc:
         raise ResolutionError(f"{name}: {exc}") from None
     seen: dict[str, None] = {}
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
+    for text in found:
+        address = text.split("%", 1)[0]  # drop an IPv6 zone id
         seen.setdefault(address, None)
         if len(seen) >= limit:
             break

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exwatch.model import Status, Verdict
+from exwatch.onprem import on_prem
 
 STATUSES = frozenset(s.value for s in Status)
 VERDICTS = frozenset(v.value for v in Verdict)
@@ -169,7 +170,6 @@ def typed_row(
     shard = record.get("shard")
     if shard is not None and (not isinstance(shard, str) or not _SHARD.match(shard)):
         raise RecordError(f"shard {str(shard)[:20]!r} is not i/N")
-    exchange_value = record.get("exchange")
     exchange = _sub(record, "exchange")
     build = _text(exchange, "build")
     if build is not None and not _BUILD.match(build):
@@ -188,7 +188,7 @@ def typed_row(
         None if duration is None else float(duration),
         status,
         _text(record, "error"),
-        isinstance(exchange_value, Mapping),
+        on_prem(record),  # is_exchange: on-prem Exchange, as every view counts it
         build,
         _text(exchange, "precision"),
         _text(exchange, "product"),

@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from exwatch import __version__
 from exwatch.errors import ExwatchError, StoreError, UsageError
 from exwatch.report import aggregate, trends
+from exwatch.report.compromise import mitigated_counts
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg, country_name
 from exwatch.store import Store
@@ -51,7 +52,7 @@ from exwatch.web.groups_view import (
     per_country,
     totals,
 )
-from exwatch.web.hosts_view import SHOW, host_detail, host_listing
+from exwatch.web.hosts_view import COMPROMISE, SHOW, host_detail, host_listing
 from exwatch.web.listing import Listing, Paging
 from exwatch.web.notifications_view import available, notification_listing, per_organisation
 from exwatch.web.openapi import document
@@ -299,7 +300,12 @@ def hosts(store: Store, request: Request) -> Result:
         "hosts.html.j2",
         {"scan_id": scan_id, **listing.to_json()},
         listing,
-        view={"title": "Hosts", "crumbs": crumbs, "show_choices": SHOW},
+        view={
+            "title": "Hosts",
+            "crumbs": crumbs,
+            "show_choices": SHOW,
+            "compromise_choices": COMPROMISE,
+        },
     )
 
 
@@ -363,6 +369,8 @@ def cve(store: Store, request: Request) -> Result:
         for r in aggregate.group_counts(store, scan_id, "cve")
         if str(r.key) == detail["cve"]
     ]
+    if counts:
+        counts[0]["mitigated"] = mitigated_counts(store, scan_id)[detail["cve"]]
     detail["hosts"] = counts[0] if counts else None
     detail["scan_id"] = scan_id
     return Result("cve.html.j2", detail, view={"title": detail["cve"]})

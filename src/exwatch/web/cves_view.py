@@ -9,6 +9,7 @@ from exwatch.errors import UsageError
 from exwatch.exposure import cve_facts
 from exwatch.knowledge.catalogue import default
 from exwatch.report import aggregate
+from exwatch.report.compromise import mitigated_counts
 from exwatch.store import Store
 from exwatch.web.listing import Column
 
@@ -21,6 +22,7 @@ CVE_COLUMNS = [
     Column("assessed", "Hosts assessed", "int"),
     Column("vulnerable", "Vulnerable", "int"),
     Column("patched", "Patched", "int"),
+    Column("mitigated", "Mitigated", "int"),
     Column("undetermined", "Undetermined", "int"),
 ]
 
@@ -30,6 +32,7 @@ def cve_rows(store: Store, scan_id: str, query: Mapping[str, str]) -> list[dict[
     counts = {
         str(r.key): r for r in aggregate.group_counts(store, scan_id, "cve")
     }  # a few hundred rows
+    mitigated = mitigated_counts(store, scan_id)
     out = []
     text = (query.get("q") or "").strip().lower()
     for fact in cve_facts():
@@ -44,6 +47,7 @@ def cve_rows(store: Store, scan_id: str, query: Mapping[str, str]) -> list[dict[
             "assessed": row.hosts if row else 0,
             "vulnerable": row.vulnerable if row else 0,
             "patched": int(row.extra.get("patched", 0)) if row else 0,
+            "mitigated": mitigated[fact["cve"]],
             "undetermined": int(row.extra.get("undetermined", 0)) if row else 0,
         }
         blob = " ".join(str(v) for v in item.values()).lower()

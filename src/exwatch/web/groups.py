@@ -3,7 +3,8 @@
 Each level carries what a CERT analyst sorts by: answering hosts, Exchange, vulnerable,
 KEV (a vulnerable verdict for a CVE in CISA's catalog), end of life, patch lag (hosts with
 a placed build, their summed days behind, how many are behind their CU's newest update),
-and compromise counts where hosts were checked.  One GROUPING SETS pass over the scan's
+and compromise counts where hosts were checked (the opt-in checks' `host_checks` rows,
+report/compromise.py).  One GROUPING SETS pass over the scan's
 enrichment builds every level (seconds at ten million rows), the first time a page needs
 it after the scan's enrichment changed; pages then read a few thousand rows.  A read-only
 store gets the same rows computed in memory, once per server process.
@@ -16,6 +17,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from exwatch.onprem import on_prem_sql
+from exwatch.report import compromise
+from exwatch.report.compromise import CHECKS_JOIN
 from exwatch.store import Store
 from exwatch.store.schema import WEB_GROUPS, WEB_GROUPS_COLUMNS, create_table
 from exwatch.web.facts import kev_list, lag_values
@@ -50,10 +54,10 @@ SELECT
     count(*) FILTER (WHERE x AND compromised) AS compromised
 FROM (
     SELECT e.country, e.asn, e.as_name, coalesce(e.sector, 'unknown') AS sector, e.organisation,
-           coalesce(e.is_exchange, FALSE) AS x, coalesce(e.vulnerable, FALSE) AS v,
+           {on_prem} AS x, coalesce(e.vulnerable, FALSE) AS v,
            coalesce(e.eol, FALSE) AS eol, coalesce({kev}, FALSE) AS kev,
            lag.days, lag.sus, {checked} AS checked, {compromised} AS compromised
-    FROM enrichment e LEFT JOIN {lag} ON lag.build = e.build
+    FROM enrichment e LEFT JOIN {lag} ON lag.build = e.build{checks}
     WHERE e.scan_id = ?
 ) t
 GROUP BY GROUPING SETS ((country), (country, asn), (country, sector),
@@ -64,17 +68,16 @@ _MEMORY: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
 _BUILDING = threading.Lock()
 
 
-def compromise_column(store: Store) -> str | None:
-    """The enrichment column holding a host's compromise state, when the store has one.
+def has_checks(store: Store, scan_id: str) -> bool:
+    """Whether the opt-in checks (`scan --check`) ran on any host of the scan.
 
-    Compromise checks (issue 18) are opt-in and later: until `enrichment` has a text column
-    `compromise` (compromised | clean-at-known-paths | unknown, NULL when not checked),
-    pages show no compromise columns at all."""
-    rows = store.query(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'enrichment'"
-        " AND column_name = 'compromise' AND table_schema = current_schema()"
-    )
-    return "e.compromise" if rows and rows[0][0] else None
+    Their results are the `host_checks` rows that report/compromise.py builds from the
+    results' records (brought up to date here); pages show compromise columns only then."""
+    compromise.ensure(store, scan_id)
+    if not store.has_table("host_checks"):
+        return False
+    found = store.query("SELECT 1 FROM host_checks WHERE scan_id = ? LIMIT 1", [scan_id])
+    return bool(found)
 
 
 def stamp_of(store: Store, scan_id: str) -> str:
@@ -83,7 +86,8 @@ def stamp_of(store: Store, scan_id: str) -> str:
         "SELECT coalesce(enrich_generation, 0), coalesce(enriched, 0) FROM scans WHERE scan_id = ?",
         [scan_id],
     )
-    return "missing" if not row else f"{int(row[0][0])}:{int(row[0][1])}"
+    # ":c": the counts include the checks' rows (groups built before they did are rebuilt).
+    return "missing" if not row else f"{int(row[0][0])}:{int(row[0][1])}:c"
 
 
 def _compute(store: Store, scan_id: str) -> list[tuple[Any, ...]]:
@@ -96,12 +100,14 @@ def _compute(store: Store, scan_id: str) -> list[tuple[Any, ...]]:
         )
     ]
     lag, lag_params = lag_values(builds)
-    column = compromise_column(store)
+    checked = has_checks(store, scan_id)
     sql = _GROUPS.format(
         kev=d.array_overlaps("e.vulnerable_cves"),
+        on_prem=on_prem_sql("e"),
         lag=lag,
-        checked="FALSE" if column is None else f"({column} IS NOT NULL)",
-        compromised="FALSE" if column is None else f"({column} = 'compromised')",
+        checks=CHECKS_JOIN if checked else "",
+        checked="(h.ip IS NOT NULL)" if checked else "FALSE",
+        compromised="coalesce(h.compromise = 'compromised', FALSE)" if checked else "FALSE",
     )
     with store.transaction():
         store.tune_for_aggregation()
@@ -165,4 +171,4 @@ def _empty() -> str:
     return "(SELECT " + ", ".join(f"NULL AS {c}" for c in WEB_GROUPS_COLUMNS) + " WHERE FALSE) g"
 
 
-__all__ = ["COUNTS", "LEVELS", "base_sql", "compromise_column", "ensure", "stamp_of"]
+__all__ = ["CHECKS_JOIN", "COUNTS", "LEVELS", "base_sql", "ensure", "has_checks", "stamp_of"]

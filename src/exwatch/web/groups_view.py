@@ -114,7 +114,7 @@ def group_listing(
 ) -> Listing:
     if level not in groups.LEVELS:
         raise UsageError(f"unknown level {level!r}")
-    compromise = groups.compromise_column(store) is not None
+    compromise = groups.has_checks(store, scan_id)
     columns = [*_KEYS[level], *count_columns(compromise)]
     paging = Paging.from_query(query, "vulnerable")
     source, source_params = groups.base_sql(store, scan_id)

@@ -12,6 +12,7 @@ from typing import Any
 
 from exwatch.errors import UsageError
 from exwatch.knowledge.catalogue import default
+from exwatch.onprem import on_prem_sql
 from exwatch.store import Store
 from exwatch.store.rows import ip_sort_key
 from exwatch.web import groups
@@ -20,6 +21,8 @@ from exwatch.web.groups_view import NONE, asn_value, country_value, equals
 from exwatch.web.listing import Column, Listing, Paging, fetch, like
 
 SHOW = ("exchange", "all", "vulnerable", "kev", "eol")
+# The web-shell check's states (docs/checks.md), for the `compromise` filter.
+COMPROMISE = ("compromised", "unknown", "clean-at-known-paths")
 
 
 def host_columns(compromise: bool) -> list[Column]:
@@ -46,7 +49,7 @@ def host_columns(compromise: bool) -> list[Column]:
         Column("scan_id", "Scan", hidden=True),
     ]
     if compromise:
-        cols.insert(13, Column("compromise", "Compromise", "text", "e.compromise"))
+        cols.insert(13, Column("compromise", "Compromise", "text", "h.compromise"))
     return cols
 
 
@@ -61,7 +64,7 @@ def cidr_range(text: str) -> tuple[str, str]:
 
 def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listing:
     d = store.dialect
-    compromise = groups.compromise_column(store) is not None
+    compromise = groups.has_checks(store, scan_id)
     columns = host_columns(compromise)
     paging = Paging.from_query(query, None)
     where = ["e.scan_id = ?"]
@@ -72,7 +75,7 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         raise UsageError(f"show is one of {', '.join(SHOW)}")
     filters["show"] = show
     if show != "all":
-        where.append("e.is_exchange")
+        where.append(on_prem_sql("e"))
     if show == "vulnerable":
         where.append("e.vulnerable")
     elif show == "eol":
@@ -97,6 +100,14 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         where.append(clause)
         params += [int(a) for a in args] if name == "asn" else args
         filters[name] = value
+    state = (query.get("compromise") or "").strip()
+    if state:
+        if state not in COMPROMISE:
+            raise UsageError(f"compromise is one of {', '.join(COMPROMISE)}")
+        # Where no host was checked, none shows a state.
+        where.append("h.compromise = ?" if compromise else "FALSE")
+        params += [state] if compromise else []
+        filters["compromise"] = state
     cve = (query.get("cve") or "").strip().upper()
     if cve:
         where.append(d.array_contains("e.vulnerable_cves"))
@@ -123,7 +134,7 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         filters["q"] = text
     total = known_total(store, scan_id, filters)
     lag, lag_params = lag_values(scan_builds(store, scan_id, groups.stamp_of(store, scan_id)))
-    extra = ", e.compromise" if compromise else ""
+    extra = ", h.compromise" if compromise else ""
     select = (
         "e.ip, e.port, e.country, e.asn, e.organisation, e.sector, e.build, e.product, e.cu,"
         f" e.vulnerable, coalesce(e.vulnerable AND {d.array_overlaps('e.vulnerable_cves')},"
@@ -139,7 +150,8 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         store,
         columns=list(columns_sort.values()),
         select=select,
-        source=f"enrichment e LEFT JOIN {lag} ON lag.build = e.build",
+        source=f"enrichment e LEFT JOIN {lag} ON lag.build = e.build"
+        + (groups.CHECKS_JOIN if compromise else ""),
         source_params=lag_params,
         select_params=[kev_list()],
         where=where,
@@ -288,11 +300,12 @@ def host_detail(store: Store, ip: str) -> dict[str, Any]:
         headers = record.get("headers")
         row["headers"] = headers if isinstance(headers, dict) else {}
         row["http_status"] = record.get("http_status")
-        # Keys a later exwatch adds (probe observations, compromise checks) are shown too.
+        row["checks"] = checks_of(record)
+        # Keys a later exwatch adds (probe observations) are shown too.
         known_keys = {
             "schema_version", "ip", "port", "hostname", "timestamp", "duration_ms", "status",
             "error", "exchange", "cves", "tls", "ntlm", "headers", "http_status", "scan_id",
-            "shard",
+            "shard", *(("checks",) if row["checks"] is not None else ()),
         }  # fmt: skip
         row["other"] = {k: v for k, v in record.items() if k not in known_keys}
         sightings.append(row)
@@ -300,6 +313,58 @@ def host_detail(store: Store, ip: str) -> dict[str, Any]:
         "ip": address,
         "sightings": sightings,
         "notifications": notifications_for(store, address),
+    }
+
+
+def _texts(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def checks_of(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the opt-in checks (`scan --check`) found on this host, as the page shows it:
+    the web-shell judgement with each finding's evidence, the behavioural readings, and
+    the verdicts they settled or contradicted; None where no check ran.  Every value is
+    the record's (a file): checked for its type; the template escapes the strings."""
+    checks = record.get("checks")
+    if not isinstance(checks, Mapping) or not isinstance(checks.get("ran"), list):
+        return None
+    ran = [c for c in checks["ran"] if isinstance(c, str)]
+    if not ran:
+        return None
+    raw = checks.get("compromise")
+    judged = raw if isinstance(raw, Mapping) else {}
+    findings = judged.get("findings")
+    behaviour = checks.get("behaviour")
+    settled = checks.get("settled")
+    conflicts = checks.get("conflicts")
+    return {
+        "ran": ran,
+        "compromise": _texts(judged.get("state")),
+        "reason": _texts(judged.get("reason")),
+        "findings": [
+            {
+                key: f.get(key) if isinstance(f.get(key), str | int) else None
+                for key in ("path", "shape", "title", "confidence", "status", "evidence")
+            }
+            for f in (findings if isinstance(findings, list) else [])
+            if isinstance(f, Mapping)
+        ],
+        "behaviour": [
+            {
+                "check": str(name),
+                "state": _texts(b.get("state")),
+                "status": _texts(b.get("status")),
+                "evidence": _texts(b.get("evidence")),
+            }
+            for name, b in (behaviour.items() if isinstance(behaviour, Mapping) else ())
+            if isinstance(b, Mapping)
+        ],
+        "settled": sorted(str(c) for c in settled) if isinstance(settled, Mapping) else [],
+        "conflicts": sorted(
+            {str(c.get("cve")) for c in conflicts if isinstance(c, Mapping) and c.get("cve")}
+        )
+        if isinstance(conflicts, list)
+        else [],
     }
 
 
@@ -316,6 +381,10 @@ def notifications_for(store: Store, ip: str) -> list[dict[str, Any]]:
     names = notification_columns(store)
     if "ip" in names:
         where, args = "CAST(ip AS VARCHAR) = ?", [ip]
+    elif store.has_table("notification_items"):
+        # notify lists each message's hosts as items, one row per (host, finding).
+        where = "notification_id IN (SELECT notification_id FROM notification_items WHERE ip = ?)"
+        args = [ip]
     elif "hosts" in names:
         where, args = "CAST(hosts AS VARCHAR) LIKE ?", [f'%"{ip}"%']
     else:
@@ -344,8 +413,10 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = [
+    "COMPROMISE",
     "NONE",
     "SHOW",
+    "checks_of",
     "cidr_range",
     "host_columns",
     "host_detail",

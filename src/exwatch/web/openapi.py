@@ -14,7 +14,7 @@ from typing import Any
 from exwatch import __version__
 from exwatch.web.cves_view import CVE_COLUMNS
 from exwatch.web.groups_view import count_columns
-from exwatch.web.hosts_view import SHOW, host_columns
+from exwatch.web.hosts_view import COMPROMISE, SHOW, host_columns
 from exwatch.web.listing import MAX_PER_PAGE, Column
 from exwatch.web.scans_view import CHANGE_COLUMNS, DIFF_COLUMNS, SCAN_COLUMNS
 
@@ -174,6 +174,7 @@ def document() -> dict[str, Any]:
              _param("sector", {"type": "string"}), _param("organisation", {"type": "string"}),
              _param("cve", {"type": "string"}), _param("build", {"type": "string"}),
              _param("cidr", {"type": "string", "pattern": _CIDR4}, text="e.g. 193.190.0.0/16"),
+             _param("compromise", {"enum": list(COMPROMISE)}, text="the web-shell check's state (scan --check)"),
              *_paging(host_cols)],
             _listing(host_cols),
             csv=True,

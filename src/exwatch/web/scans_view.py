@@ -106,10 +106,13 @@ DIFF_COLUMNS = [
     Column("vulnerable_a", "Vulnerable in A", "int"),
     Column("vulnerable_b", "Vulnerable in B", "int"),
     Column("patched", "Patched", "int"),
+    Column("mitigated", "Mitigated", "int"),
     Column("still_vulnerable", "Still vulnerable", "int"),
     Column("not_seen", "Not seen in B", "int"),
     Column("no_longer_exchange", "No longer Exchange", "int"),
     Column("newly_vulnerable", "Newly vulnerable", "int"),
+    Column("newly_compromised", "Newly compromised", "int"),
+    Column("no_longer_compromised", "No longer compromised", "int"),
     Column("patch_rate", "Patch rate %", "pct"),
 ]
 
@@ -132,17 +135,6 @@ def diff_groups(store: Store, scan_a: str, scan_b: str, by: str) -> list[dict[st
     return cached
 
 
-_STATE = (
-    "CASE WHEN {t}.ip IS NULL THEN 'not-seen' WHEN {t}.v THEN 'vulnerable'"
-    " WHEN {t}.x THEN 'patched' ELSE 'other' END"
-)
-_SIDE = (
-    "SELECT ip, port, min(ip_sort) AS ip_sort, min(country) AS country,"
-    " min(organisation) AS organisation,"
-    " bool_or(coalesce(is_exchange, FALSE)) AS x,"
-    " bool_or(coalesce(is_exchange AND vulnerable, FALSE)) AS v"
-    " FROM enrichment WHERE scan_id = ? GROUP BY ip, port"
-)
 CHANGE_COLUMNS = [
     Column("ip", "Address", "text", "ip_sort"),
     Column("port", "Port", "int", "port"),
@@ -150,11 +142,14 @@ CHANGE_COLUMNS = [
     Column("organisation", "Organisation", "text", "organisation", raw=True),
     Column("before", "In A", "text", "before"),
     Column("after", "In B", "text", "after"),
+    Column("compromise", "Web shells", "text", "compromise"),
 ]
 
 
 _CHANGES: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-_CHANGE_KEYS = ("ip", "port", "ip_sort", "country", "organisation", "before", "after")
+_CHANGE_KEYS = (
+    "ip", "port", "ip_sort", "country", "organisation", "before", "after", "compromise",
+)  # fmt: skip
 
 
 def _changes(store: Store, a: str, b: str) -> list[dict[str, Any]]:
@@ -165,14 +160,18 @@ def _changes(store: Store, a: str, b: str) -> list[dict[str, Any]]:
         cached = _CHANGES.get(key)
     if cached is not None:
         return cached
+    trends.ensure_checks(store, a, b)
+    side = trends.side_sql(store)
     sql = (
-        f"WITH a AS ({_SIDE}), b AS ({_SIDE}), c AS (SELECT coalesce(a.ip, b.ip) AS ip,"
+        f"WITH a AS ({side}), b AS ({side}), c AS (SELECT coalesce(a.ip, b.ip) AS ip,"
         " coalesce(a.port, b.port) AS port, coalesce(a.ip_sort, b.ip_sort) AS ip_sort,"
-        " coalesce(b.country, a.country) AS country,"
+        " coalesce(b.k, a.k) AS country,"
         " coalesce(b.organisation, a.organisation) AS organisation,"
-        f" {_STATE.format(t='a')} AS before, {_STATE.format(t='b')} AS after"
-        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port WHERE a.v OR b.v)"
-        " SELECT * FROM c WHERE before <> after"
+        f" {trends.STATE.format(t='a')} AS before, {trends.STATE.format(t='b')} AS after,"
+        f" {trends.COMPROMISE_CHANGE} AS compromise"
+        " FROM a FULL OUTER JOIN b ON a.ip = b.ip AND a.port = b.port"
+        " WHERE a.v OR b.v OR a.c OR b.c)"
+        " SELECT * FROM c WHERE before <> after OR compromise IS NOT NULL"
     )
     with store.transaction():
         store.tune_for_aggregation()
@@ -206,7 +205,10 @@ def diff_hosts(store: Store, scan_a: str, scan_b: str, query: Mapping[str, str])
         tie = present + [r for r in tie if r[field] is None]
     start = (paging.page - 1) * paging.per_page
     shown = [
-        {k: r[k] for k in ("ip", "port", "country", "organisation", "before", "after")}
+        {
+            k: r[k]
+            for k in ("ip", "port", "country", "organisation", "before", "after", "compromise")
+        }
         for r in tie[start : start + paging.per_page]
     ]
     return Listing(list(CHANGE_COLUMNS), shown, len(tie), paging, filters)
