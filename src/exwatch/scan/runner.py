@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 from exwatch.errors import ExwatchError
 from exwatch.model import Status
 from exwatch.scan.admission import Admission
-from exwatch.scan.output import JsonlOutput
+from exwatch.scan.output import JsonlOutput, record_lines
 from exwatch.scan.pacing import RateLimiter
 from exwatch.scan.record import new_record
 from exwatch.scan.targets import ResolutionError, Target, resolve
@@ -127,9 +126,7 @@ class Writer:
                 # JSON lines first, then the store: a kill in between leaves lines the store
                 # did not commit, which a resume removes (output.reconcile) and rescans.
                 if self.jsonl is not None:
-                    self.jsonl.append(
-                        "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
-                    )
+                    self.jsonl.append(record_lines(batch))
                 if self.store is not None:
                     # The store is one connection: a cancelled flush must not leave its thread
                     # writing while the next flush starts, so the lock is held until it is done.
