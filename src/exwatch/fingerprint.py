@@ -470,6 +470,7 @@ def is_exchange(found: Sequence[Sighting]) -> bool:
     return len(weak) >= 2 or bool(satisfied_patterns(found))
 
 
+@lru_cache(maxsize=4096)  # asked several times per host (combine, the record, probes)
 def product_family(build: str) -> str | None:
     """Product line from the build number alone (SE: 15.2 with third part >= 2562)."""
     try:

@@ -254,6 +254,21 @@ def _ordered(probes: tuple[Probe, ...], stage: Stage, order: tuple[str, ...]) ->
     return tuple(by_id[i] for i in order if i in by_id)
 
 
+@lru_cache(maxsize=64)
+def _plan(
+    ids: tuple[str, ...] | None, allow_intrusive: bool
+) -> tuple[tuple[Probe, ...], tuple[Probe, ...], tuple[Probe, ...], tuple[Probe, ...]]:
+    """The selected probes, and those of the first, DISCOVER and EXCHANGE stages in order
+    (the same for every host of a scan: worked out once)."""
+    probes = select(ids, allow_intrusive=allow_intrusive)
+    return (
+        probes,
+        tuple(p for p in probes if Stage.FIRST in p.stages),
+        _ordered(probes, Stage.DISCOVER, DISCOVER_ORDER),
+        _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER),
+    )
+
+
 def _settled(ctx: ProbeContext) -> bool:
     return is_exchange(ctx.sightings) or is_online(ctx.sightings)
 
@@ -384,7 +399,7 @@ async def scan_host(
     classified: tuple[Fingerprint, list[plausibility.Reason]] | None = None
     checks: dict[str, Any] | None = None
     try:
-        probes = select(settings.probes, allow_intrusive=settings.allow_intrusive)
+        _, first_stage, discover, exchange = _plan(settings.probes, settings.allow_intrusive)
         tls = settings.use_tls(port)
         host_header, host = _host_header(ip, port, hostname, tls)
         client = HttpClient(
@@ -403,7 +418,6 @@ async def scan_host(
             limits=Limits(settings.max_header_bytes, settings.max_headers, settings.max_body_bytes),
         )
         ctx = ProbeContext(client, host)
-        first_stage = tuple(p for p in probes if Stage.FIRST in p.stages)
         failure = await _run_stage(first_stage, ctx, stop_on_error=True)
         if ctx.observations:
             record["status"] = Status.SUCCESS.value
@@ -412,11 +426,10 @@ async def scan_host(
             record["status"] = failure.status.value
         if ctx.observations and settings.follow_ups:
             if not _settled(ctx):
-                await _discover(_ordered(probes, Stage.DISCOVER, DISCOVER_ORDER), ctx)
+                await _discover(discover, ctx)
             if is_exchange(ctx.sightings):
                 ctx.stage = Stage.EXCHANGE
-                later = _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER)
-                await _run_stage(later, ctx, stop_on_error=False)
+                await _run_stage(exchange, ctx, stop_on_error=False)
         if ctx.observations:
             classified = _classify(ctx)
         if settings.checks and classified is not None:
