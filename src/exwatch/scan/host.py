@@ -158,6 +158,17 @@ def _assessment(build: str) -> dict[str, Any] | None:
         return None
 
 
+@lru_cache(maxsize=4096)
+def _vulnerable_basis(build: str) -> dict[str, Any]:
+    """Why each vulnerable verdict of a build holds (copied into each record: the checks'
+    verdict merge edits a record's own)."""
+    assessment = _assessment(build)
+    if assessment is None:
+        return {}
+    basis = assessment["basis"]
+    return {c: basis[c] for c, v in assessment["cves"].items() if v == "vulnerable"}
+
+
 @lru_cache(maxsize=16)
 def _end_of_life(product: str) -> bool | None:
     """Whether a product line (by name) is past its end of support, for a host whose
@@ -205,7 +216,7 @@ def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
             patch_lag=assessment["patch_lag"] and dict(assessment["patch_lag"]),
             # Why each vulnerable verdict holds (build compared with, source id); the other
             # verdicts' bases stay out of the per-host record: `exwatch assess BUILD` has them.
-            basis={c: assessment["basis"][c] for c, v in cves.items() if v == "vulnerable"},
+            basis=dict(_vulnerable_basis(fp.build)),
         )
     return info, cves
 
