@@ -27,6 +27,8 @@ import uvloop
 from exwatch.lab import Lab
 from exwatch.scan.job import ScanJob, execute
 
+# Issue 19's targets: exwatch's CPU per host as a multiple of the floor's.
+TARGETS = {"exwatch, first stage only": 1.2, "exwatch, full probe set": 1.6}
 _BUILD = re.compile(rb"/owa/auth/(\d+\.\d+\.\d+)/")
 _LENGTH = re.compile(rb"(?i)content-length: *(\d+)")
 
@@ -115,9 +117,16 @@ def main() -> None:
         for name, rows in runs.items():
             rate = statistics.median(r for r, _ in rows)
             cpu = statistics.median(c for _, c in rows)
+            ratio = cpu / floor_cpu
+            target = TARGETS.get(name)
+            verdict = (
+                ""
+                if target is None
+                else f"  target <= {target:.1f}x: {'met' if ratio <= target else 'not met'}"
+            )
             print(
                 f"{name:28} {rate:7.0f} hosts/s  {cpu:6.3f} ms CPU/host"
-                f"  ({1e3 / cpu:5.0f} per CPU-second, {cpu / floor_cpu:4.2f}x the floor's CPU)"
+                f"  ({1e3 / cpu:5.0f} per CPU-second, {ratio:4.2f}x the floor's CPU){verdict}"
             )
 
 

@@ -407,33 +407,55 @@ def _ruled_out(entry: Entry, text: str, lowered: str) -> bool:
     return entry.needle not in lowered
 
 
-def sightings(obs: HttpObservation) -> list[Sighting]:
-    """Every entry that matches this response (each entry evaluated once per response)."""
-    out: list[Sighting] = []
-    probe, path = obs.probe, obs.path
-    texts: list[tuple[Entry, str]] = []
-    for name, value in obs.headers:
-        for entry in _HEADER_ENTRIES.get(name, ()):
-            texts.append((entry, value))
-    body = obs.body
-    lowered = body.lower()  # once per response, for the body entries' needles
-    if body:
-        texts.extend((entry, body) for entry in _BODY_ENTRIES)
-    if _STATUS_ENTRIES:
-        code = str(obs.status)
-        texts.extend((entry, code) for entry in _STATUS_ENTRIES)
-    for entry, text in texts:
+def _collect(
+    out: list[Sighting],
+    entries: Iterable[Entry],
+    text: str,
+    lowered: str | None,
+    ascii_text: bool,
+    obs: HttpObservation,
+) -> None:
+    """Append the sightings of `entries` on one text of `obs` (`lowered`: its lower-case
+    form, for the needles; only body entries have needles)."""
+    probe, status, path = obs.probe, obs.status, obs.path
+    for entry in entries:
         if entry.probes is not None and probe not in entry.probes:
             continue
-        if entry.status is not None and obs.status not in entry.status:
+        if entry.status is not None and status not in entry.status:
             continue
-        # Only body entries have needles, so `lowered` is this text's whenever it is read.
-        if _ruled_out(entry, text, lowered):
+        needle = entry.needle
+        if (
+            needle is not None
+            and lowered is not None
+            and (ascii_text or not entry.needle_ascii_only)
+            and needle not in lowered
+        ):
+            continue  # `_ruled_out`, with the text's isascii() worked out once
+        if entry.kind != "build":
+            if entry.pattern.search(text):
+                out.append(
+                    Sighting(entry.id, entry.kind, entry.source, entry.weight, None, probe, path)
+                )
             continue
         for build in _found(entry, text):
             out.append(
                 Sighting(entry.id, entry.kind, entry.source, entry.weight, build, probe, path)
             )
+
+
+def sightings(obs: HttpObservation) -> list[Sighting]:
+    """Every entry that matches this response (each entry evaluated once per response):
+    header entries in header order, then body entries, then status entries."""
+    out: list[Sighting] = []
+    for name, value in obs.headers:
+        entries = _HEADER_ENTRIES.get(name)
+        if entries:
+            _collect(out, entries, value, None, True, obs)
+    body = obs.body
+    if body:
+        _collect(out, _BODY_ENTRIES, body, body.lower(), body.isascii(), obs)
+    if _STATUS_ENTRIES:
+        _collect(out, _STATUS_ENTRIES, str(obs.status), None, True, obs)
     return out
 
 
@@ -470,6 +492,7 @@ def is_exchange(found: Sequence[Sighting]) -> bool:
     return len(weak) >= 2 or bool(satisfied_patterns(found))
 
 
+@lru_cache(maxsize=4096)  # asked several times per host (combine, the record, probes)
 def product_family(build: str) -> str | None:
     """Product line from the build number alone (SE: 15.2 with third part >= 2562)."""
     try:

@@ -227,3 +227,63 @@ def test_ipv6_loopback_scan() -> None:
     record = asyncio.run(main())
     assert record["status"] == "success"
     assert record["http_status"] == 404
+
+
+def _certificate(subject: str, issuer: str, years: tuple[int, int], serial: int = 7) -> bytes:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, " Contoso, Ltd+#"),
+            ]
+        )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    san = [x509.DNSName("mail.contoso.test"), x509.IPAddress(ipaddress.ip_address("::1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name(subject))
+        .issuer_name(name(issuer))
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(datetime.datetime(years[0], 3, 4, 5, 6, 7))
+        .not_valid_after(datetime.datetime(years[1], 12, 31, 23, 59, 58))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "years"),
+    [
+        ("mail.contoso.test", (1950, 2049)),  # self-signed, UTCTime both ends
+        ("Contoso CA", (2049, 2050)),  # UTCTime, then GeneralizedTime from 2050 on
+        ("Contoso CA", (2024, 9999)),
+    ],
+)
+def test_certificate_fields_match_cryptography(issuer: str, years: tuple[int, int]) -> None:
+    """The fields read by the DER walk and the name cache are cryptography's own."""
+    from cryptography import x509
+
+    for serial in (1, 2):  # the second certificate's names come from the cache
+        der = _certificate("mail.contoso.test", issuer, years, serial)
+        cert = x509.load_der_x509_certificate(der)
+        fields = certificate_fields(der)
+        assert fields["subject_cn"] == "mail.contoso.test"
+        assert fields["subject"] == cert.subject.rfc4514_string()
+        assert fields["issuer"] == cert.issuer.rfc4514_string()
+        assert fields["subject"] == "O=\\ Contoso\\, Ltd\\+#,CN=mail.contoso.test"
+        assert fields["not_before"] == cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert fields["not_after"] == f"{years[1]:04d}-12-31T23:59:58Z"
+        assert fields["san"] == ["mail.contoso.test", "::1"]
+        assert "parse_error" not in fields

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -85,8 +86,77 @@ def _san(cert: x509.Certificate) -> list[str]:
     return names
 
 
+def _element(der: bytes, pos: int) -> tuple[int, int]:
+    """(start of contents, end) of the DER element at `pos`."""
+    size = der[pos + 1]
+    pos += 2
+    if size & 0x80:
+        count = size & 0x7F
+        size = int.from_bytes(der[pos : pos + count], "big")
+        pos += count
+    return pos, pos + size
+
+
+def _layout(der: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """The encoded issuer, validity and subject of a certificate `cryptography` has loaded
+    (so its structure and times are sound), or None for a shape this walk does not expect."""
+    try:
+        start, _ = _element(der, 0)  # Certificate
+        pos, _ = _element(der, start)  # TBSCertificate
+        if der[pos] == 0xA0:  # [0] version
+            pos = _element(der, pos)[1]
+        pos = _element(der, pos)[1]  # serialNumber
+        pos = _element(der, pos)[1]  # signature
+        parts: list[bytes] = []
+        for _ in range(3):  # issuer, validity, subject: each a SEQUENCE
+            if der[pos] != 0x30:
+                return None
+            end = _element(der, pos)[1]
+            parts.append(der[pos:end])
+            pos = end
+    except IndexError:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _times(validity: bytes) -> tuple[str, str] | None:
+    """notBefore and notAfter as `_utc` writes them, from the encoded Validity; None for
+    forms left to `cryptography` (fractional seconds)."""
+    out: list[str] = []
+    pos = 2
+    for _ in range(2):
+        tag, size = validity[pos], validity[pos + 1]
+        text = validity[pos + 2 : pos + 2 + size].decode("ascii")
+        if tag == 0x17 and size == 13:  # UTCTime YYMMDDHHMMSSZ: 1950-2049 (RFC 5280)
+            year = int(text[:2])
+            year += 1900 if year >= 50 else 2000
+            rest = text[2:]
+        elif tag == 0x18 and size == 15:  # GeneralizedTime YYYYMMDDHHMMSSZ
+            year, rest = int(text[:4]), text[4:]
+        else:
+            return None
+        out.append(f"{year:04d}-{rest[0:2]}-{rest[2:4]}T{rest[4:6]}:{rest[6:8]}:{rest[8:10]}Z")
+        pos += 2 + size
+    return out[0], out[1]
+
+
+# Rendered Names (common name, RFC 4514 text) by their encoding: issuers repeat across a
+# fleet (a CA, an organisation's own), and so do the subjects of many self-signed servers.
+_names: dict[bytes, tuple[str | None, str]] = {}
 _cache: dict[bytes, dict[str, Any]] = {}
 _CACHE_MAX = 1024
+
+
+def _rendered(raw: bytes | None, name: Callable[[], x509.Name]) -> tuple[str | None, str]:
+    found = _names.get(raw) if raw is not None else None
+    if found is None:
+        value = name()  # building cryptography's Name is most of a certificate's cost
+        found = (_common_name(value), _name(value))
+        if raw is not None:
+            if len(_names) >= _CACHE_MAX:
+                _names.clear()
+            _names[raw] = found
+    return found
 
 
 def certificate_fields(der: bytes) -> dict[str, Any]:
@@ -94,7 +164,8 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
 
     Never raises: a certificate cryptography cannot parse keeps its fingerprint and a
     `parse_error`.  Results are cached by fingerprint because one organisation's many
-    addresses (and every load-balanced server) present the same certificate.
+    addresses (and every load-balanced server) present the same certificate, and the
+    rendered names by their encoding (`_rendered`).
     """
     digest = hashlib.sha256(der).digest()
     cached = _cache.get(digest)
@@ -111,14 +182,23 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
     }
     try:
         cert = x509.load_der_x509_certificate(der)
-        fields["subject_cn"] = _common_name(cert.subject)
-        subject, issuer = cert.subject, cert.issuer
-        fields["subject"] = _name(subject)
+        layout = _layout(der)
+        raw_issuer, raw_subject = (layout[0], layout[2]) if layout else (None, None)
+        fields["subject_cn"], subject = _rendered(raw_subject, lambda: cert.subject)
         # Most certificates found by address are self-signed: render the name once.
-        same = subject.public_bytes() == issuer.public_bytes()
-        fields["issuer"] = fields["subject"] if same else _name(issuer)
-        fields["not_before"] = _utc(cert.not_valid_before_utc)
-        fields["not_after"] = _utc(cert.not_valid_after_utc)
+        if raw_subject is not None and raw_issuer == raw_subject:
+            issuer = subject
+        elif raw_subject is not None:
+            issuer = _rendered(raw_issuer, lambda: cert.issuer)[1]
+        else:
+            same = cert.subject.public_bytes() == cert.issuer.public_bytes()
+            issuer = subject if same else _name(cert.issuer)
+        # Set together: an issuer that cannot be read leaves the subject unset too.
+        fields["subject"], fields["issuer"] = subject, issuer
+        times = _times(layout[1]) if layout else None
+        if times is None:
+            times = _utc(cert.not_valid_before_utc), _utc(cert.not_valid_after_utc)
+        fields["not_before"], fields["not_after"] = times
         fields["san"] = _san(cert)
     except Exception as exc:  # any malformed field: keep what was read, say why
         fields["parse_error"] = f"{type(exc).__name__}: {exc}"[:200]

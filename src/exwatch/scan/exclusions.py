@@ -10,6 +10,7 @@ too.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
@@ -75,6 +76,14 @@ def parse_interval(text: str) -> Interval | None:
     Raises UsageError for things that are clearly meant as addresses but are wrong
     (a range whose end is before its start, mixed versions).
     """
+    try:
+        # A dotted quad, as inet_pton and ipaddress both read it (four decimal octets, no
+        # leading zeros): target lists are mostly single addresses, and this is a tenth of
+        # ip_network's cost.
+        start = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        return (4, start, start + 1)
+    except (OSError, ValueError):  # anything else: the general forms below
+        pass
     if "-" in text and ("." in text or ":" in text):
         left, _, right = text.partition("-")
         try:

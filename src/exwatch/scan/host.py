@@ -161,6 +161,17 @@ def _assessment(build: str) -> dict[str, Any] | None:
         return None
 
 
+@lru_cache(maxsize=4096)
+def _vulnerable_basis(build: str) -> dict[str, Any]:
+    """Why each vulnerable verdict of a build holds (copied into each record: the checks'
+    verdict merge edits a record's own)."""
+    assessment = _assessment(build)
+    if assessment is None:
+        return {}
+    basis = assessment["basis"]
+    return {c: basis[c] for c, v in assessment["cves"].items() if v == "vulnerable"}
+
+
 @lru_cache(maxsize=16)
 def _end_of_life(product: str) -> bool | None:
     """Whether a product line (by name) is past its end of support, for a host whose
@@ -208,7 +219,7 @@ def _exchange_fields(fp: Fingerprint) -> tuple[dict[str, Any], dict[str, str]]:
             patch_lag=assessment["patch_lag"] and dict(assessment["patch_lag"]),
             # Why each vulnerable verdict holds (build compared with, source id); the other
             # verdicts' bases stay out of the per-host record: `exwatch assess BUILD` has them.
-            basis={c: assessment["basis"][c] for c, v in cves.items() if v == "vulnerable"},
+            basis=dict(_vulnerable_basis(fp.build)),
         )
     return info, cves
 
@@ -255,6 +266,21 @@ async def _run_stage(
 def _ordered(probes: tuple[Probe, ...], stage: Stage, order: tuple[str, ...]) -> tuple[Probe, ...]:
     by_id = {p.id: p for p in probes if stage in p.stages}
     return tuple(by_id[i] for i in order if i in by_id)
+
+
+@lru_cache(maxsize=64)
+def _plan(
+    ids: tuple[str, ...] | None, allow_intrusive: bool
+) -> tuple[tuple[Probe, ...], tuple[Probe, ...], tuple[Probe, ...], tuple[Probe, ...]]:
+    """The selected probes, and those of the first, DISCOVER and EXCHANGE stages in order
+    (the same for every host of a scan: worked out once)."""
+    probes = select(ids, allow_intrusive=allow_intrusive)
+    return (
+        probes,
+        tuple(p for p in probes if Stage.FIRST in p.stages),
+        _ordered(probes, Stage.DISCOVER, DISCOVER_ORDER),
+        _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER),
+    )
 
 
 def _settled(ctx: ProbeContext) -> bool:
@@ -387,7 +413,7 @@ async def scan_host(
     classified: tuple[Fingerprint, list[plausibility.Reason]] | None = None
     checks: dict[str, Any] | None = None
     try:
-        probes = select(settings.probes, allow_intrusive=settings.allow_intrusive)
+        _, first_stage, discover, exchange = _plan(settings.probes, settings.allow_intrusive)
         tls = settings.use_tls(port)
         host_header, host = _host_header(ip, port, hostname, tls)
         client = client_class(settings.transport)(
@@ -406,7 +432,6 @@ async def scan_host(
             limits=Limits(settings.max_header_bytes, settings.max_headers, settings.max_body_bytes),
         )
         ctx = ProbeContext(client, host)
-        first_stage = tuple(p for p in probes if Stage.FIRST in p.stages)
         failure = await _run_stage(first_stage, ctx, stop_on_error=True)
         if ctx.observations:
             record["status"] = Status.SUCCESS.value
@@ -415,11 +440,10 @@ async def scan_host(
             record["status"] = failure.status.value
         if ctx.observations and settings.follow_ups:
             if not _settled(ctx):
-                await _discover(_ordered(probes, Stage.DISCOVER, DISCOVER_ORDER), ctx)
+                await _discover(discover, ctx)
             if is_exchange(ctx.sightings):
                 ctx.stage = Stage.EXCHANGE
-                later = _ordered(probes, Stage.EXCHANGE, EXCHANGE_ORDER)
-                await _run_stage(later, ctx, stop_on_error=False)
+                await _run_stage(exchange, ctx, stop_on_error=False)
         if ctx.observations:
             classified = _classify(ctx)
         if settings.checks and classified is not None:

@@ -17,10 +17,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from exwatch.errors import OutputError, UsageError
+
+
+def _fast(record: Any) -> bytes | None:
+    """orjson's spelling of `record`, where it is the one json.dumps would write.
+
+    orjson writes non-ASCII characters and DEL as they are, where json.dumps (ensure_ascii)
+    escapes them, which keeps a server's control characters out of a terminal showing the
+    file; such records (rare: headers and names are mostly ASCII) and anything orjson
+    refuses (big integers, non-string keys, lone surrogates) go through json.dumps.
+    """
+    try:
+        data = orjson.dumps(record)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    return data if data.isascii() and b"\x7f" not in data else None
+
+
+def record_json(record: dict[str, Any]) -> str:
+    """One record as compact JSON, exactly as `json.dumps(record, separators=(",", ":"))`
+    spells it (tests/scanner/test_output.py), in a quarter to a third of the time."""
+    data = _fast(record)
+    return json.dumps(record, separators=(",", ":")) if data is None else data.decode("ascii")
+
+
+def record_lines(records: Iterable[dict[str, Any]]) -> bytes:
+    """Records as JSON lines (UTF-8), spelled as `record_json` spells them."""
+    parts: list[bytes] = []
+    for record in records:
+        data = _fast(record)
+        parts.append(
+            json.dumps(record, separators=(",", ":")).encode("utf-8") if data is None else data
+        )
+    parts.append(b"")
+    return b"\n".join(parts)
 
 
 class JsonlOutput:
@@ -51,9 +88,10 @@ class JsonlOutput:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
         return cls(path, fd)
 
-    def append(self, text: str) -> None:
-        """Write `text` (whole lines) or nothing at all."""
-        data = memoryview(text.encode("utf-8"))
+    def append(self, text: str | bytes) -> None:
+        """Write `text` (whole lines; bytes are UTF-8 already) or nothing at all."""
+        raw = text.encode("utf-8") if isinstance(text, str) else text
+        data = memoryview(raw)
         regular = True
         try:
             start = os.lseek(self._fd, 0, os.SEEK_END)
@@ -71,7 +109,7 @@ class JsonlOutput:
                 f"cannot write {self.path}: {exc.strerror or exc}; the scan stopped at the"
                 f" first failed write ({self.lines:,} lines written by this run, none partial)"
             ) from None
-        self.lines += text.count("\n")
+        self.lines += raw.count(b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -125,4 +163,4 @@ def reconcile(path: Path, committed: Container[tuple[str, int]]) -> tuple[int, i
     return kept, dropped
 
 
-__all__ = ["JsonlOutput", "reconcile"]
+__all__ = ["JsonlOutput", "reconcile", "record_json", "record_lines"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 from exwatch.errors import ExwatchError
 from exwatch.model import Status
 from exwatch.scan.admission import Admission
-from exwatch.scan.output import JsonlOutput
+from exwatch.scan.output import JsonlOutput, record_lines
 from exwatch.scan.pacing import RateLimiter
 from exwatch.scan.record import new_record
 from exwatch.scan.targets import ResolutionError, Target, resolve
@@ -105,6 +104,10 @@ class Writer:
         self.batch = batch
         self.interval = interval
         self.buffer: list[dict[str, Any]] = []
+        # Without a store only the JSON lines are kept: each record is encoded as it arrives,
+        # while it is still in the CPU's cache, and its objects are freed at once.
+        self._lines: list[bytes] | None = [] if store is None and jsonl is not None else None
+        self.pending = 0
         self.written = 0
         # The first failed write (disk full, read-only, store error): the scan stops there
         # rather than probing on with nothing saved.
@@ -123,22 +126,27 @@ class Writer:
             await self.flush()
 
     def add(self, record: dict[str, Any]) -> None:
-        self.buffer.append(record)
-        if len(self.buffer) >= self.batch:
+        if self._lines is not None:
+            self._lines.append(record_lines((record,)))
+        else:
+            self.buffer.append(record)
+        self.pending += 1
+        if self.pending >= self.batch:
             asyncio.get_running_loop().create_task(self.flush())
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self.buffer or self.error is not None:
+            if not self.pending or self.error is not None:
                 return
             batch, self.buffer = self.buffer, []
+            lines, count, self.pending = self._lines, self.pending, 0
+            if lines is not None:
+                self._lines = []
             try:
                 # JSON lines first, then the store: a kill in between leaves lines the store
                 # did not commit, which a resume removes (output.reconcile) and rescans.
                 if self.jsonl is not None:
-                    self.jsonl.append(
-                        "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch)
-                    )
+                    self.jsonl.append(b"".join(lines) if lines is not None else record_lines(batch))
                 if self.store is not None:
                     # The store is one connection: a cancelled flush must not leave its thread
                     # writing while the next flush starts, so the lock is held until it is done.
@@ -151,10 +159,13 @@ class Writer:
             except ExwatchError as exc:  # OutputError, StoreError: stop the scan here
                 self.error = exc
                 self.buffer = []
+                if self._lines is not None:
+                    self._lines = []
+                self.pending = 0
                 if self._main is not None and self._main is not asyncio.current_task():
                     self._main.cancel()
                 return
-            self.written += len(batch)
+            self.written += count
 
     async def close(self) -> None:
         if self._task is not None:

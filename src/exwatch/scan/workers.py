@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import queue
@@ -24,7 +23,7 @@ from typing import Any
 
 from exwatch.errors import ExwatchError
 from exwatch.scan.loop import StopSignal, install_loop_policy
-from exwatch.scan.output import JsonlOutput
+from exwatch.scan.output import JsonlOutput, record_json
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
 from exwatch.scan.stream import ScanTargets
 
@@ -54,7 +53,7 @@ class _QueueSink:
         if self.tally is not None:  # skips happen in the worker's runner, not in records
             counts.skipped = self.tally.skipped - self.skipped_sent
             self.skipped_sent = self.tally.skipped
-        lines = [json.dumps(r, separators=(",", ":")) for r in records]
+        lines = [record_json(r) for r in records]
         self.q.put(_Batch(self.worker, lines, counts))
         return len(records)
 
