@@ -60,6 +60,7 @@ def run_rtt(a: argparse.Namespace, rtt_ms: float) -> dict[str, Any] | None:
         "--timeout", str(a.timeout), "--workers", str(a.workers), "--method", a.method,
         "--loss", str(a.loss), "--control-concurrency", str(a.control_concurrency),
         "--knee-concurrency", str(a.knee_concurrency),
+        "--fixed-limits", ",".join(map(str, a.fixed_limits)),
     ]  # fmt: skip
     if rtt_ms in a.knee_rtt_ms and a.knee_timeouts:
         args += ["--knee-timeouts", ",".join(map(str, a.knee_timeouts))]
@@ -70,6 +71,19 @@ def run_rtt(a: argparse.Namespace, rtt_ms: float) -> dict[str, Any] | None:
         return None
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
+
+
+def _role(result: dict[str, Any], role: str, a: argparse.Namespace) -> list[dict[str, Any]]:
+    """A result's scans of one role: main, knee-control, knee or fixed (the ablation)."""
+    scans: list[dict[str, Any]] = result["scans"]
+    if all("role" in s for s in scans):
+        return [s for s in scans if s["role"] == role]
+    # Saved before scans carried their role: the main ones first, then control/knee pairs.
+    main = int(result.get("main_scans", len(a.concurrency)))
+    if role == "main":
+        return scans[:main]
+    rest = scans[main:]
+    return rest[0::2] if role == "knee-control" else rest[1::2] if role == "knee" else []
 
 
 def _cores(seconds: float, wall: float) -> str:
@@ -105,9 +119,9 @@ def print_scans(result: dict[str, Any], scans: list[dict[str, Any]]) -> None:
 
 def knee_rows(result: dict[str, Any], a: argparse.Namespace) -> list[dict[str, Any]]:
     """Pair each knee timeout's control scan with its high-ceiling scan."""
-    scans = result["scans"][len(a.concurrency) :]
     rows = []
-    for control, high in zip(scans[0::2], scans[1::2], strict=True):
+    pairs = zip(_role(result, "knee-control", a), _role(result, "knee", a), strict=True)
+    for control, high in pairs:
         live = high["live_hosts"]
         rows.append(
             {
@@ -172,7 +186,7 @@ def print_knee(rows: list[dict[str, Any]], threshold: float) -> None:
 
 def projection(results: list[dict[str, Any]], a: argparse.Namespace) -> dict[str, Any] | None:
     """50 M hosts from the main scans (not the knee's): CPU and time per target."""
-    scans = [s for r in results for s in r["scans"][: len(a.concurrency)]]
+    scans = [s for r in results for s in _role(r, "main", a)]
     if not scans:
         return None
     total_targets = sum(s["targets"] for s in scans)
@@ -237,6 +251,12 @@ def main() -> int:
     ap.add_argument("--knee-timeouts", type=_floats, default=[2.0, 1.0, 0.5])
     ap.add_argument("--knee-rtt-ms", type=_floats, default=[200.0])
     ap.add_argument("--control-concurrency", type=int, default=300)
+    ap.add_argument(
+        "--fixed-limits",
+        type=_ints,
+        default=[],
+        help="the ablation: also scan at these fixed limits without admission control",
+    )
     ap.add_argument("--knee-concurrency", type=int, default=20000)
     ap.add_argument("--knee-threshold", type=float, default=0.005, help="share of live hosts")
     ap.add_argument("--workers", type=int, default=1)
@@ -249,9 +269,15 @@ def main() -> int:
     ap.add_argument("--census-efficiency", type=float, default=CENSUS_EFFICIENCY)
     ap.add_argument("--machines", type=_ints, default=[1, 2, 4, 8, 16])
     ap.add_argument("--json", action="store_true", help="print the whole result documents")
+    ap.add_argument("--save", type=Path, help="also write the result documents to this file")
+    ap.add_argument(
+        "--load", type=Path, help="print the tables of a run saved with --save (no scanning)"
+    )
     a = ap.parse_args()
-    results = []
-    for rtt_ms in a.rtt_ms:
+    results: list[dict[str, Any]] = []
+    if a.load:
+        results = json.loads(a.load.read_text("utf-8"))
+    for rtt_ms in [] if a.load else a.rtt_ms:
         try:
             result = run_rtt(a, rtt_ms)
         except NetnsUnavailable as exc:
@@ -260,6 +286,8 @@ def main() -> int:
         if result is None:
             return 1
         results.append(result)
+    if a.save:
+        a.save.write_text(json.dumps(results, indent=1), "utf-8")
     if a.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -282,7 +310,7 @@ def main() -> int:
             )
     print("CPU columns are cores (CPU s / wall s): scanner, relay, lab servers, other users")
     for r in results:
-        print_scans(r, r["scans"][: len(a.concurrency)])
+        print_scans(r, _role(r, "main", a))
         if "relay" in r:
             print(f"  relay counters: {json.dumps(r['relay'])}")
     rows = [row for r in results for row in knee_rows(r, a)]
@@ -290,8 +318,18 @@ def main() -> int:
         print_knee(rows, a.knee_threshold)
         print("knee scans in full:")
         for r in results:
-            if len(r["scans"]) > len(a.concurrency):
-                print_scans(r, r["scans"][len(a.concurrency) :])
+            knee = _role(r, "knee-control", a) + _role(r, "knee", a)
+            if knee:
+                print_scans(r, sorted(knee, key=lambda s: (-s["timeout_s"], s["concurrency"])))
+    fixed = [(r, _role(r, "fixed", a)) for r in results]
+    if any(scans for _, scans in fixed):
+        print(
+            "\nablation: fixed limits without admission control (no shrinking on loop lag,"
+            " no retry of a timeout during lag), against the adaptive scans above"
+        )
+        for r, scans in fixed:
+            if scans:
+                print_scans(r, scans)
     p = projection(results, a)
     if p is not None:
         print_projection(p, a)

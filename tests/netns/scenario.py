@@ -21,6 +21,7 @@ network-bound.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import json
 import os
@@ -241,6 +242,22 @@ class WatchedAdmission(Admission):
         WatchedAdmission.made.append(self)
 
 
+class FixedAdmission(WatchedAdmission):
+    """The ablation: a fixed limit at the ceiling, no shrinking on loop lag, no lag debt
+    (so no timeout is retried).  Lag is still measured, for the report."""
+
+    def __init__(self, ceiling: int, **kwargs: Any) -> None:
+        super().__init__(ceiling, **kwargs)
+        self.limit = self.ceiling
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.max_lag = max(self.max_lag, loop.time() - before - self.interval)
+
+
 scan_runner.Admission = WatchedAdmission  # type: ignore[attr-defined]
 
 
@@ -299,8 +316,13 @@ class CpuClock:
 
 
 # -- sockets in flight ----------------------------------------------------------------------
+# Sockets the scanner holds open: SYN_SENT (a silent host), ESTABLISHED, CLOSE_WAIT.  Not
+# TIME_WAIT or FIN_WAIT: closed already, they hold no descriptor and no slot.
+HELD = ("01", "02", "08")
+
+
 class SocketSampler(threading.Thread):
-    """Client TCP sockets towards the scanned port (whole namespace): peak and mean.
+    """Client TCP sockets held towards the scanned port (whole namespace): peak and mean.
 
     Reading /proc/net/tcp with 20,000 sockets costs CPU in this process; the thread
     measures its own CPU so that the scanner's figure can leave it out.
@@ -331,7 +353,7 @@ class SocketSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.wait(self.interval):
-            n = self.count()
+            n = self.count(HELD)
             self.samples.append(n)
             self.peak = max(self.peak, n)
             if WatchedAdmission.made:  # an int read under the GIL: no lock needed
@@ -356,8 +378,12 @@ def scan_once(
     args: argparse.Namespace,
     workdir: Path,
     clock: CpuClock,
+    role: str = "main",
+    fixed: bool = False,
 ) -> dict[str, Any]:
-    out = workdir / f"scan-{concurrency}-{timeout}.jsonl"
+    """One scan of the whole lab.  `fixed`: the ablation without admission control."""
+    scan_runner.Admission = FixedAdmission if fixed else WatchedAdmission  # type: ignore[attr-defined]
+    out = workdir / f"scan-{concurrency}-{timeout}-{role}.jsonl"
     out.unlink(missing_ok=True)
     specs: list[Any] = [*lab.cidr, *silent]
     job = ScanJob(
@@ -425,6 +451,8 @@ def scan_once(
     mean_ms = {k: round(statistics.fmean(v)) if v else None for k, v in durations.items()}
     silent_statuses = Counter(by_ip.get(ip, {}).get("status", "missing") for ip in silent)
     return {
+        "role": role,
+        "admission_mode": "fixed" if fixed else "adaptive",
         "concurrency": concurrency,
         "timeout_s": timeout,
         "workers": args.workers,
@@ -536,11 +564,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         exchange[0], scan_port, args.timeout, workdir
                     )
                 clock = CpuClock(relay.proc.pid if relay is not None else None)
-                runs = [(c, args.timeout) for c in args.concurrency]
+                runs = [(c, args.timeout, "main", False) for c in args.concurrency]
                 for t in args.knee_timeouts:
-                    runs += [(args.control_concurrency, t), (args.knee_concurrency, t)]
+                    runs += [(args.control_concurrency, t, "knee-control", False)]
+                    runs += [(args.knee_concurrency, t, "knee", False)]
+                runs += [(c, args.timeout, "fixed", True) for c in args.fixed_limits]
                 result["scans"] = [
-                    scan_once(lab, silent, scan_port, c, t, args, workdir, clock) for c, t in runs
+                    scan_once(lab, silent, scan_port, c, t, args, workdir, clock, role, fixed)
+                    for c, t, role, fixed in runs
                 ]
             finally:
                 if relay is not None:
@@ -569,6 +600,12 @@ def main() -> int:
         type=lambda s: [float(x) for x in s.split(",") if x],
         default=[],
         help="timeouts to try, each at --control-concurrency and at --knee-concurrency",
+    )
+    ap.add_argument(
+        "--fixed-limits",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=[],
+        help="the ablation: scans at these fixed limits, without admission control",
     )
     ap.add_argument("--control-concurrency", type=int, default=300)
     ap.add_argument("--knee-concurrency", type=int, default=20000)
