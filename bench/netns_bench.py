@@ -219,7 +219,8 @@ def print_projection(p: dict[str, Any], a: argparse.Namespace) -> None:
         f" probes per host as the lab's mix asks (56 % Exchange: full probe set, 1-7"
         f" requests; others one GET) - on the internet under 1 % are Exchange, so the CPU"
         f" per host here is an upper bound; scanner CPU {p['cpu_ms_per_target']:.2f} ms per"
-        f" target (measured here{', overridden' if a.cpu_ms_per_host else ''}); {a.cores}"
+        f" target ({'given with --cpu-ms-per-host' if a.cpu_ms_per_host else 'measured here'});"
+        f" {a.cores}"
         f" cores used at {a.core_use:.0%} by scanner workers (no relay or lab on a real"
         f" machine); at most {a.ceiling_per_machine:,} targets in flight per machine"
     )
