@@ -2,7 +2,8 @@
 
     sudo .venv/bin/python bench/netns_bench.py [--rtt-ms 50,200] [--loss 1] [--hosts 3000]
         [--concurrency 5000,20000] [--timeout 5] [--knee-timeouts 2,1,0.5]
-        [--knee-rtt-ms 200] [--workers 1] [--method auto] [--machines 1,2,4,8]
+        [--knee-rtt-ms 200] [--fixed-limits 1000,2000] [--workers 1] [--method auto]
+        [--machines 1,2,4,8] [--save run.json | --load run.json]
 
 For each round-trip time, creates a private network namespace (only loopback), puts the lab
 behind `tc netem` or, where the kernel lacks netem, the userspace delay relay
@@ -19,6 +20,9 @@ The knee: at each --knee-timeouts value (at the --knee-rtt-ms RTTs) it scans twi
 low ceiling (--control-concurrency: the CPU is idle, so a timeout there is the network's
 doing, e.g. a SYN lost twice) and at --knee-concurrency.  False timeouts of the second
 beyond the first are the scanner's.  The knee is the longest timeout at which they appear.
+The ablation (--fixed-limits): scans at fixed limits with admission control off (no
+shrinking on loop lag, no retry of timeouts the loop may have caused), to show where a
+fixed limit starts turning live hosts into timeouts.
 
 Last, the projection for 50 million HTTPS hosts on one 2-core machine and on N machines of
 a distributed census, from this run's CPU per target and time per target, with every
@@ -61,6 +65,7 @@ def run_rtt(a: argparse.Namespace, rtt_ms: float) -> dict[str, Any] | None:
         "--loss", str(a.loss), "--control-concurrency", str(a.control_concurrency),
         "--knee-concurrency", str(a.knee_concurrency),
         "--fixed-limits", ",".join(map(str, a.fixed_limits)),
+        *(["--first-stage"] if a.first_stage else []),
     ]  # fmt: skip
     if rtt_ms in a.knee_rtt_ms and a.knee_timeouts:
         args += ["--knee-timeouts", ",".join(map(str, a.knee_timeouts))]
@@ -209,6 +214,12 @@ def projection(results: list[dict[str, Any]], a: argparse.Namespace) -> dict[str
     }
 
 
+def _cpu_source(a: argparse.Namespace) -> str:
+    if getattr(a, "cpu_from_first_stage", False):
+        return "the first stage's, measured here"
+    return "given with --cpu-ms-per-host" if a.cpu_ms_per_host else "measured here"
+
+
 def print_projection(p: dict[str, Any], a: argparse.Namespace) -> None:
     hours = HOSTS_50M / p["rate"] / 3600
     print("\nprojection: 50 million HTTPS hosts")
@@ -219,7 +230,7 @@ def print_projection(p: dict[str, Any], a: argparse.Namespace) -> None:
         f" probes per host as the lab's mix asks (56 % Exchange: full probe set, 1-7"
         f" requests; others one GET) - on the internet under 1 % are Exchange, so the CPU"
         f" per host here is an upper bound; scanner CPU {p['cpu_ms_per_target']:.2f} ms per"
-        f" target ({'given with --cpu-ms-per-host' if a.cpu_ms_per_host else 'measured here'});"
+        f" target ({_cpu_source(a)});"
         f" {a.cores}"
         f" cores used at {a.core_use:.0%} by scanner workers (no relay or lab on a real"
         f" machine); at most {a.ceiling_per_machine:,} targets in flight per machine"
@@ -251,6 +262,12 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--knee-timeouts", type=_floats, default=[2.0, 1.0, 0.5])
     ap.add_argument("--knee-rtt-ms", type=_floats, default=[200.0])
+    ap.add_argument(
+        "--first-stage",
+        action="store_true",
+        help="also scan at the highest ceiling without the Exchange follow-ups (first stage"
+        " only: one GET per host, what most internet hosts cost); the projection uses both",
+    )
     ap.add_argument("--control-concurrency", type=int, default=300)
     ap.add_argument(
         "--fixed-limits",
@@ -331,9 +348,26 @@ def main() -> int:
         for r, scans in fixed:
             if scans:
                 print_scans(r, scans)
+    first = [(r, _role(r, "first-stage", a)) for r in results]
+    if any(scans for _, scans in first):
+        print("\nfirst stage only (no Exchange follow-ups; live hosts' builds are not read):")
+        for r, scans in first:
+            if scans:
+                print_scans(r, scans)
     p = projection(results, a)
     if p is not None:
         print_projection(p, a)
+    first_scans = [s for _, scans in first for s in scans]
+    if first_scans and not a.cpu_ms_per_host:
+        cpu_ms = sum(s["scanner_cpu_s"] for s in first_scans) / sum(
+            s["targets"] for s in first_scans
+        )
+        a.cpu_ms_per_host = cpu_ms * 1000
+        a.cpu_from_first_stage = True
+        p = projection(results, a)
+        if p is not None:
+            print(f"\nthe same with the first stage's CPU per target, {a.cpu_ms_per_host:.2f} ms:")
+            print_projection(p, a)
     return 0
 
 

@@ -381,7 +381,8 @@ def scan_once(
     role: str = "main",
     fixed: bool = False,
 ) -> dict[str, Any]:
-    """One scan of the whole lab.  `fixed`: the ablation without admission control."""
+    """One scan of the whole lab.  `fixed`: the ablation without admission control; role
+    "first-stage": without the Exchange follow-ups (what most internet hosts cost)."""
     scan_runner.Admission = FixedAdmission if fixed else WatchedAdmission  # type: ignore[attr-defined]
     out = workdir / f"scan-{concurrency}-{timeout}-{role}.jsonl"
     out.unlink(missing_ok=True)
@@ -395,6 +396,7 @@ def scan_once(
         output=str(out),
         db=None,
         workers=args.workers,
+        follow_ups=role != "first-stage",
     )
     sampler = SocketSampler(scan_port)
     WatchedAdmission.made.clear()
@@ -569,6 +571,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     runs += [(args.control_concurrency, t, "knee-control", False)]
                     runs += [(args.knee_concurrency, t, "knee", False)]
                 runs += [(c, args.timeout, "fixed", True) for c in args.fixed_limits]
+                if args.first_stage:
+                    runs += [(max(args.concurrency), args.timeout, "first-stage", False)]
                 result["scans"] = [
                     scan_once(lab, silent, scan_port, c, t, args, workdir, clock, role, fixed)
                     for c, t, role, fixed in runs
@@ -606,6 +610,9 @@ def main() -> int:
         type=lambda s: [int(x) for x in s.split(",") if x],
         default=[],
         help="the ablation: scans at these fixed limits, without admission control",
+    )
+    ap.add_argument(
+        "--first-stage", action="store_true", help="also scan without the Exchange follow-ups"
     )
     ap.add_argument("--control-concurrency", type=int, default=300)
     ap.add_argument("--knee-concurrency", type=int, default=20000)
