@@ -283,35 +283,42 @@ def _machine_busy() -> float:
     return (sum(values[:8]) - idle) / _TICK
 
 
-def _namespace_pids() -> list[int]:
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process in this network namespace."""
     own = os.stat("/proc/self/ns/net").st_ino
-    pids = []
+    parents = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if os.stat(f"/proc/{entry.name}/ns/net").st_ino == own:
-                    pids.append(int(entry.name))
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
+                    continue
+                stat = Path(f"/proc/{entry.name}/stat").read_text("ascii")
             except OSError:
                 continue
-    return pids
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
 
 
 class CpuClock:
-    """CPU seconds by role between two readings: relay, lab servers, machine."""
+    """CPU seconds by role between two readings: relay, lab servers (the processes the
+    lab started and their children, e.g. nginx's workers), the whole machine."""
 
-    def __init__(self, relay_pid: int | None) -> None:
+    def __init__(self, relay_pid: int | None, lab_pids: list[int]) -> None:
         self.relay_pid = relay_pid
+        self.lab_pids = set(lab_pids)
 
     def read(self) -> dict[str, float]:
-        me = os.getpid()
-        relay = lab = 0.0
-        for pid in _namespace_pids():
-            if pid == me:
-                continue
-            if pid == self.relay_pid:
-                relay += _proc_cpu(pid)
-            else:
-                lab += _proc_cpu(pid)
+        parents = _parents()
+
+        def in_lab(pid: int) -> bool:
+            while pid > 1:
+                if pid in self.lab_pids:
+                    return True
+                pid = parents.get(pid, 0)
+            return False
+
+        relay = _proc_cpu(self.relay_pid) if self.relay_pid else 0.0
+        lab = sum(_proc_cpu(pid) for pid in parents if in_lab(pid))
         return {"relay": relay, "lab": lab, "machine": _machine_busy()}
 
 
@@ -406,18 +413,18 @@ def scan_once(
     sampler.start()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = execute(job)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
     sampler.halt.set()
     sampler.join()
-    # The scanner's own CPU: this process (and its workers) less the sampling thread.
+    # The scanner's own CPU: this process less the sampling thread, plus its worker
+    # processes (--workers > 1), which execute() started and waited for.
     cpu = time.process_time() - cpu0 - sampler.own_cpu
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     roles1 = clock.read()
     packets1 = loss_counters()
-    if args.workers > 1:  # worker processes ended during execute(): waited children
-        cpu += children.ru_utime + children.ru_stime - args.children_cpu
-        args.children_cpu = children.ru_utime + children.ru_stime
     roles = {k: roles1[k] - roles0[k] for k in roles0}
     gate = WatchedAdmission.made[-1] if WatchedAdmission.made else None
     gate_stats = None
@@ -565,7 +572,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     result["one_host_fingerprint_ms"] = one_host_fingerprint(
                         exchange[0], scan_port, args.timeout, workdir
                     )
-                clock = CpuClock(relay.proc.pid if relay is not None else None)
+                servers = [lab.server_proc, lab.hostile_proc]
+                clock = CpuClock(
+                    relay.proc.pid if relay is not None else None,
+                    [proc.pid for proc in servers if proc is not None],
+                )
                 runs = [(c, args.timeout, "main", False) for c in args.concurrency]
                 for t in args.knee_timeouts:
                     runs += [(args.control_concurrency, t, "knee-control", False)]
@@ -617,7 +628,6 @@ def main() -> int:
     ap.add_argument("--control-concurrency", type=int, default=300)
     ap.add_argument("--knee-concurrency", type=int, default=20000)
     args = ap.parse_args()
-    args.children_cpu = 0.0
     try:
         result = run(args)
     except Refused as exc:
