@@ -8,15 +8,24 @@ no interface but loopback, and every target is in 127.0.0.0/8.
 Delay: `tc netem` on lo when the kernel has it (each packet pays rtt/2 once on lo, so a
 round trip pays rtt); otherwise `delay_relay.py` in its own process between the scanner
 and the lab.  Silent addresses: nftables drops every packet to SILENT_NET, so connects to
-them time out as they do to a firewalled host.
+them time out as they do to a firewalled host.  Loss (--loss PERCENT): nftables drops that
+share of the packets to and from the scanned port at random, so the kernel's TCP really
+retransmits (a lost SYN costs the 1 s initial RTO, as on the internet).
+
+Each scan also records where the CPU went while it ran: the scanner (this process, less
+its socket sampler), the relay, the lab's servers (every other process in the namespace),
+and the rest of the machine (other users), so a reader can tell scanner-bound from
+network-bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import json
 import os
+import resource
 import socket
 import ssl
 import statistics
@@ -27,16 +36,21 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from exwatch.lab import Lab
 from exwatch.lab.check import score
 from exwatch.lab.process import raise_fd_limit
+from exwatch.scan import runner as scan_runner
+from exwatch.scan.admission import Admission
 from exwatch.scan.job import ScanJob, execute
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 SILENT_NET = ipaddress.IPv4Network("127.99.0.0/16")
 LIVE_KINDS = ("exchange", "web")
+# Sockets for 20,000 targets in flight (one each, two for a moment while one closes) plus
+# the relay's two per connection: well above the usual hard limit of 20,000.
+FD_LIMIT = 1 << 18
 TIMEOUT_STATUSES = ("connection-timeout", "io-timeout")
 RELAY = Path(__file__).with_name("delay_relay.py")
 
@@ -59,6 +73,19 @@ def check_own_namespace(name: str, parent_inode: int) -> dict[str, Any]:
     return {"netns": name, "inode": own, "parent_inode": parent_inode, "interfaces": interfaces}
 
 
+def lift_fd_limit(wanted: int) -> None:
+    """Raise the open-files limit, hard one included (root in the namespace); the relay and
+    the lab inherit it.  Without root or above fs.nr_open, keep the soft = hard lift."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return
+        except (OSError, ValueError):
+            pass
+    raise_fd_limit()
+
+
 def check_targets(addresses: list[str]) -> None:
     outside = [a for a in addresses if ipaddress.ip_address(a) not in LOOPBACK]
     if outside:
@@ -79,9 +106,12 @@ def try_netem(rtt: float, jitter: float) -> str | None:
     return None if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
 
 
+NFT_TABLE = "exwatch_netns"
+
+
 def drop_silent(net: ipaddress.IPv4Network) -> None:
     rules = (
-        "table inet exwatch_netns {\n"
+        f"table inet {NFT_TABLE} {{\n"
         "  chain input {\n"
         "    type filter hook input priority 0; policy accept;\n"
         f"    ip daddr {net} drop\n"
@@ -91,6 +121,46 @@ def drop_silent(net: ipaddress.IPv4Network) -> None:
     done = _run(["nft", "-f", "-"], stdin=rules)
     if done.returncode != 0:
         raise RuntimeError(f"nft refused the rules: {done.stderr.strip()}")
+
+
+def add_loss(port: int, percent: float) -> None:
+    """Drop `percent` % of the packets to and from `port`, each direction on its own.
+
+    On lo every packet passes the input hook once, so a rule on each port direction loses
+    both the scanner's segments and the answers.  The counters (all packets seen, packets
+    dropped) are read after each scan to show the loss really happened.
+    """
+    per_10k = round(percent * 100)
+    lines = []
+    for direction in ("dport", "sport"):
+        lines.append(f"add rule inet {NFT_TABLE} input tcp {direction} {port} counter")
+        if per_10k > 0:
+            lines.append(
+                f"add rule inet {NFT_TABLE} input tcp {direction} {port}"
+                f" numgen random mod 10000 < {per_10k} counter drop"
+            )
+    done = _run(["nft", "-f", "-"], stdin="\n".join(lines) + "\n")
+    if done.returncode != 0:
+        raise RuntimeError(f"nft refused the loss rules: {done.stderr.strip()}")
+
+
+def loss_counters() -> dict[str, int]:
+    """Packets seen on the scanned port and packets dropped there, since the rules began."""
+    done = _run(["nft", "-j", "list", "table", "inet", NFT_TABLE])
+    seen = dropped = 0
+    for item in json.loads(done.stdout or "{}").get("nftables", []):
+        rule = item.get("rule")
+        if not rule:
+            continue
+        exprs = rule.get("expr", [])
+        counter = next((e["counter"] for e in exprs if "counter" in e), None)
+        if counter is None:
+            continue
+        if any("drop" in e for e in exprs):
+            dropped += counter["packets"]
+        else:
+            seen += counter["packets"]
+    return {"packets": seen, "dropped": dropped}
 
 
 def silent_addresses(count: int) -> list[str]:
@@ -160,14 +230,119 @@ def measure_rtt(ip: str, port: int, samples: int) -> dict[str, Any]:
     }
 
 
-# -- sockets in flight ----------------------------------------------------------------------
-class SocketSampler(threading.Thread):
-    """Peak number of client TCP sockets towards the scanned port (whole namespace)."""
+# -- what admission control did ------------------------------------------------------------
+class WatchedAdmission(Admission):
+    """The scanner's own admission control, unchanged, remembered so that its counters
+    (timeouts retried after loop lag, shrinks, the limit it reached) can be reported."""
 
-    def __init__(self, port: int) -> None:
+    made: ClassVar[list[Admission]] = []
+
+    def __init__(self, ceiling: int, **kwargs: Any) -> None:
+        super().__init__(ceiling, **kwargs)
+        WatchedAdmission.made.append(self)
+
+
+class FixedAdmission(WatchedAdmission):
+    """The ablation: a fixed limit at the ceiling, no shrinking on loop lag, no lag debt
+    (so no timeout is retried).  Lag is still measured, for the report."""
+
+    def __init__(self, ceiling: int, **kwargs: Any) -> None:
+        super().__init__(ceiling, **kwargs)
+        self.limit = self.ceiling
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.max_lag = max(self.max_lag, loop.time() - before - self.interval)
+
+
+scan_runner.Admission = WatchedAdmission  # type: ignore[attr-defined]
+
+
+# -- where the CPU goes ------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of one process (all its threads), seconds; 0 when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text("ascii")
+    except OSError:
+        return 0.0
+    fields = raw.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all namespaces, all users)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / _TICK
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process in this network namespace."""
+    own = os.stat("/proc/self/ns/net").st_ino
+    parents = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
+                    continue
+                stat = Path(f"/proc/{entry.name}/stat").read_text("ascii")
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+class CpuClock:
+    """CPU seconds by role between two readings: relay, lab servers (the processes the
+    lab started and their children, e.g. nginx's workers), the whole machine."""
+
+    def __init__(self, relay_pid: int | None, lab_pids: list[int]) -> None:
+        self.relay_pid = relay_pid
+        self.lab_pids = set(lab_pids)
+
+    def read(self) -> dict[str, float]:
+        parents = _parents()
+
+        def in_lab(pid: int) -> bool:
+            while pid > 1:
+                if pid in self.lab_pids:
+                    return True
+                pid = parents.get(pid, 0)
+            return False
+
+        relay = _proc_cpu(self.relay_pid) if self.relay_pid else 0.0
+        lab = sum(_proc_cpu(pid) for pid in parents if in_lab(pid))
+        return {"relay": relay, "lab": lab, "machine": _machine_busy()}
+
+
+# -- sockets in flight ----------------------------------------------------------------------
+# Sockets the scanner holds open: SYN_SENT (a silent host), ESTABLISHED, CLOSE_WAIT.  Not
+# TIME_WAIT or FIN_WAIT: closed already, they hold no descriptor and no slot.
+HELD = ("01", "02", "08")
+
+
+class SocketSampler(threading.Thread):
+    """Client TCP sockets held towards the scanned port (whole namespace): peak and mean.
+
+    Reading /proc/net/tcp with 20,000 sockets costs CPU in this process; the thread
+    measures its own CPU so that the scanner's figure can leave it out.
+    """
+
+    def __init__(self, port: int, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.port_hex = f"{port:04X}"
+        self.interval = interval
         self.peak = 0
+        self.peak_limit = 0
+        self.samples: list[int] = []
+        self.own_cpu = 0.0
         self.halt = threading.Event()
 
     def count(self, states: tuple[str, ...] | None = None) -> int:
@@ -184,8 +359,20 @@ class SocketSampler(threading.Thread):
         return n
 
     def run(self) -> None:
-        while not self.halt.wait(0.25):
-            self.peak = max(self.peak, self.count())
+        while not self.halt.wait(self.interval):
+            n = self.count(HELD)
+            self.samples.append(n)
+            self.peak = max(self.peak, n)
+            if WatchedAdmission.made:  # an int read under the GIL: no lock needed
+                self.peak_limit = max(self.peak_limit, WatchedAdmission.made[-1].limit)
+        self.own_cpu = time.thread_time()
+
+    def mean_while_busy(self) -> float:
+        """Mean over the samples from the first to the last non-zero one."""
+        busy = [i for i, n in enumerate(self.samples) if n]
+        if not busy:
+            return 0.0
+        return statistics.fmean(self.samples[busy[0] : busy[-1] + 1])
 
 
 # -- one scan ----------------------------------------------------------------------------------
@@ -194,30 +381,64 @@ def scan_once(
     silent: list[str],
     scan_port: int,
     concurrency: int,
+    timeout: float,
     args: argparse.Namespace,
     workdir: Path,
+    clock: CpuClock,
+    role: str = "main",
+    fixed: bool = False,
 ) -> dict[str, Any]:
-    out = workdir / f"scan-{concurrency}.jsonl"
+    """One scan of the whole lab.  `fixed`: the ablation without admission control; role
+    "first-stage": without the Exchange follow-ups (what most internet hosts cost)."""
+    scan_runner.Admission = FixedAdmission if fixed else WatchedAdmission  # type: ignore[attr-defined]
+    out = workdir / f"scan-{concurrency}-{timeout}-{role}.jsonl"
+    out.unlink(missing_ok=True)
     specs: list[Any] = [*lab.cidr, *silent]
     job = ScanJob(
         specs=specs,
         port=scan_port,
-        timeout=args.timeout,
+        timeout=timeout,
         concurrency=concurrency,
         allow_private=True,
         output=str(out),
         db=None,
         workers=args.workers,
+        follow_ups=role != "first-stage",
     )
     sampler = SocketSampler(scan_port)
+    WatchedAdmission.made.clear()
+    packets0 = loss_counters()
+    roles0 = clock.read()
+    load0 = os.getloadavg()[0]
     sampler.start()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = execute(job)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
     sampler.halt.set()
     sampler.join()
+    # The scanner's own CPU: this process less the sampling thread, plus its worker
+    # processes (--workers > 1), which execute() started and waited for.
+    cpu = time.process_time() - cpu0 - sampler.own_cpu
+    cpu += (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    roles1 = clock.read()
+    packets1 = loss_counters()
+    roles = {k: roles1[k] - roles0[k] for k in roles0}
+    gate = WatchedAdmission.made[-1] if WatchedAdmission.made else None
+    gate_stats = None
+    if gate is not None and args.workers == 1:
+        gate_stats = {
+            "retried_after_lag": gate.retries,
+            "shrinks": gate.shrinks,
+            "max_loop_lag_ms": round(gate.max_lag * 1000, 1),
+            "loop_lag_debt_s": round(gate.debt, 2),
+            "peak_limit": sampler.peak_limit,
+            "final_limit": gate.limit,
+        }
+    WatchedAdmission.made.clear()
+    ours = cpu + sampler.own_cpu + roles["relay"] + roles["lab"]
     # ESTABLISHED or CLOSE_WAIT after the scan returned: sockets the scanner never closed.
     left_open = sampler.count(("01", "08"))
     records = [json.loads(x) for x in out.read_text("utf-8").splitlines() if x]
@@ -230,10 +451,19 @@ def scan_once(
         ip for ip in live if by_ip.get(ip, {}).get("status") in TIMEOUT_STATUSES
     )
     live_statuses = Counter(by_ip.get(ip, {}).get("status", "missing") for ip in live)
+    # How long a target holds its slot (Little's law: in flight = rate x time per target).
+    durations = {
+        "live": [by_ip[ip]["duration_ms"] for ip in live if ip in by_ip],
+        "silent": [by_ip[ip]["duration_ms"] for ip in silent if ip in by_ip],
+        "all": [r["duration_ms"] for r in records if r.get("duration_ms") is not None],
+    }
+    mean_ms = {k: round(statistics.fmean(v)) if v else None for k, v in durations.items()}
     silent_statuses = Counter(by_ip.get(ip, {}).get("status", "missing") for ip in silent)
     return {
+        "role": role,
+        "admission_mode": "fixed" if fixed else "adaptive",
         "concurrency": concurrency,
-        "timeout_s": args.timeout,
+        "timeout_s": timeout,
         "workers": args.workers,
         "targets": len(truth) + len(silent),
         "records": len(records),
@@ -241,7 +471,20 @@ def scan_once(
         "wall_s": round(wall, 2),
         "hosts_per_s": round((len(truth) + len(silent)) / wall, 1),
         "scanner_cpu_s": round(cpu, 2),
+        "scanner_cpu_ms_per_target": round(cpu / (len(truth) + len(silent)) * 1000, 3),
+        "sampler_cpu_s": round(sampler.own_cpu, 2),
+        "relay_cpu_s": round(roles["relay"], 2),
+        "lab_cpu_s": round(roles["lab"], 2),
+        "machine_busy_s": round(roles["machine"], 2),
+        # Everything else the machine did meanwhile: other users of the shared cores.
+        "other_cpu_s": round(max(0.0, roles["machine"] - ours), 2),
+        "loadavg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "packets": packets1["packets"] - packets0["packets"],
+        "packets_dropped": packets1["dropped"] - packets0["dropped"],
+        "mean_duration_ms": mean_ms,
         "peak_sockets_in_flight": sampler.peak,
+        "mean_sockets_in_flight": round(sampler.mean_while_busy()),
+        "admission": gate_stats,
         "sockets_left_open": left_open,
         "live_hosts": len(live),
         "live_right": live_score.right,
@@ -284,7 +527,7 @@ def one_host_fingerprint(ip: str, port: int, timeout: float, workdir: Path) -> f
 # -- the whole scenario ----------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"where": check_own_namespace(args.netns_name, args.parent_netns)}
-    raise_fd_limit()
+    lift_fd_limit(FD_LIMIT)
     if args.method == "direct":  # a control run: no delay at all
         refusal, method = None, "direct"
     else:
@@ -320,6 +563,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 relay = RelayProcess(spec, workdir)
                 scan_port = args.port + 1
             result["scan_port"] = scan_port
+            result["loss_percent"] = args.loss
+            add_loss(scan_port, args.loss)
             try:
                 exchange = [ip for ip, t in lab.ground_truth.items() if t["kind"] == "exchange"]
                 if args.rtt_samples:
@@ -327,8 +572,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     result["one_host_fingerprint_ms"] = one_host_fingerprint(
                         exchange[0], scan_port, args.timeout, workdir
                     )
+                servers = [lab.server_proc, lab.hostile_proc]
+                clock = CpuClock(
+                    relay.proc.pid if relay is not None else None,
+                    [proc.pid for proc in servers if proc is not None],
+                )
+                runs = [(c, args.timeout, "main", False) for c in args.concurrency]
+                for t in args.knee_timeouts:
+                    runs += [(args.control_concurrency, t, "knee-control", False)]
+                    runs += [(args.knee_concurrency, t, "knee", False)]
+                runs += [(c, args.timeout, "fixed", True) for c in args.fixed_limits]
+                if args.first_stage:
+                    runs += [(max(args.concurrency), args.timeout, "first-stage", False)]
                 result["scans"] = [
-                    scan_once(lab, silent, scan_port, c, args, workdir) for c in args.concurrency
+                    scan_once(lab, silent, scan_port, c, t, args, workdir, clock, role, fixed)
+                    for c, t, role, fixed in runs
                 ]
             finally:
                 if relay is not None:
@@ -351,6 +609,24 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="scanner processes")
     ap.add_argument("--rtt-samples", type=int, default=8)
     ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[2000])
+    ap.add_argument("--loss", type=float, default=0.0, help="percent of packets dropped")
+    ap.add_argument(
+        "--knee-timeouts",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        default=[],
+        help="timeouts to try, each at --control-concurrency and at --knee-concurrency",
+    )
+    ap.add_argument(
+        "--fixed-limits",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=[],
+        help="the ablation: scans at these fixed limits, without admission control",
+    )
+    ap.add_argument(
+        "--first-stage", action="store_true", help="also scan without the Exchange follow-ups"
+    )
+    ap.add_argument("--control-concurrency", type=int, default=300)
+    ap.add_argument("--knee-concurrency", type=int, default=20000)
     args = ap.parse_args()
     try:
         result = run(args)

@@ -23,10 +23,10 @@ CONCURRENCY = 2000
 TIMEOUT_S = 5.0
 
 
-def _scenario(rtt_s: float) -> dict[str, Any]:
+def _scenario(rtt_s: float, *more: str) -> dict[str, Any]:
     args = ["--rtt", str(rtt_s), "--jitter", "0.1", "--hosts", str(HOSTS)]
     args += ["--silent-share", "0.2", "--concurrency", str(CONCURRENCY)]
-    args += ["--timeout", str(TIMEOUT_S), "--rtt-samples", "6"]
+    args += ["--timeout", str(TIMEOUT_S), "--rtt-samples", "6", *more]
     try:
         with fresh_netns() as name:
             done = run_scenario(name, args, timeout=600)
@@ -67,3 +67,38 @@ def test_every_live_host_found_behind_real_delay(rtt_ms: int) -> None:
     assert scan["live_all_right"], "\n".join(
         [*scan["live_problems"], json.dumps(scan["problem_records"], indent=1)]
     )
+
+
+def test_one_percent_loss_costs_no_live_host_and_a_short_timeout_does() -> None:
+    """1 % of the packets dropped for real (TCP retransmits) at 50 ms: every live host is
+    still found and right.  The control scans the same lab with a 0.1 s timeout, which the
+    network cannot meet (a TLS handshake alone takes two round trips here): the same checks
+    must then report false timeouts, so they can fail."""
+    result = _scenario(0.05, "--loss", "1", "--knee-timeouts", "0.1", "--rtt-samples", "0")
+    assert result["loss_percent"] == 1.0
+    scan, control_low, control_high = result["scans"]
+    print(
+        f"\n[netns rtt=50 ms loss=1 %] {result['delay_method']}; dropped"
+        f" {scan['packets_dropped']}/{scan['packets']} packets; {scan['hosts_per_s']} hosts/s,"
+        f" peak sockets {scan['peak_sockets_in_flight']}, false timeouts {scan['false_timeouts']};"
+        f" control at 0.1 s: {control_low['false_timeouts']} and {control_high['false_timeouts']}"
+        " false timeouts"
+    )
+    # The loss is real: about 1 % of the packets on the scanned port never arrived.
+    assert scan["packets"] > 1000, scan["packets"]
+    assert 0.003 < scan["packets_dropped"] / scan["packets"] < 0.03, scan
+
+    assert not scan["interrupted"]
+    assert scan["records"] == scan["targets"]
+    assert scan["false_timeouts"] == 0, scan["false_timeout_examples"]
+    assert scan["live_statuses"] == {"success": scan["live_hosts"]}, scan["live_statuses"]
+    assert scan["silent_statuses"] == {"connection-timeout": scan["silent_addresses"]}
+    assert scan["live_all_right"], "\n".join(
+        [*scan["live_problems"], json.dumps(scan["problem_records"], indent=1)]
+    )
+
+    for control in (control_low, control_high):
+        assert control["timeout_s"] == 0.1
+        assert control["records"] == control["targets"]
+        assert control["false_timeouts"] > 0, control["live_statuses"]
+        assert not control["live_all_right"]
