@@ -40,7 +40,7 @@ from exwatch.report import aggregate, trends
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg, country_name
 from exwatch.store import Store
-from exwatch.web import groups, memo
+from exwatch.web import groups, memo, names
 from exwatch.web.auth import Credentials
 from exwatch.web.cves_view import CVE_COLUMNS, cve_detail, cve_rows
 from exwatch.web.groups_view import (
@@ -649,6 +649,8 @@ def warm(db: str, say: Callable[[str], None] = log.info) -> None:
             latest = store.latest_scan_id()
             if latest is not None:
                 groups.ensure(store, latest)
+                if names.usable(store):
+                    names.ensure(store, latest)
     finally:
         pool.close()
 
