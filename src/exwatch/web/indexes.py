@@ -40,9 +40,11 @@ POSTGRES_WEB_INDEXES = (
 # Organisation search matches a substring: a trigram index (pg_trgm, in PostgreSQL's
 # contrib) finds it without reading every organisation of the scan.  Without the extension
 # the search still works, reading them all.
+# The operator class is named with the extension's schema: the extension is installed once
+# per database, in the schema of whichever store came first.
 POSTGRES_TRIGRAM_INDEXES = (
     "CREATE INDEX IF NOT EXISTS web_groups_organisation_trgm ON web_groups"
-    " USING gin (lower(organisation) gin_trgm_ops) WHERE level = 'sector_org'",
+    " USING gin (lower(organisation) \"{schema}\".gin_trgm_ops) WHERE level = 'sector_org'",
 )
 
 
@@ -67,8 +69,14 @@ def _trigram_indexes(store: Store) -> int:
     try:
         with store.transaction():
             store.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            schema = str(
+                store.scalar(
+                    "SELECT n.nspname FROM pg_extension x"
+                    " JOIN pg_namespace n ON n.oid = x.extnamespace WHERE x.extname = 'pg_trgm'"
+                )
+            )
             for statement in POSTGRES_TRIGRAM_INDEXES:
-                store.execute(statement)
+                store.execute(statement.format(schema=schema.replace('"', '""')))
     except StoreError as exc:
         log.info("no trigram index for organisation search: %s", exc)
         return 0
