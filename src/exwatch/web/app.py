@@ -59,6 +59,7 @@ from exwatch.web.scans_view import (
     DIFF_COLUMNS,
     diff_groups,
     diff_hosts,
+    prepare_diff,
     scan_listing,
     scan_progress,
 )
@@ -619,8 +620,9 @@ def create_app(
 def warm(db: str, say: Callable[[str], None] = log.info) -> None:
     """Before the server answers: enrich results that lack it (as `exwatch report` would,
     with the sources each scan was enriched with before), create the indexes pages need,
-    and build the report rollups of every scan (the overview's trend) and the latest scan's
-    drill-down counts, so that first views are fast too."""
+    and build the report rollups of every scan (the overview's trend), the latest scan's
+    drill-down counts and search names, and the diff of the latest two scans (kept in this
+    process), so that first views are fast too."""
     from exwatch.enrich import Enricher
     from exwatch.report import enrichment, rollup
     from exwatch.web import indexes
@@ -651,6 +653,9 @@ def warm(db: str, say: Callable[[str], None] = log.info) -> None:
                 groups.ensure(store, latest)
                 if names.usable(store):
                     names.ensure(store, latest)
+            ids = store.scan_ids()
+            if len(ids) > 1:  # the diff page's default pair: the latest two scans
+                prepare_diff(store, ids[-2], ids[-1])
     finally:
         pool.close()
 

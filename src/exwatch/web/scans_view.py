@@ -186,6 +186,13 @@ def _changes(store: Store, a: str, b: str) -> list[dict[str, Any]]:
     return rows
 
 
+def prepare_diff(store: Store, scan_a: str, scan_b: str) -> None:
+    """Compute the default diff page's comparison (by country, and its changed hosts) into
+    this process's memory, so its first view does not read both scans whole."""
+    diff_groups(store, scan_a, scan_b, "country")
+    _changes(store, resolve_scan(store, scan_a), resolve_scan(store, scan_b))
+
+
 def _tie(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return (row["before"], row["after"], row["ip_sort"], row["port"])
 
@@ -224,6 +231,7 @@ __all__ = [
     "SCAN_COLUMNS",
     "diff_groups",
     "diff_hosts",
+    "prepare_diff",
     "scan_listing",
     "scan_progress",
 ]
