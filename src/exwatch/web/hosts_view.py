@@ -136,12 +136,13 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
     columns_sort["vulnerable_cves"] = Column(
         "vulnerable_cves", "Vulnerable CVEs", "int", d.array_len("e.vulnerable_cves")
     )
+    joined = Joined("enrichment e", "e", f"LEFT JOIN {lag} ON lag.build = e.build", lag_params)
     listing = fetch(
         store,
         columns=list(columns_sort.values()),
         select=select,
-        source=f"enrichment e LEFT JOIN {lag} ON lag.build = e.build",
-        source_params=lag_params,
+        source=joined.source,
+        source_params=joined.params,
         select_params=[kev_list()],
         where=where,
         params=params,
@@ -149,7 +150,7 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         tiebreak="e.ip_sort, e.port",
         filters=filters,
         total=total,
-        joined=Joined("enrichment e", "e", f"LEFT JOIN {lag} ON lag.build = e.build", lag_params),
+        joined=joined,
         count_key=("hosts-total", store.location, scan_id, stamp),
     )
     listing.columns = columns

@@ -136,6 +136,10 @@ class Joined:
     joins: str  # "LEFT JOIN (VALUES ...) lag ON lag.build = e.build"
     params: Sequence[Any] = ()
 
+    @property
+    def source(self) -> str:
+        return f"{self.table} {self.joins}"
+
 
 def fetch(
     store: Store,
@@ -170,7 +174,7 @@ def fetch(
         order = f"{sortable[paging.sort]} {direction} {nulls}, {tiebreak}"
     window = f" LIMIT {int(paging.per_page)} OFFSET {int((paging.page - 1) * paging.per_page)}"
     sort_sql = sortable[paging.sort] if paging.sort is not None else tiebreak
-    if joined is not None and _own(sort_sql, joined.alias):
+    if joined is not None and _own(sort_sql, joined.alias) and _only(clause, joined.alias):
         a = joined.alias
         page = f"SELECT * FROM {joined.table} WHERE {clause} ORDER BY {order}{window}"
         if store.dialect.name == "duckdb":
@@ -213,6 +217,12 @@ def _own(sort_sql: str, alias: str) -> bool:
     return all(
         re.fullmatch(rf"{re.escape(alias)}\.\w+", part.strip()) for part in sort_sql.split(",")
     )
+
+
+def _only(clause: str, alias: str) -> bool:
+    """Whether a WHERE clause names columns of `alias` only (a filter on a joined table
+    cannot be applied to the table alone)."""
+    return all(q == alias for q in re.findall(r"\b([A-Za-z_]\w*)\.[A-Za-z_]", clause))
 
 
 def _hashable(value: Any) -> Any:
