@@ -43,6 +43,7 @@ from exwatch.store import Store
 from exwatch.web import groups, memo, names
 from exwatch.web.auth import Credentials
 from exwatch.web.cves_view import CVE_COLUMNS, cve_detail, cve_rows
+from exwatch.web.facts import scan_builds
 from exwatch.web.groups_view import (
     NONE,
     asn_value,
@@ -651,6 +652,7 @@ def warm(db: str, say: Callable[[str], None] = log.info) -> None:
             latest = store.latest_scan_id()
             if latest is not None:
                 groups.ensure(store, latest)
+                scan_builds(store, latest, groups.stamp_of(store, latest))  # host lists' lag
                 if names.usable(store):
                     names.ensure(store, latest)
             ids = store.scan_ids()
