@@ -22,6 +22,9 @@ Tables
   rollup_builds_state  the enrich_generation and KEV list each scan's rollup_builds was built from
   web_groups      the web interface's drill-down counts per scan (created when first needed)
   web_groups_state what each scan's web_groups were built from
+  web_names       DuckDB: each result's host names (target, certificate CN, NTLM computer)
+                  lower-cased, sorted by name, for the web search (created when first needed)
+  web_names_state what each scan's web_names were built from (its results' count and newest ts)
 
 Tables `exwatch notify` keeps (docs/notify.md describes every column).  They are created IF
 NOT EXISTS whenever a store is opened writable, so schema-2 stores gain them without a
@@ -233,6 +236,21 @@ WEB_GROUPS: list[Column] = [
 ]
 WEB_GROUPS_COLUMNS = [name for name, _ in WEB_GROUPS]
 WEB_GROUPS_STATE: list[Column] = [("scan_id", "text"), ("stamp", "text")]
+# The web search's host names on DuckDB (web/names.py): stored sorted by name, so a prefix
+# search reads the few row groups whose zone maps hold it instead of every result.
+WEB_NAMES: list[Column] = [
+    ("scan_id", "text"),
+    ("name", "text"),  # lower(hostname | tls_subject_cn | ntlm_dns_computer)
+    ("ip", "text"),
+    ("port", "int"),
+    ("ts", "ts"),
+    ("hostname", "text"),
+    ("cert_cn", "text"),
+    ("ntlm_computer", "text"),  # ntlm_dns_computer
+    ("build", "text"),
+    ("status", "text"),
+]
+WEB_NAMES_STATE: list[Column] = [("scan_id", "text"), ("stamp", "text")]
 NOTIFICATIONS: list[Column] = [
     ("notification_id", "text"),
     ("run_id", "text"),
@@ -388,6 +406,8 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "rollup_builds_state": (ROLLUP_BUILDS_STATE, ("scan_id",)),
     "web_groups": (WEB_GROUPS, ()),
     "web_groups_state": (WEB_GROUPS_STATE, ("scan_id",)),
+    "web_names": (WEB_NAMES, ()),
+    "web_names_state": (WEB_NAMES_STATE, ("scan_id",)),
     "notifications": (NOTIFICATIONS, ("notification_id",)),
     "notification_items": (NOTIFICATION_ITEMS, ()),
     "notify_cases": (NOTIFY_CASES, ("case_id",)),
@@ -403,6 +423,7 @@ LATER_TABLES = (
     "rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state",
     "notifications", "notification_items", "notify_cases", "security_txt", "census",
     "census_tasks", "host_checks", "host_checks_state",
+    "web_names", "web_names_state",
 )  # fmt: skip
 
 _NOT_NULL = {
@@ -491,6 +512,7 @@ __all__ = [
     "TABLES",
     "WEB_GROUPS",
     "WEB_GROUPS_COLUMNS",
+    "WEB_NAMES",
     "column_types",
     "create_all",
     "create_later",

@@ -41,9 +41,10 @@ from exwatch.report.compromise import mitigated_counts
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg, country_name
 from exwatch.store import Store
-from exwatch.web import groups, memo
+from exwatch.web import groups, memo, names
 from exwatch.web.auth import Credentials
 from exwatch.web.cves_view import CVE_COLUMNS, cve_detail, cve_rows
+from exwatch.web.facts import scan_builds
 from exwatch.web.groups_view import (
     NONE,
     asn_value,
@@ -60,6 +61,7 @@ from exwatch.web.scans_view import (
     DIFF_COLUMNS,
     diff_groups,
     diff_hosts,
+    prepare_diff,
     scan_listing,
     scan_progress,
 )
@@ -627,8 +629,9 @@ def create_app(
 def warm(db: str, say: Callable[[str], None] = log.info) -> None:
     """Before the server answers: enrich results that lack it (as `exwatch report` would,
     with the sources each scan was enriched with before), create the indexes pages need,
-    and build the report rollups of every scan (the overview's trend) and the latest scan's
-    drill-down counts, so that first views are fast too."""
+    and build the report rollups of every scan (the overview's trend), the latest scan's
+    drill-down counts and search names, and the diff of the latest two scans (kept in this
+    process), so that first views are fast too."""
     from exwatch.enrich import Enricher
     from exwatch.report import enrichment, rollup
     from exwatch.web import indexes
@@ -657,6 +660,12 @@ def warm(db: str, say: Callable[[str], None] = log.info) -> None:
             latest = store.latest_scan_id()
             if latest is not None:
                 groups.ensure(store, latest)
+                scan_builds(store, latest, groups.stamp_of(store, latest))  # host lists' lag
+                if names.usable(store):
+                    names.ensure(store, latest)
+            ids = store.scan_ids()
+            if len(ids) > 1:  # the diff page's default pair: the latest two scans
+                prepare_diff(store, ids[-2], ids[-1])
     finally:
         pool.close()
 

@@ -135,6 +135,10 @@ def ensure(store: Store, scan_id: str) -> None:
         store.execute(
             "INSERT INTO web_groups_state (scan_id, stamp) VALUES (?, ?)", [scan_id, stamp]
         )
+        if store.dialect.name == "postgresql":
+            # Fresh statistics, or the planner takes a scan's hundred thousand organisation
+            # rows for a handful and reads them all instead of the search's trigram index.
+            store.execute("ANALYZE web_groups")
 
 
 def _current(store: Store, scan_id: str, stamp: str) -> bool:

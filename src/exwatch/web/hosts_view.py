@@ -18,7 +18,7 @@ from exwatch.store.rows import ip_sort_key
 from exwatch.web import groups
 from exwatch.web.facts import kev_list, lag_values, scan_builds
 from exwatch.web.groups_view import NONE, asn_value, country_value, equals
-from exwatch.web.listing import Column, Listing, Paging, fetch, like
+from exwatch.web.listing import Column, Joined, Listing, Paging, fetch, like
 
 SHOW = ("exchange", "all", "vulnerable", "kev", "eol")
 # The web-shell check's states (docs/checks.md), for the `compromise` filter.
@@ -133,7 +133,8 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         params += [like(text)] * 4
         filters["q"] = text
     total = known_total(store, scan_id, filters)
-    lag, lag_params = lag_values(scan_builds(store, scan_id, groups.stamp_of(store, scan_id)))
+    stamp = groups.stamp_of(store, scan_id)
+    lag, lag_params = lag_values(scan_builds(store, scan_id, stamp))
     extra = ", h.compromise" if compromise else ""
     select = (
         "e.ip, e.port, e.country, e.asn, e.organisation, e.sector, e.build, e.product, e.cu,"
@@ -146,13 +147,14 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
     columns_sort["vulnerable_cves"] = Column(
         "vulnerable_cves", "Vulnerable CVEs", "int", d.array_len("e.vulnerable_cves")
     )
+    joins = f"LEFT JOIN {lag} ON lag.build = e.build" + (groups.CHECKS_JOIN if compromise else "")
+    joined = Joined("enrichment e", "e", joins, lag_params)
     listing = fetch(
         store,
         columns=list(columns_sort.values()),
         select=select,
-        source=f"enrichment e LEFT JOIN {lag} ON lag.build = e.build"
-        + (groups.CHECKS_JOIN if compromise else ""),
-        source_params=lag_params,
+        source=joined.source,
+        source_params=joined.params,
         select_params=[kev_list()],
         where=where,
         params=params,
@@ -160,6 +162,8 @@ def host_listing(store: Store, scan_id: str, query: Mapping[str, str]) -> Listin
         tiebreak="e.ip_sort, e.port",
         filters=filters,
         total=total,
+        joined=joined,
+        count_key=("hosts-total", store.location, scan_id, stamp),
     )
     listing.columns = columns
     _add_server_fields(store, scan_id, listing.rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from exwatch.errors import UsageError
 from exwatch.report.exports import neutralise
 from exwatch.store import Store
+from exwatch.web.memo import memo
 
 Kind = Literal["text", "int", "pct", "float", "bool", "list", "date"]
 PER_PAGE = 50
@@ -123,6 +125,22 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A page's source as one table plus joins that neither drop nor repeat its rows (LEFT
+    JOINs on a unique key): a page sorted by the table's own columns is cut from the table
+    alone and only its rows are joined, instead of joining every matching row first."""
+
+    table: str  # "enrichment e"
+    alias: str  # "e"
+    joins: str  # "LEFT JOIN (VALUES ...) lag ON lag.build = e.build"
+    params: Sequence[Any] = ()
+
+    @property
+    def source(self) -> str:
+        return f"{self.table} {self.joins}"
+
+
 def fetch(
     store: Store,
     *,
@@ -137,8 +155,14 @@ def fetch(
     source_params: Sequence[Any] = (),
     select_params: Sequence[Any] = (),
     total: int | None = None,
+    joined: Joined | None = None,
+    count_key: tuple[Any, ...] | None = None,
 ) -> Listing:
-    """One page of `SELECT select FROM source WHERE where...` in the requested order."""
+    """One page of `SELECT select FROM source WHERE where...` in the requested order.
+
+    `joined` spells `source` as a table and its joins (see `Joined`); `count_key`, when the
+    rows cannot change without it changing (a scan's enrichment stamp), keeps the total of
+    each filter in memory, so paging through millions of matches counts them once."""
     sortable = {c.key: c.sort for c in columns if c.sort}
     if paging.sort is not None and paging.sort not in sortable:
         raise UsageError(f"cannot sort by {paging.sort!r}; one of {', '.join(sortable)}")
@@ -148,23 +172,61 @@ def fetch(
         direction = "DESC" if paging.descending else "ASC"
         nulls = "NULLS LAST"
         order = f"{sortable[paging.sort]} {direction} {nulls}, {tiebreak}"
-    names, rows = store.columns_of(
-        f"SELECT {select} FROM {source} WHERE {clause} ORDER BY {order}"
-        f" LIMIT {int(paging.per_page)} OFFSET {int((paging.page - 1) * paging.per_page)}",
-        [*select_params, *source_params, *params],
-    )
+    window = f" LIMIT {int(paging.per_page)} OFFSET {int((paging.page - 1) * paging.per_page)}"
+    sort_sql = sortable[paging.sort] if paging.sort is not None else tiebreak
+    if joined is not None and _own(sort_sql, joined.alias) and _only(clause, joined.alias):
+        a = joined.alias
+        page = f"SELECT * FROM {joined.table} WHERE {clause} ORDER BY {order}{window}"
+        if store.dialect.name == "duckdb":
+            # A deep page sorts only the row ids past the offset, not whole rows.
+            page = (
+                f"SELECT * FROM {joined.table} WHERE {a}.rowid IN (SELECT {a}.rowid"
+                f" FROM {joined.table} WHERE {clause} ORDER BY {order}{window})"
+            )
+        names, rows = store.columns_of(
+            f"SELECT {select} FROM ({page}) {a} {joined.joins} ORDER BY {order}",
+            [*select_params, *params, *joined.params],
+        )
+    else:
+        names, rows = store.columns_of(
+            f"SELECT {select} FROM {source} WHERE {clause} ORDER BY {order}{window}",
+            [*select_params, *source_params, *params],
+        )
     if total is None:
         if paging.page == 1 and len(rows) < paging.per_page:
             total = len(rows)
         else:
-            total = int(
-                store.scalar(
-                    f"SELECT count(*) FROM {source} WHERE {clause}", [*source_params, *params]
+            if joined is not None:
+                sql, args = f"SELECT count(*) FROM {joined.table} WHERE {clause}", [*params]
+            else:
+                sql = f"SELECT count(*) FROM {source} WHERE {clause}"
+                args = [*source_params, *params]
+            if count_key is None:
+                total = int(store.scalar(sql, args) or 0)
+            else:
+                total = memo(
+                    (*count_key, sql, tuple(_hashable(a) for a in args)),
+                    lambda: int(store.scalar(sql, args) or 0),
                 )
-                or 0
-            )
     out = [dict(zip(names, row, strict=True)) for row in rows]
     return Listing(list(columns), out, total, paging, dict(filters or {}))
+
+
+def _own(sort_sql: str, alias: str) -> bool:
+    """Whether an ORDER BY expression reads only plain columns of `alias`."""
+    return all(
+        re.fullmatch(rf"{re.escape(alias)}\.\w+", part.strip()) for part in sort_sql.split(",")
+    )
+
+
+def _only(clause: str, alias: str) -> bool:
+    """Whether a WHERE clause names columns of `alias` only (a filter on a joined table
+    cannot be applied to the table alone)."""
+    return all(q == alias for q in re.findall(r"\b([A-Za-z_]\w*)\.[A-Za-z_]", clause))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def like(text: str) -> str:
@@ -173,4 +235,4 @@ def like(text: str) -> str:
     return f"%{escaped}%"
 
 
-__all__ = ["MAX_PER_PAGE", "PER_PAGE", "Column", "Listing", "Paging", "fetch", "like"]
+__all__ = ["MAX_PER_PAGE", "PER_PAGE", "Column", "Joined", "Listing", "Paging", "fetch", "like"]

@@ -176,11 +176,24 @@ def _changes(store: Store, a: str, b: str) -> list[dict[str, Any]]:
     with store.transaction():
         store.tune_for_aggregation()
         rows = [dict(zip(_CHANGE_KEYS, r, strict=True)) for r in store.query(sql, [a, b])]
+    # Kept in the pages' default order: a page then slices the list instead of sorting it.
+    rows.sort(key=_tie)
     with _DIFF_LOCK:
         if len(_CHANGES) > 8:
             _CHANGES.pop(next(iter(_CHANGES)))
         _CHANGES[key] = rows
     return rows
+
+
+def prepare_diff(store: Store, scan_a: str, scan_b: str) -> None:
+    """Compute the default diff page's comparison (by country, and its changed hosts) into
+    this process's memory, so its first view does not read both scans whole."""
+    diff_groups(store, scan_a, scan_b, "country")
+    _changes(store, resolve_scan(store, scan_a), resolve_scan(store, scan_b))
+
+
+def _tie(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["before"], row["after"], row["ip_sort"], row["port"])
 
 
 def diff_hosts(store: Store, scan_a: str, scan_b: str, query: Mapping[str, str]) -> Listing:
@@ -197,7 +210,7 @@ def diff_hosts(store: Store, scan_a: str, scan_b: str, query: Mapping[str, str])
     sortable = {c.key for c in CHANGE_COLUMNS}
     if paging.sort is not None and paging.sort not in sortable:
         raise UsageError(f"cannot sort by {paging.sort!r}; one of {', '.join(sorted(sortable))}")
-    tie = sorted(rows, key=lambda r: (r["before"], r["after"], r["ip_sort"], r["port"]))
+    tie = rows  # already in (before, after, address) order
     if paging.sort is not None:
         field = "ip_sort" if paging.sort == "ip" else paging.sort
         present = [r for r in tie if r[field] is not None]
@@ -220,6 +233,7 @@ __all__ = [
     "SCAN_COLUMNS",
     "diff_groups",
     "diff_hosts",
+    "prepare_diff",
     "scan_listing",
     "scan_progress",
 ]
