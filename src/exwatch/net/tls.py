@@ -159,6 +159,20 @@ def _rendered(raw: bytes | None, name: Callable[[], x509.Name]) -> tuple[str | N
     return found
 
 
+def no_certificate_fields() -> dict[str, Any]:
+    """The certificate part of a record when no certificate was seen (a fresh dict: the
+    caller fills it)."""
+    return {
+        "subject_cn": None,
+        "subject": None,
+        "issuer": None,
+        "san": [],
+        "not_before": None,
+        "not_after": None,
+        "sha256": None,
+    }
+
+
 def certificate_fields(der: bytes) -> dict[str, Any]:
     """Subject, issuer, SAN, validity and SHA-256 of a DER certificate.
 
@@ -171,15 +185,8 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
     cached = _cache.get(digest)
     if cached is not None:
         return cached
-    fields: dict[str, Any] = {
-        "subject_cn": None,
-        "subject": None,
-        "issuer": None,
-        "san": [],
-        "not_before": None,
-        "not_after": None,
-        "sha256": digest.hex(),
-    }
+    fields = no_certificate_fields()
+    fields["sha256"] = digest.hex()
     try:
         cert = x509.load_der_x509_certificate(der)
         layout = _layout(der)
@@ -233,4 +240,4 @@ def session_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> dict[str, 
     return info
 
 
-__all__ = ["certificate_fields", "client_context", "session_info"]
+__all__ = ["certificate_fields", "client_context", "no_certificate_fields", "session_info"]

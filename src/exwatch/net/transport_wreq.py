@@ -45,19 +45,15 @@ from exwatch.errors import (
 from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits, Response, request_bytes
 from exwatch.net.mapper import ConnectionClosed, map_exception
-from exwatch.net.tls import certificate_fields, client_context, session_info
+from exwatch.net.tls import (
+    certificate_fields,
+    client_context,
+    no_certificate_fields,
+    session_info,
+)
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _BASE_NAMES = frozenset({"host", "user-agent", "accept", "connection"})
-_EMPTY_CERT: dict[str, Any] = {
-    "subject_cn": None,
-    "subject": None,
-    "issuer": None,
-    "san": [],
-    "not_before": None,
-    "not_after": None,
-    "sha256": None,
-}
 
 
 def _seconds(value: float) -> datetime.timedelta:
@@ -66,7 +62,7 @@ def _seconds(value: float) -> datetime.timedelta:
 
 def _tls_record(der: bytes | None) -> dict[str, Any]:
     info: dict[str, Any] = {"version": None, "cipher": None}  # wreq does not tell them
-    info.update(certificate_fields(der) if der else _EMPTY_CERT)
+    info.update(certificate_fields(der) if der else no_certificate_fields())
     return info
 
 
