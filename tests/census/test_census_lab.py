@@ -167,7 +167,7 @@ def test_a_task_failing_every_time_is_parked_with_its_error_then_retried(
 def test_cancel_stops_a_running_census_keeps_what_it_found_and_retry_resumes(
     cluster: Cluster, lab: Lab
 ) -> None:
-    scan_id = _submit(cluster, lab, "--rate", "25", "--task-size", "10")
+    scan_id = _submit(cluster, lab, "--rate", "10", "--task-size", "10")
     deadline = time.monotonic() + 30
     while status(cluster.db, scan_id)["scanned"] < 10:
         assert time.monotonic() < deadline, "the census did not start"
@@ -178,7 +178,7 @@ def test_cancel_stops_a_running_census_keeps_what_it_found_and_retry_resumes(
     assert st["status"] == "cancelled"
     assert st["tasks_by_status"]["running"] == 0
     records = _exactly_once(rows(cluster.db, scan_id))
-    assert 10 <= len(records) < len(lab.ground_truth)
+    assert 10 <= len(records) < len(lab.ground_truth), len(records)  # 12 s at 10/s: time to cancel
     assert st["scanned"] == len(records)
     with open_store(cluster.db, read_only=True, create=False) as store:
         assert store.scan_info(scan_id)["status"] == "interrupted"
