@@ -15,8 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from exwatch.checks import document
 from exwatch.checks.answer import Answer, failed
 from exwatch.errors import DataError
 
@@ -197,9 +196,7 @@ def _check(raw: object, sources: dict[str, Any]) -> Check:
         not isinstance(mitigation, dict) or not isinstance(mitigation.get("id"), str)
     ):
         raise DataError(f"{FILE} {where}: mitigation is {{id, cves}}")
-    refs = tuple(raw.get("sources") or ())
-    if not refs or any(s not in sources for s in refs):
-        raise DataError(f"{FILE} {where}: sources {list(refs)} must be ids of `sources`")
+    refs = document.cited(raw, sources, f"{FILE} {where}")
     control = raw.get("control")
     if mitigation is not None and control is None:
         raise DataError(f"{FILE} {where}: a check that reads a mitigation needs a control")
@@ -224,18 +221,7 @@ def _check(raw: object, sources: dict[str, Any]) -> Check:
 
 
 def parse(text: str) -> Definitions:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{FILE}: not YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"{FILE}: top level must be a mapping")
-    sources = doc.get("sources")
-    if not isinstance(sources, dict) or not sources:
-        raise DataError(f"{FILE}: `sources` must map ids to a title and where")
-    for sid, src in sources.items():
-        if not isinstance(src, dict) or not src.get("title") or not src.get("where"):
-            raise DataError(f"{FILE}: source {sid!r} needs a title and where")
+    doc, sources = document.load(text, FILE)
     signs = doc.get("exchange_signs") or {}
     if not isinstance(signs, dict):
         raise DataError(f"{FILE}: exchange_signs must be a mapping")

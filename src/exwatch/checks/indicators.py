@@ -13,8 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from exwatch.checks import document
 from exwatch.errors import DataError
 
 if TYPE_CHECKING:
@@ -136,9 +135,7 @@ def _shape(raw: dict[str, Any], sources: dict[str, Any]) -> Shape:
         raise DataError(f"{FILE} {where}: campaign {raw['campaign']!r} not in {sorted(CAMPAIGNS)}")
     if raw["confidence"] not in CONFIDENCES:
         raise DataError(f"{FILE} {where}: confidence must be one of {sorted(CONFIDENCES)}")
-    refs = tuple(raw.get("sources") or ())
-    if not refs or any(s not in sources for s in refs):
-        raise DataError(f"{FILE} {where}: sources {list(refs)} must be ids of `sources`")
+    refs = document.cited(raw, sources, f"{FILE} {where}")
     status = raw.get("status")
     if status is not None and (
         not isinstance(status, list) or not all(isinstance(s, int) for s in status)
@@ -195,9 +192,7 @@ def _paths(raw: object, sources: dict[str, Any]) -> tuple[KnownPath, ...]:
         campaign = group.get("campaign")
         if campaign not in CAMPAIGNS:
             raise DataError(f"{FILE} {where}: campaign {campaign!r} not in {sorted(CAMPAIGNS)}")
-        refs = tuple(group.get("sources") or ())
-        if not refs or any(s not in sources for s in refs):
-            raise DataError(f"{FILE} {where}: sources {list(refs)} must be ids of `sources`")
+        refs = document.cited(group, sources, f"{FILE} {where}")
         items = group.get("paths")
         if not isinstance(items, list) or not items:
             raise DataError(f"{FILE} {where}: needs a list of `paths`")
@@ -220,18 +215,7 @@ def _paths(raw: object, sources: dict[str, Any]) -> tuple[KnownPath, ...]:
 
 def parse(text: str) -> Indicators:
     """Parse and compile the data (raises DataError)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{FILE}: not YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"{FILE}: top level must be a mapping")
-    sources = doc.get("sources")
-    if not isinstance(sources, dict) or not sources:
-        raise DataError(f"{FILE}: `sources` must map ids to a title and where")
-    for sid, src in sources.items():
-        if not isinstance(src, dict) or not src.get("title") or not src.get("where"):
-            raise DataError(f"{FILE}: source {sid!r} needs a title and where")
+    doc, sources = document.load(text, FILE)
     shapes_raw = doc.get("shapes")
     if not isinstance(shapes_raw, list) or not shapes_raw:
         raise DataError(f"{FILE}: `shapes` must be a non-empty list")
