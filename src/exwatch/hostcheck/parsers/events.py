@@ -22,12 +22,13 @@ DOCTYPE is refused and sizes are bounded.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from xml.etree import ElementTree
 
-from exwatch.hostcheck.records import Kind, Record
+from exwatch.hostcheck.records import FileStats, Kind, Record
 
 CMDLET_PROVIDER = "msexchange cmdletlogs"
 # Data positions of MSExchange CmdletLogs events (Microsoft's order, confirmed by real
@@ -381,11 +382,25 @@ def record_from_event(obj: Any, rel: str, number: int | None) -> Record | None:
     return Record(Kind.EVTX, rel, number, raw, [], _EMPTY_INDEX, timestamp, extra)
 
 
+def file_records(
+    path: Path, stats: FileStats, parse_stream: Callable[[IO[bytes]], Iterator[Record]]
+) -> Iterator[Record]:
+    """The records `parse_stream` reads from the file at `path` opened in binary; an
+    unreadable file is an error in its stats, never an exception."""
+    try:
+        stats.size = path.stat().st_size
+        with path.open("rb") as fh:
+            yield from parse_stream(fh)
+    except OSError as exc:
+        stats.error = f"cannot read: {exc.strerror or exc}"
+
+
 __all__ = [
     "CHANNEL_SOURCES",
     "CMDLET_PROVIDER",
     "channel_source",
     "event_parts",
+    "file_records",
     "iso_utc",
     "parse_event_xml",
     "record_from_event",

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from exwatch.hostcheck.parsers.events import record_from_event
+from exwatch.hostcheck.parsers.events import file_records, record_from_event
 from exwatch.hostcheck.parsers.evtxrepair import mend
 from exwatch.hostcheck.records import FileStats, Kind, Record
 
@@ -35,12 +35,7 @@ class EvtxParser:
     def parse_file(
         self, path: Path, rel: str, stats: FileStats, meta: dict[str, str] | None = None
     ) -> Iterator[Record]:
-        try:
-            stats.size = path.stat().st_size
-            with path.open("rb") as fh:
-                yield from self.parse_stream(fh, rel, stats)
-        except OSError as exc:
-            stats.error = f"cannot read: {exc.strerror or exc}"
+        return file_records(path, stats, lambda fh: self.parse_stream(fh, rel, stats))
 
     def parse_stream(self, fh: IO[bytes], rel: str, stats: FileStats) -> Iterator[Record]:
         """Records of an EVTX file opened for reading (a file or a zip member copy)."""
