@@ -8,8 +8,10 @@ answering.  The reading is `exwatch.checks.behaviour.read`'s.
 
 from __future__ import annotations
 
+import functools
+
 from exwatch.checks import behaviour
-from exwatch.probes.base import ProbeContext
+from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
 
 
 async def run_check(ctx: ProbeContext, check_id: str) -> None:
@@ -32,4 +34,18 @@ def declared(check_id: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-__all__ = ["declared", "run_check"]
+def check_probe(probe_id: str, check_id: str, description: str) -> Probe:
+    """The opt-in probe that runs one behavioural check (intrusive, its own stage, never
+    in the default set), declaring the requests the data makes it send."""
+    return Probe(
+        id=probe_id,
+        risk=Risk.INTRUSIVE,
+        stages=(Stage.CHECK,),
+        requests=declared(check_id),
+        description=description,
+        run=functools.partial(run_check, check_id=check_id),
+        default=False,
+    )
+
+
+__all__ = ["check_probe", "declared", "run_check"]

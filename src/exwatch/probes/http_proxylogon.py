@@ -10,23 +10,11 @@ docs/checks.md.
 
 from __future__ import annotations
 
-from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
-from exwatch.probes.behavioural import declared, run_check
+from exwatch.probes.behavioural import check_probe
 
 ID = "http-proxylogon"
 CHECK = "proxylogon"
 
-
-async def run(ctx: ProbeContext) -> None:
-    await run_check(ctx, CHECK)
-
-
-PROBE = Probe(
-    id=ID,
-    risk=Risk.INTRUSIVE,
-    stages=(Stage.CHECK,),
-    requests=declared(CHECK),
-    description="ProxyLogon's X-BEResource routing (CVE-2021-26855) and the EOMT mitigation",
-    run=run,
-    default=False,
+PROBE = check_probe(
+    ID, CHECK, "ProxyLogon's X-BEResource routing (CVE-2021-26855) and the EOMT mitigation"
 )

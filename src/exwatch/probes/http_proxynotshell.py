@@ -9,23 +9,9 @@ read are data (`knowledge/checks.yaml`); see docs/checks.md.
 
 from __future__ import annotations
 
-from exwatch.probes.base import Probe, ProbeContext, Risk, Stage
-from exwatch.probes.behavioural import declared, run_check
+from exwatch.probes.behavioural import check_probe
 
 ID = "http-proxynotshell"
 CHECK = "proxynotshell-mitigation"
 
-
-async def run(ctx: ProbeContext) -> None:
-    await run_check(ctx, CHECK)
-
-
-PROBE = Probe(
-    id=ID,
-    risk=Risk.INTRUSIVE,
-    stages=(Stage.CHECK,),
-    requests=declared(CHECK),
-    description="Whether the ProxyNotShell URL Rewrite mitigation is in place",
-    run=run,
-    default=False,
-)
+PROBE = check_probe(ID, CHECK, "Whether the ProxyNotShell URL Rewrite mitigation is in place")
