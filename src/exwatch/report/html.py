@@ -34,9 +34,12 @@ def _months(value: float | None) -> str:
     return f"{value:g}" if isinstance(value, float) else f"{value:,}"
 
 
-def _environment() -> Environment:
+def page_environment(package: str) -> Environment:
+    """Templates of `package`/templates as the HTML report and the web pages render them:
+    everything escaped, an unknown name an error, counts and shares with a dash where
+    unknown."""
     env = Environment(
-        loader=PackageLoader("exwatch.report", "templates"),
+        loader=PackageLoader(package, "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -44,6 +47,11 @@ def _environment() -> Environment:
     )
     env.filters["num"] = lambda v: "–" if v is None else f"{v:,}"
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f} %"
+    return env
+
+
+def _environment() -> Environment:
+    env = page_environment("exwatch.report")
     env.filters["months"] = _months
     return env
 
@@ -196,4 +204,4 @@ def render_html(
     )
 
 
-__all__ = ["build_context", "render_html"]
+__all__ = ["build_context", "page_environment", "render_html"]

@@ -19,7 +19,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from exwatch import __version__
 from exwatch.errors import ExwatchError, StoreError, UsageError
 from exwatch.report import aggregate, trends
 from exwatch.report.compromise import mitigated_counts
+from exwatch.report.html import page_environment
 from exwatch.report.svgcharts import bar_chart, line_chart
 from exwatch.report.worldmap import SHAPES_SOURCE, choropleth_svg, country_name
 from exwatch.store import Store
@@ -430,15 +431,7 @@ PAGES: list[tuple[str, str, Handler]] = [
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("exwatch.web", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = lambda v: "–" if v is None else f"{v:,}"
-    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.1f} %"
+    env = page_environment("exwatch.web")
     env.filters["q"] = lambda v: quote(str(v), safe="")
     env.filters["visible"] = visible
     env.globals["urlencode"] = urlencode
