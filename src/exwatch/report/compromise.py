@@ -640,12 +640,9 @@ def export_compromised(
     """`exwatch export --compromised`: the compromised hosts only, as Shadowserver CSV (one
     row per shell) or JSON lines (their records); per country or organisation as files
     named like Shadowserver's.  Returns (file, rows) per file written."""
-    import sys
-    import tempfile
-    from datetime import UTC, datetime
     from pathlib import Path
 
-    from exwatch.report.exports import _atomic, slug
+    from exwatch.report.exports import _atomic, group_files, to_stdout
 
     if fmt not in ("shadowserver", "jsonl"):
         raise UsageError("--compromised exports Shadowserver CSV or JSON lines, not Parquet")
@@ -657,37 +654,17 @@ def export_compromised(
     ext = "csv" if fmt == "shadowserver" else "jsonl"
     if per is None:
         if output == "-":
-            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
-                count = _write(store, scan_id, fmt, spool, raw, None, None)
-                spool.seek(0)
-                sys.stdout.write(spool.read())
-                sys.stdout.flush()
-            return [("-", count)]
+            return [("-", to_stdout(lambda out: _write(store, scan_id, fmt, out, raw, None, None)))]
         return [(output, one(Path(output), None))]
-    if output == "-":
-        raise UsageError("--per writes one file per group; give -o DIRECTORY")
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--per needs a directory, and {output} is a file")
-    folder.mkdir(parents=True, exist_ok=True)
     field = "country" if per == "country" else "organisation"
     compromised = checked_hosts(store, scan_id, states=("compromised",))
     groups = sorted(
         {f.get(field) for h, f in compromised if h.compromise == "compromised"},
         key=lambda g: (g is None, str(g)),
     )
-    day = (scan_date or datetime.now(UTC).isoformat())[:10]
-    written: list[tuple[str, int]] = []
-    used: set[str] = set()
-    for group in groups:
-        name = slug(group) if group is not None else "unknown"
-        base, n = name, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        path = folder / f"{day}-scan_exchange-{name}.{ext}"
-        written.append((str(path), one(path, group)))
-    return written
+    return [
+        (str(path), one(path, group)) for group, path in group_files(output, groups, scan_date, ext)
+    ]
 
 
 def html_context(

@@ -24,7 +24,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -257,6 +257,39 @@ def slug(value: object) -> str:
     return text[:60].strip("-") or "unknown"
 
 
+def to_stdout(write: Callable[[IO[str]], int]) -> int:
+    """Rows `write` wrote, sent to standard output only once all were written (no half
+    export on error)."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+        count = write(spool)
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
+        sys.stdout.flush()
+    return count
+
+
+def group_files(
+    output: str, groups: Iterable[object], scan_date: str | None, ext: str
+) -> Iterator[tuple[object, Path]]:
+    """For `--per`: each group's file in the directory `output`, named like Shadowserver's
+    (YYYY-MM-DD of the scan, `scan_exchange`, the group's slug, unique in the directory)."""
+    if output == "-":
+        raise UsageError("--per writes one file per group; give -o DIRECTORY")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--per needs a directory, and {output} is a file")
+    folder.mkdir(parents=True, exist_ok=True)
+    day = (scan_date or datetime.now(UTC).isoformat())[:10]  # YYYY-MM-DD of the scan
+    used: set[str] = set()
+    for value in groups:
+        name = slug(value) if value is not None else "unknown"
+        base, n = name, 2
+        while name in used:  # two organisations may slug alike
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        yield value, folder / f"{day}-scan_exchange-{name}.{ext}"
+
+
 def export(
     store: Store,
     scan_id: str,
@@ -283,20 +316,8 @@ def export(
                 raise UsageError("Parquet cannot go to standard output; give -o FILE")
             return [(output, _one_file(store, fmt, sql, params, Path(output), raw))]
         if output == "-":
-            # Everything is gathered before the first byte goes out: no half export on error.
-            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
-                count = _write_text(store, fmt, sql, params, spool, raw)
-                spool.seek(0)
-                shutil.copyfileobj(spool, sys.stdout)
-                sys.stdout.flush()
-            return [("-", count)]
+            return [("-", to_stdout(lambda out: _write_text(store, fmt, sql, params, out, raw)))]
         return [(output, _one_file(store, fmt, sql, params, Path(output), raw))]
-    if output == "-":
-        raise UsageError("--per writes one file per group; give -o DIRECTORY")
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--per needs a directory, and {output} is a file")
-    folder.mkdir(parents=True, exist_ok=True)
     column = "country" if per == "country" else "organisation"
     only = "" if all_exchange else " AND (vulnerable OR eol)"
     groups = [
@@ -307,16 +328,8 @@ def export(
             [scan_id],
         )
     ]
-    day = (scan_date or datetime.now(UTC).isoformat())[:10]  # YYYY-MM-DD of the scan
     written: list[tuple[str, int]] = []
-    used: set[str] = set()
-    for value in groups:
-        name = slug(value) if value is not None else "unknown"
-        base, n = name, 2
-        while name in used:  # two organisations may slug alike
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        path = folder / f"{day}-scan_exchange-{name}.{_EXTENSION[fmt]}"
+    for value, path in group_files(output, groups, scan_date, _EXTENSION[fmt]):
         sql, params = _where(store, all_exchange, per, value)
         params.insert(0, scan_id)
         written.append((str(path), _one_file(store, fmt, sql, params, path, raw)))
@@ -329,9 +342,11 @@ __all__ = [
     "ExportFormat",
     "Per",
     "export",
+    "group_files",
     "jsonl_object",
     "neutralise",
     "severity",
     "shadowserver_row",
     "slug",
+    "to_stdout",
 ]
