@@ -11,6 +11,7 @@ from rich.console import Console
 
 from exwatch.census.broker import DEFAULT_DEADLINE, DEFAULT_QUEUE
 from exwatch.census.submit import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_SIZE
+from exwatch.cli import scan_options
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob
 from exwatch.scan.targets import Spec, read_specs
@@ -54,13 +55,7 @@ def census() -> None:
     "--queue", default=DEFAULT_QUEUE, show_default=True, help="Queue the workers consume."
 )
 @click.option("--port", default=443, show_default=True, type=click.IntRange(1, 65535))
-@click.option(
-    "--timeout",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0.05, 120),
-    help="Seconds per phase (connect, TLS, read).",
-)
+@scan_options.TIMEOUT
 @click.option(
     "--rate",
     type=click.FloatRange(min=0.1),
@@ -73,7 +68,7 @@ def census() -> None:
     type=click.IntRange(1, 100_000),
     help="Targets in flight in each worker process.",
 )
-@click.option("--allow-private", is_flag=True, help="Allow private, loopback and reserved ranges.")
+@scan_options.ALLOW_PRIVATE
 @click.option(
     "--exclude",
     multiple=True,
@@ -81,33 +76,20 @@ def census() -> None:
     help="Exclusion list (CIDR per line, # comments); repeatable. Its content is stored with"
     " the census: workers never read files of their own.",
 )
-@click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of the pseudo-random target order."
-)
+@scan_options.SEED
 @click.option(
     "--scan-id",
     metavar="NAME",
     help="Census id (default: census-DAY-DIGEST of the targets, seed, port and probe settings).",
 )
-@click.option("--plain-http", is_flag=True, help="Speak HTTP instead of HTTPS on the port.")
+@scan_options.PLAIN_HTTP
 @click.option(
     "--user-agent",
     metavar="TEXT",
     help="User-Agent every worker sends; name your team and a contact URL.",
 )
-@click.option(
-    "--follow-ups/--no-follow-ups",
-    default=True,
-    show_default=True,
-    help="Probe Exchange hosts further (manifest, NTLM, OWA headers) or read only the logon page.",
-)
-@click.option(
-    "--add-probe",
-    "extra_probes",
-    multiple=True,
-    metavar="ID",
-    help="Also run this passive probe that is not in the default set (e.g. http-frontend).",
-)
+@scan_options.FOLLOW_UPS
+@scan_options.ADD_PROBE
 @click.option(
     "--task-size",
     default=DEFAULT_TASK_SIZE,

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exwatch.checks import catalogue
+from exwatch.cli import scan_options
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
 from exwatch.net.transport import DEFAULT_TRANSPORT, TRANSPORTS, client_class
@@ -77,13 +78,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     metavar="PORT[,PORT...]",
     help="Port(s) to scan on every address and hostname (host:port targets keep theirs).",
 )
-@click.option(
-    "--timeout",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0.05, 120),
-    help="Seconds per phase (connect, TLS, read).",
-)
+@scan_options.TIMEOUT
 @click.option(
     "--rate",
     type=click.FloatRange(min=0.1),
@@ -96,16 +91,14 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     type=click.IntRange(1, 100_000),
     help="Targets in flight.",
 )
-@click.option("--allow-private", is_flag=True, help="Allow private, loopback and reserved ranges.")
+@scan_options.ALLOW_PRIVATE
 @click.option(
     "--exclude",
     multiple=True,
     metavar="FILE",
     help="Exclusion list (CIDR per line, # comments); repeatable.",
 )
-@click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of the pseudo-random target order."
-)
+@scan_options.SEED
 @click.option(
     "--shard",
     default="1/1",
@@ -137,18 +130,13 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     is_flag=True,
     help="Continue the interrupted scan with the same targets and options.",
 )
-@click.option("--plain-http", is_flag=True, help="Speak HTTP instead of HTTPS on the port.")
+@scan_options.PLAIN_HTTP
 @click.option(
     "--user-agent",
     metavar="TEXT",
     help="User-Agent to send; name your team and a contact URL so owners can reach you.",
 )
-@click.option(
-    "--follow-ups/--no-follow-ups",
-    default=True,
-    show_default=True,
-    help="Probe Exchange hosts further (manifest, NTLM, OWA headers) or read only the logon page.",
-)
+@scan_options.FOLLOW_UPS
 @click.option(
     "--transport",
     type=click.Choice(TRANSPORTS),
@@ -157,13 +145,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="HTTP(S) client: python (asyncio + ssl) or wreq (Rust + BoringSSL, less CPU per"
     " host, no TLS version/cipher in records; needs pip install 'exwatch[fast]').",
 )
-@click.option(
-    "--add-probe",
-    "extra_probes",
-    multiple=True,
-    metavar="ID",
-    help="Also run this passive probe that is not in the default set (e.g. http-frontend).",
-)
+@scan_options.ADD_PROBE
 @click.option(
     "--check",
     "checks",
