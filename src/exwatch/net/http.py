@@ -9,11 +9,19 @@ error; the connection is then not reused.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from exwatch.errors import UnexpectedReply
+
+
+class ByteSource(Protocol):
+    """What a response is read from: asyncio's StreamReader, or the scanner's `wire.Wire`."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+    async def readuntil(self, separator: bytes = ...) -> bytes: ...
+    async def read(self, n: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,7 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     return version, status, reason, headers
 
 
-async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+async def _read_chunked(reader: ByteSource, cap: int) -> tuple[bytes, bool]:
     parts: list[bytes] = []
     size_left = cap
     while True:
@@ -138,7 +146,7 @@ async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, 
             raise UnexpectedReply("chunk not followed by CRLF")
 
 
-async def _read_until_close(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+async def _read_until_close(reader: ByteSource, cap: int) -> tuple[bytes, bool]:
     parts: list[bytes] = []
     got = 0
     while got < cap:
@@ -150,8 +158,8 @@ async def _read_until_close(reader: asyncio.StreamReader, cap: int) -> tuple[byt
     return b"".join(parts), True
 
 
-async def read_response(reader: asyncio.StreamReader, method: str, limits: Limits) -> Response:
-    """Read one response; the caller bounds the time (asyncio.timeout around this call)."""
+async def read_response(reader: ByteSource, method: str, limits: Limits) -> Response:
+    """Read one response; the caller bounds the time."""
     # Judge the first bytes at once: a server sending garbage is a protocol error, not a
     # header block to wait for until the connection closes.
     start = await reader.readexactly(5)
