@@ -65,6 +65,9 @@ class ProbeContext:
     stage: Stage = Stage.FIRST
     checks: dict[str, Any] = field(default_factory=dict)  # check id -> its JSON result
     check_requests: int = 0
+    # combine() of the sightings so far, by (sightings seen, NTLM read): probes, the plan
+    # and the record ask for it several times per host while nothing new came in.
+    _fingerprint: tuple[tuple[int, bool], Fingerprint] | None = None
 
     async def fetch(
         self,
@@ -117,8 +120,11 @@ class ProbeContext:
         return any(o.path.lower() == wanted for o in self.observations)
 
     def fingerprint(self) -> Fingerprint:
-        """What the responses so far say (pure; cheap next to a request)."""
-        return combine(self.sightings, ntlm=self.ntlm is not None)
+        """What the responses so far say (pure; worked out once per new sighting)."""
+        key = (len(self.sightings), self.ntlm is not None)
+        if self._fingerprint is None or self._fingerprint[0] != key:
+            self._fingerprint = key, combine(self.sightings, ntlm=key[1])
+        return self._fingerprint[1]
 
     def clue_sources(self) -> set[str]:
         """The evidence names of the clues seen so far (`windows-auth`, `control-path`...)."""

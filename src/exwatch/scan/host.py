@@ -32,7 +32,6 @@ from exwatch.errors import ExwatchError, ProbeError, ReadTimeout, UsageError
 from exwatch.fingerprint import (
     ONLINE_PRODUCT,
     Fingerprint,
-    combine,
     is_exchange,
     is_online,
     product_family,
@@ -283,6 +282,17 @@ def _plan(
     )
 
 
+@lru_cache(maxsize=64)
+def _bounds(settings: HostSettings) -> tuple[Timeouts, Limits]:
+    """The client's timeouts and size caps (the same for every host of a scan)."""
+    timeouts = Timeouts(
+        settings.connect_timeout, settings.tls_timeout, settings.read_timeout, settings.host_timeout
+    )
+    return timeouts, Limits(
+        settings.max_header_bytes, settings.max_headers, settings.max_body_bytes
+    )
+
+
 def _settled(ctx: ProbeContext) -> bool:
     return is_exchange(ctx.sightings) or is_online(ctx.sightings)
 
@@ -304,7 +314,7 @@ Claim = Callable[[str, int], bool]  # True the first time a (ip, port) asks to b
 
 def _classify(ctx: ProbeContext) -> tuple[Fingerprint, list[plausibility.Reason]]:
     """The fingerprint, and for Exchange the plausibility reasons (empty: believed)."""
-    fp = combine(ctx.sightings, ntlm=ctx.ntlm is not None)
+    fp = ctx.fingerprint()
     if fp.online or not fp.is_exchange:
         return fp, []
     os_version = None if ctx.ntlm is None else ctx.ntlm.os_version
@@ -414,6 +424,7 @@ async def scan_host(
     checks: dict[str, Any] | None = None
     try:
         _, first_stage, discover, exchange = _plan(settings.probes, settings.allow_intrusive)
+        timeouts, limits = _bounds(settings)
         tls = settings.use_tls(port)
         host_header, host = _host_header(ip, port, hostname, tls)
         client = client_class(settings.transport)(
@@ -423,13 +434,8 @@ async def scan_host(
             sni=hostname if settings.send_sni else None,
             host_header=host_header,
             user_agent=settings.user_agent,
-            timeouts=Timeouts(
-                settings.connect_timeout,
-                settings.tls_timeout,
-                settings.read_timeout,
-                settings.host_timeout,
-            ),
-            limits=Limits(settings.max_header_bytes, settings.max_headers, settings.max_body_bytes),
+            timeouts=timeouts,
+            limits=limits,
         )
         ctx = ProbeContext(client, host)
         failure = await _run_stage(first_stage, ctx, stop_on_error=True)
