@@ -93,13 +93,24 @@ def head_lines(host: str, user_agent: str) -> bytes:
     ).encode("latin-1", errors="replace")
 
 
+_WHITESPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips (str.strip() strips more)
+
+
+def _lower(name: str) -> str:
+    # bytes.lower() lowers ASCII letters only; str.lower() would lower latin-1 ones too.
+    return name.lower() if name.isascii() else name.encode("latin-1").lower().decode("latin-1")
+
+
 def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple[str, str]]]:
-    lines = block.split(b"\r\n")
-    if len(lines) - 1 > limits.max_headers:
+    end = block.find(b"\r\n")
+    first = block if end < 0 else block[:end]
+    # One decode for the whole header block (latin-1 maps every byte to one character).
+    lines = block[len(first) + 2 :].decode("latin-1").split("\r\n") if end >= 0 else []
+    if len(lines) > limits.max_headers:
         raise UnexpectedReply(f"more than {limits.max_headers} header lines")
-    parts = lines[0].split(b" ", 2)
+    parts = first.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3:
-        raise UnexpectedReply(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
+        raise UnexpectedReply(f"not an HTTP/1.x status line: {first[:60]!r}")
     # Three ASCII digits (RFC 9110 15): int() alone would take "-12", "+20" or "1_0".
     if not parts[1].isdigit() or parts[1][0] == ord("0"):
         raise UnexpectedReply(f"bad status code {parts[1][:10]!r}")
@@ -107,17 +118,17 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     version = parts[0].decode("latin-1")
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
+    for line in lines:
         if not line:
             continue
-        if line[0] in b" \t" and headers:  # obsolete line folding: continue the last value
+        if line[0] in " \t" and headers:  # obsolete line folding: continue the last value
             key, previous = headers[-1]
-            headers[-1] = (key, previous + " " + line.strip().decode("latin-1"))
+            headers[-1] = (key, previous + " " + line.strip(_WHITESPACE))
             continue
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         if not sep:
             continue  # a line without a colon carries nothing we could use
-        headers.append((name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
+        headers.append((_lower(name.strip(_WHITESPACE)), value.strip(_WHITESPACE)))
     return version, status, reason, headers
 
 

@@ -23,6 +23,7 @@ class Wire(asyncio.Protocol):
 
     __slots__ = (
         "_buffer",
+        "_deadline",
         "_eof",
         "_error",
         "_limit",
@@ -41,6 +42,7 @@ class Wire(asyncio.Protocol):
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
         self._paused = False
         self.transport: asyncio.Transport | None = None
 
@@ -62,6 +64,7 @@ class Wire(asyncio.Protocol):
         return False  # nothing more to send either: let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
         self._eof = True
         if exc is not None and self._error is None:
             self._error = exc
@@ -77,16 +80,34 @@ class Wire(asyncio.Protocol):
     # -- the request's deadline ------------------------------------------------------------
 
     def start_deadline(self, seconds: float) -> None:
-        """Reads fail with TimeoutError `seconds` from now (until `stop_deadline`)."""
-        self._timer = self._loop.call_later(seconds, self._expire)
+        """Reads fail with TimeoutError `seconds` from now (until `stop_deadline`).
+
+        One timer serves a connection's requests: a later deadline leaves it in place and
+        it re-arms itself when it fires early, instead of a new timer and a cancel per
+        request."""
+        loop = self._loop
+        self._deadline = loop.time() + seconds
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._deadline, self._expire)
 
     def stop_deadline(self) -> None:
+        self._deadline = None
+
+    def _cancel_timer(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
 
     def _expire(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # no request waiting: nothing to time out
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._expire)
+            return
         if self._error is None:
             self._error = TimeoutError()
         waiter = self._waiter
