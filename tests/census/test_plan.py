@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -108,3 +109,49 @@ def test_retry_backoff_stays_inside_the_visibility_timeout() -> None:
     assert [backoff(n, 600) for n in range(6)] == [2, 5, 15, 30, 60, 60]
     for deadline in (3, 10, 600):
         assert backoff(10, deadline) <= TimeLimits(deadline).visibility / 4
+
+
+def test_settings_carry_the_checks_and_the_transport(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, checks=["proxylogon", "webshells"], transport="wreq")
+    stored = json.loads(json.dumps(settings.to_json()))  # as the store's JSON column holds it
+    assert (stored["checks"], stored["transport"]) == (["proxylogon", "webshells"], "wreq")
+    again = CensusSettings.from_json(stored)
+    assert again == settings
+    job = again.job()
+    assert (job.checks, job.transport) == (["proxylogon", "webshells"], "wreq")
+
+
+def test_settings_stored_before_checks_existed_mean_no_checks_on_python() -> None:
+    # What `census submit` stored before --check and --transport (no such keys).
+    old = {
+        "specs": ["10.1.0.0/26"], "port": 443, "seed": 11, "allow_private": True,
+        "timeout": 5.0, "concurrency": 500, "tls": True, "follow_ups": True,
+        "user_agent": None, "extra_probes": [],
+        "exclusions": [{"name": "blocklist.txt", "content": "10.1.0.7\n"}],
+    }  # fmt: skip
+    settings = CensusSettings.from_json(old)
+    assert (settings.checks, settings.transport) == ((), "python")
+    job = settings.job()
+    assert (job.checks, job.transport) == ([], "python")
+    assert "checks" not in job.params()  # a census without checks is what it always was
+    assert CensusSettings.from_json(settings.to_json()) == settings
+
+
+def test_stored_checks_or_transport_this_exwatch_lacks_are_refused() -> None:
+    data = CensusSettings(specs=("10.0.0.0/30",), checks=("webshells",)).to_json()
+    with pytest.raises(UsageError, match="unknown check"):
+        CensusSettings.from_json({**data, "checks": ["webshells", "exploit"]})
+    with pytest.raises(UsageError, match="catalogue order"):
+        CensusSettings.from_json({**data, "checks": ["webshells", "proxylogon"]})
+    with pytest.raises(UsageError, match="unknown transport 'curl'"):
+        CensusSettings.from_json({**data, "transport": "curl"})
+
+
+def test_checks_define_a_census_and_the_transport_does_not() -> None:
+    day = "20260101"
+    plain = ScanJob(specs=list(SPECS))
+    assert ScanJob(specs=list(SPECS), transport="wreq").census_id(day) == plain.census_id(day)
+    assert "transport" not in ScanJob(specs=list(SPECS), transport="wreq").params()
+    checked = ScanJob(specs=list(SPECS), checks=["webshells"])
+    assert checked.census_id(day) != plain.census_id(day)
+    assert checked.params()["checks"] == ["webshells"]

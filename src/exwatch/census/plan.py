@@ -1,10 +1,10 @@
 """What a census is made of: its settings (as they travel to the workers) and its tasks.
 
 The settings are everything a worker needs to scan any part of the census the way `exwatch
-scan` would: targets, port, seed, probe settings, the contact user agent, and the exclusion
-lists *by content*.  They are stored with the census, so a worker never reads a file of its
-own machine: an exclusion list edited after submit changes nothing, and every machine
-honours the same one.
+scan` would: targets, port, seed, probe settings, the opt-in checks, the transport, the
+contact user agent, and the exclusion lists *by content*.  They are stored with the census,
+so a worker never reads a file of its own machine: an exclusion list edited after submit
+changes nothing, and every machine honours the same one.
 
 The census is split along its seeded permutation (scan/permutation.py): task n scans the
 cycle positions [n * size, (n + 1) * size).  Positions, not addresses, so every task is a
@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exwatch.checks import catalogue
 from exwatch.errors import UsageError
+from exwatch.net.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from exwatch.scan.exclusions import Exclusions
 from exwatch.scan.job import ScanJob
 from exwatch.scan.targets import Spec, Target, TargetSpace
@@ -42,6 +44,10 @@ class CensusSettings:
     extra_probes: tuple[str, ...] = ()
     # (name, content) of each exclusion list, read once at submit
     exclusions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Opt-in check ids (catalogue order) and the HTTP client.  Censuses stored before
+    # either existed have neither key: no checks, the python transport.
+    checks: tuple[str, ...] = ()
+    transport: str = DEFAULT_TRANSPORT
 
     @classmethod
     def from_job(cls, job: ScanJob) -> CensusSettings:
@@ -65,6 +71,8 @@ class CensusSettings:
             user_agent=job.user_agent,
             extra_probes=tuple(job.extra_probes),
             exclusions=tuple(lists),
+            checks=tuple(job.checks),
+            transport=job.transport,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -72,6 +80,7 @@ class CensusSettings:
         data["specs"] = list(self.specs)
         data["extra_probes"] = list(self.extra_probes)
         data["exclusions"] = [{"name": n, "content": c} for n, c in self.exclusions]
+        data["checks"] = list(self.checks)
         return data
 
     @classmethod
@@ -91,6 +100,8 @@ class CensusSettings:
                 exclusions=tuple(
                     (str(e["name"]), str(e["content"])) for e in data.get("exclusions") or ()
                 ),
+                checks=_known_checks(data.get("checks") or ()),
+                transport=_known_transport(data.get("transport") or DEFAULT_TRANSPORT),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"census settings are incomplete or malformed: {exc!r}") from None
@@ -110,6 +121,8 @@ class CensusSettings:
             follow_ups=self.follow_ups,
             user_agent=self.user_agent,
             extra_probes=list(self.extra_probes),
+            checks=list(self.checks),
+            transport=self.transport,
         )
 
     def space(self) -> TargetSpace:
@@ -120,6 +133,21 @@ class CensusSettings:
         return TargetSpace.from_specs(
             self.specs, allow_private=self.allow_private, exclusions=exclusions, port=self.port
         )
+
+
+def _known_checks(values: Any) -> tuple[str, ...]:
+    """Stored check ids, as this exwatch knows them: a census from a newer version that
+    asks for a check this one lacks is refused (its records would miss what was asked)."""
+    ids = tuple(str(v) for v in values)
+    if ids and catalogue.parse(ids) != ids:
+        raise UsageError(f"census settings: checks {list(ids)} are not in catalogue order")
+    return ids
+
+
+def _known_transport(name: Any) -> str:
+    if name not in TRANSPORTS:
+        raise UsageError(f"census settings: unknown transport {name!r}")
+    return str(name)
 
 
 def split(positions: int, task_size: int) -> list[tuple[int, int]]:

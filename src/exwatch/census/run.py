@@ -8,6 +8,9 @@ admission control), except that:
   writer's usual batches (each batch is one COPY and updates the task's progress);
 * new connections are paced by the census's global rate budget, not a local limiter;
 * an attempt that follows an earlier one skips the targets that attempt stored;
+* the opt-in checks run on a host only when the census's store lets this attempt claim it
+  (store/census.py `claim_check`): once per host per census, however often a task runs
+  again; what they found is kept with the claim before the record is handed on;
 * a watcher stops the slice when the attempt was superseded, the census cancelled, the
   store failed, or the task deadline passed; what was stored stays stored.
 """
@@ -17,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exwatch.census.budget import RateBudget
 from exwatch.census.plan import CensusSettings, task_targets
@@ -30,9 +34,14 @@ from exwatch.scan.runner import RunOptions, Tally, Writer, run_slice
 from exwatch.scan.targets import TargetSpace
 from exwatch.store.census import CensusBook, Claim
 
+if TYPE_CHECKING:
+    from exwatch.scan.host import ClaimAnswer
+
 log = logging.getLogger(__name__)
 
 _WATCH = 0.2  # seconds between the watcher's looks at the attempt's state
+
+Probe = Callable[[str, int, str | None], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +89,56 @@ class _TaskSink:
         self.stored += stored
         return stored
 
+    def fail(self, error: str) -> None:
+        """The store failed outside a write: stop the attempt (its batches are refused)."""
+        if self.stop not in ("superseded", "failed"):
+            self.stop, self.error = "failed", error
 
-def _paced(
-    probe: Callable[[str, int, str | None], Awaitable[dict[str, Any]]], budget: RateBudget
-) -> Callable[[str, int, str | None], Awaitable[dict[str, Any]]]:
+
+class _CheckClaims:
+    """One attempt's side of the census's once-per-host checks, on a connection of its own
+    (the writer's is inside a batch's transaction at any moment)."""
+
+    def __init__(self, book: CensusBook, scan_id: str, task: int, sink: _TaskSink) -> None:
+        self.book = book
+        self.scan_id = scan_id
+        self.task = task
+        self.sink = sink
+        self.run = uuid.uuid4().hex  # this attempt; attempt numbers restart on `census retry`
+        self.fresh: set[tuple[str, int]] = set()  # hosts this attempt checks itself
+
+    async def claim(self, ip: str, port: int) -> ClaimAnswer:
+        try:
+            answer = await asyncio.to_thread(
+                self.book.claim_check, self.scan_id, ip, port, self.task, self.run
+            )
+        except StoreError as exc:
+            self.sink.fail(f"claiming a host for the checks: {exc}")
+            return False
+        if answer is True:
+            self.fresh.add((ip, port))
+        return answer
+
+    def keeping(self, probe: Probe) -> Probe:
+        """`probe`, keeping the checks' result with the claim before the record goes on."""
+
+        async def kept(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
+            record = await probe(ip, port, hostname)
+            checks = record.get("checks")
+            if (ip, port) in self.fresh and isinstance(checks, dict) and checks.get("ran"):
+                self.fresh.discard((ip, port))
+                try:
+                    await asyncio.to_thread(
+                        self.book.keep_check, self.scan_id, ip, port, self.run, checks
+                    )
+                except StoreError as exc:
+                    self.sink.fail(f"keeping a host's check results: {exc}")
+            return record
+
+        return kept
+
+
+def _paced(probe: Probe, budget: RateBudget) -> Probe:
     async def paced(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
         await budget.acquire()
         return await probe(ip, port, hostname)
@@ -101,9 +156,11 @@ def run_task(
     *,
     deadline: float,
     budget: RateBudget | None = None,
+    side: CensusBook | None = None,
 ) -> Outcome:
     """Scan the claimed range to its end (or until stopped); never raises for what the
-    network or the store does, only for bugs."""
+    network or the store does, only for bugs.  `side`: a book on a second connection of the
+    same store, for the checks' claims (needed when the census runs checks)."""
     started = time.monotonic()
     done: set[tuple[str, int]] | None = None
     if claim.resumed:
@@ -121,8 +178,16 @@ def run_task(
     sink = _TaskSink(book, scan_id, task, claim.attempt)
     tally = Tally()
     options = RunOptions(concurrency=settings.concurrency, rate=None, timeout=settings.timeout)
-    probe = _ProbeFactory(settings.job(), space)()
+    claims = None
+    if settings.checks:
+        if side is None:
+            raise ValueError("a census with checks needs a second store connection (side)")
+        claims = _CheckClaims(side, scan_id, task, sink)
+    probe: Probe = _ProbeFactory(settings.job(), space, claims.claim if claims else None)()
+    if claims is not None:
+        probe = claims.keeping(probe)
     if budget is not None:
+        # Around the whole host, checks included: one slot per target, as `scan`'s limiter.
         probe = _paced(probe, budget)
     reason: str | None = None
 

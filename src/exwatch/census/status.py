@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from exwatch.census.plan import CensusSettings
 from exwatch.census.submit import find_census, require_postgres
 from exwatch.errors import UsageError
 from exwatch.store import Store, open_store
@@ -35,6 +36,10 @@ class CensusStatus:
     rate_limit: float | None
     deadline: float
     max_attempts: int
+    transport: str | None = None  # the HTTP client the workers use (None: unreadable settings)
+    checks: list[str] = field(default_factory=list)  # the opt-in checks the census asked for
+    checked: int | None = None  # stored hosts the checks ran on (None: no checks asked)
+    compromised: int | None = None  # of those, found compromised by the web-shell check
     parked: list[dict[str, Any]] = field(default_factory=list)
     retrying: list[dict[str, Any]] = field(default_factory=list)
     running: list[dict[str, Any]] = field(default_factory=list)
@@ -49,6 +54,15 @@ def _book(store: Store) -> CensusBook:
     return CensusBook(store)
 
 
+def _settings(data: dict[str, Any]) -> CensusSettings | None:
+    """The census's settings, or None when this exwatch cannot read them (a newer
+    version's): the status shows the rest."""
+    try:
+        return CensusSettings.from_json(data)
+    except UsageError:
+        return None
+
+
 def census_status(db: str, scan_id: str | None = None) -> CensusStatus:
     require_postgres(db)
     with open_store(db, read_only=True, create=False) as store:
@@ -61,6 +75,10 @@ def census_status(db: str, scan_id: str | None = None) -> CensusStatus:
         eta = None
         if info["status"] in ("queued", "running") and rate:
             eta = max(0, census.targets - scanned) / rate
+        settings = _settings(census.settings)
+        checked = compromised = None
+        if settings is not None and settings.checks:
+            checked, compromised = book.checked(census.scan_id)
         listed = {
             state: book.tasks(census.scan_id, [state], limit=_LISTED)
             for state in ("parked", "retrying", "running")
@@ -86,6 +104,10 @@ def census_status(db: str, scan_id: str | None = None) -> CensusStatus:
             rate_limit=census.rate,
             deadline=census.deadline,
             max_attempts=census.max_attempts,
+            transport=settings.transport if settings is not None else None,
+            checks=list(settings.checks) if settings is not None else [],
+            checked=checked,
+            compromised=compromised,
             parked=listed["parked"],
             retrying=listed["retrying"],
             running=listed["running"],

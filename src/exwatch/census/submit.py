@@ -73,6 +73,7 @@ def submit(
     settings = CensusSettings.from_job(job)
     space = settings.space()  # refuses bad targets, reserved ranges, bad exclusion lines
     probe_ids(job.extra_probes)
+    CensusSettings.from_json(settings.to_json())  # as workers read them: known checks, transport
     if space.count == 0:
         raise UsageError("nothing to scan: every target is excluded or reserved")
     if job.scan_id is not None and not valid_scan_id(job.scan_id):

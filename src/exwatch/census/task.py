@@ -6,7 +6,7 @@ broker and a message cannot make a worker scan anything the census did not submi
 
 Each pool process keeps its own store connections (opened after the fork), the census
 settings and target space it has met (built once per census), and, for a census with a
-rate, a second connection for the rate budget's leases.
+rate or checks, a second connection for the rate budget's leases and the checks' claims.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from exwatch.census.budget import RateBudget
 from exwatch.census.plan import CensusSettings
 from exwatch.census.run import Outcome, run_task
 from exwatch.errors import ExwatchError, UsageError
+from exwatch.net.transport import client_class
 from exwatch.scan.targets import TargetSpace
 from exwatch.store import Store, open_store
 from exwatch.store.census import Census, CensusBook, Refusal
@@ -44,7 +45,7 @@ class _Process:
     pid: int
     stores: list[Store] = field(default_factory=list)
     book: CensusBook | None = None
-    lease_book: CensusBook | None = None
+    side_book: CensusBook | None = None
     censuses: dict[str, tuple[Census, CensusSettings, TargetSpace]] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -53,7 +54,7 @@ class _Process:
             with contextlib.suppress(Exception):
                 store.close()
         self.stores.clear()
-        self.book = self.lease_book = None
+        self.book = self.side_book = None
 
 
 _process: _Process | None = None
@@ -83,14 +84,16 @@ def _book(db: str) -> CensusBook:
     return state.book
 
 
-def _lease_book(db: str) -> CensusBook:
-    # Leases run in a thread while the task's writes run in another: their own connection.
+def _side_book(db: str) -> CensusBook:
+    # Leases and check claims run in threads while the task's writes run in another, inside
+    # a transaction: their own connection (each of their statements is one autocommit
+    # statement, and psycopg serialises the threads' use of it).
     state = _state()
-    if state.lease_book is None:
+    if state.side_book is None:
         store = open_store(db)
         state.stores.append(store)
-        state.lease_book = CensusBook(store)
-    return state.lease_book
+        state.side_book = CensusBook(store)
+    return state.side_book
 
 
 def _census(book: CensusBook, scan_id: str) -> Census | None:
@@ -108,6 +111,7 @@ def _prepared(census: Census) -> tuple[CensusSettings, TargetSpace]:
     known = state.censuses.get(census.scan_id)
     if known is None:
         settings = CensusSettings.from_json(census.settings)
+        client_class(settings.transport)  # not installed here: the task fails saying so
         known = (census, settings, settings.space())
         state.censuses[census.scan_id] = known
     return known[1], known[2]
@@ -140,12 +144,21 @@ def execute(db: str, worker_deadline: float, scan_id: str, task: int) -> tuple[s
         )
         return book.fail(scan_id, task, claim.attempt, error), None
     budget = None
-    if census.rate:
-        lease_book = _lease_book(db)
-        budget = RateBudget(census.rate, lambda n, gap: lease_book.lease(scan_id, n, gap))
+    side = _side_book(db) if census.rate or settings.checks else None
+    if census.rate and side is not None:
+        lease = side.lease
+        budget = RateBudget(census.rate, lambda n, gap: lease(scan_id, n, gap))
     try:
         outcome = run_task(
-            book, scan_id, task, claim, settings, space, deadline=census.deadline, budget=budget
+            book,
+            scan_id,
+            task,
+            claim,
+            settings,
+            space,
+            deadline=census.deadline,
+            budget=budget,
+            side=side,
         )
     except (Exception, asyncio.CancelledError) as exc:  # a bug costs an attempt, not the task
         detail = "".join(traceback.format_exception(exc)[-6:])

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from exwatch.census.broker import DEFAULT_DEADLINE, DEFAULT_QUEUE
 from exwatch.census.submit import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_SIZE
+from exwatch.checks import catalogue
 from exwatch.cli import scan_options
 from exwatch.errors import UsageError
 from exwatch.scan.job import ScanJob
@@ -44,7 +45,7 @@ def census() -> None:
     all writing one PostgreSQL store (docs/distributed.md)."""
 
 
-@census.command("submit")
+@census.command("submit", epilog=catalogue.help_text())
 @click.argument("targets", nargs=-1)
 @click.option(
     "-l", "--list", "target_file", metavar="FILE", help="Read targets from FILE, one per line."
@@ -89,7 +90,9 @@ def census() -> None:
     help="User-Agent every worker sends; name your team and a contact URL.",
 )
 @scan_options.FOLLOW_UPS
+@scan_options.TRANSPORT
 @scan_options.ADD_PROBE
+@scan_options.CHECK
 @click.option(
     "--task-size",
     default=DEFAULT_TASK_SIZE,
@@ -128,7 +131,9 @@ def submit(
     plain_http: bool,
     user_agent: str | None,
     follow_ups: bool,
+    transport: str,
     extra_probes: tuple[str, ...],
+    checks: tuple[str, ...],
     task_size: int,
     task_deadline: float,
     max_attempts: int,
@@ -159,7 +164,12 @@ def submit(
         user_agent=user_agent,
         extra_probes=list(extra_probes),
         scan_id=scan_id,
+        checks=scan_options.check_ids(checks),
+        transport=transport,
     )
+    # As `scan` does, before anything is recorded or published (a worker without the
+    # transport fails its tasks with the same message).
+    scan_options.require_transport(transport)
     err = Console(stderr=True, highlight=False)
 
     def published(done: int, total: int) -> None:
@@ -231,7 +241,12 @@ def status(scan_id: str | None, db: str, as_json: bool) -> int:
         f" (queue {plain_for_terminal(st.queue)} at {plain_for_terminal(st.broker)})",
         f"tasks    {st.tasks:,}: " + ", ".join(f"{n:,} {name}" for n, name in states if n),
         f"results  {st.scanned:,} of {st.targets:,} targets ({pct:.1f} %)",
-        f"found    {st.exchange:,} Exchange, {st.vulnerable:,} with a vulnerable verdict",
+        f"found    {st.exchange:,} Exchange, {st.vulnerable:,} with a vulnerable verdict"
+        + (
+            f", {st.compromised:,} compromised of {st.checked:,} checked"
+            if st.checked is not None and st.compromised is not None
+            else ""
+        ),
         f"speed    {speed}",
         f"elapsed  {_duration(st.elapsed)}",
     ]

@@ -13,7 +13,6 @@ from exwatch.checks import catalogue
 from exwatch.cli import scan_options
 from exwatch.cli.progress import scan_progress
 from exwatch.errors import UsageError
-from exwatch.net.transport import DEFAULT_TRANSPORT, TRANSPORTS, client_class
 from exwatch.scan.job import ScanJob, ScanSummary, default_workers, execute, probe_ids
 from exwatch.scan.targets import Spec, parse_ports, parse_shard
 
@@ -137,23 +136,9 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     help="User-Agent to send; name your team and a contact URL so owners can reach you.",
 )
 @scan_options.FOLLOW_UPS
-@click.option(
-    "--transport",
-    type=click.Choice(TRANSPORTS),
-    default=DEFAULT_TRANSPORT,
-    show_default=True,
-    help="HTTP(S) client: python (asyncio + ssl) or wreq (Rust + BoringSSL, less CPU per"
-    " host, no TLS version/cipher in records; needs pip install 'exwatch[fast]').",
-)
+@scan_options.TRANSPORT
 @scan_options.ADD_PROBE
-@click.option(
-    "--check",
-    "checks",
-    multiple=True,
-    metavar="ID,...",
-    help="Opt-in checks on on-prem Exchange hosts, by id or group (all-safe, behaviour,"
-    " compromise); off by default. Each check and its requests are listed below.",
-)
+@scan_options.CHECK
 @click.option(
     "--workers",
     type=click.IntRange(1, 256),
@@ -241,10 +226,10 @@ def scan(
         workers=workers or default_workers(),
         extra_probes=list(extra_probes),
         scan_id=scan_id,
-        checks=list(catalogue.parse(checks)) if checks else [],
+        checks=scan_options.check_ids(checks),
         transport=transport,
     )
-    client_class(transport)  # refuse a transport that is not installed before anything starts
+    scan_options.require_transport(transport)  # not installed: refused before anything starts
     probe_ids(job.extra_probes)  # refuse unknown probe ids before anything starts
     if job.db is None and job.output is None:
         raise UsageError("--no-db needs --output, or nothing would be kept")

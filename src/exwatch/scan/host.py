@@ -20,8 +20,9 @@ behavioural readings are merged into the verdicts as a separate source
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -309,7 +310,12 @@ async def _discover(probes: tuple[Probe, ...], ctx: ProbeContext) -> None:
             return  # the host stopped answering: keep what was gathered
 
 
-Claim = Callable[[str, int], bool]  # True the first time a (ip, port) asks to be checked
+# Asked once per on-prem Exchange host before its checks: True to run them now, False when
+# the host was checked already in this scan, or the `checks` object an earlier attempt made
+# for it (a census task run again after its record was lost: reused, nothing is sent).
+# A census answers from its store, hence an awaitable.
+ClaimAnswer = bool | dict[str, Any]
+Claim = Callable[[str, int], ClaimAnswer | Awaitable[ClaimAnswer]]
 
 
 def _classify(ctx: ProbeContext) -> tuple[Fingerprint, list[plausibility.Reason]]:
@@ -349,9 +355,15 @@ async def _check_stage(
     if not on_prem:
         result["skipped"] = "not on-prem Exchange"
         return result
-    if claim is not None and not claim(*address):
-        result["skipped"] = "already checked in this scan"
-        return result
+    if claim is not None:
+        answer = claim(*address)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if isinstance(answer, dict):
+            return answer
+        if not answer:
+            result["skipped"] = "already checked in this scan"
+            return result
     ctx.stage = Stage.CHECK
     ctx.client.extend_deadline(settings.check_timeout)
     wanted = dict(zip(catalogue.probe_ids(settings.checks), settings.checks, strict=True))
@@ -407,7 +419,7 @@ async def scan_host(
     claim: Claim | None = None,
 ) -> dict[str, Any]:
     """Probe one address and return its scan record (every field but `scan_id`).  `claim`
-    keeps the opt-in checks to one run per (ip, port) in a scan."""
+    keeps the opt-in checks to one run per (ip, port) in a scan (a census: in the census)."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     record = new_record(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exwatch import __version__
 from exwatch.errors import ExwatchError, UsageError
@@ -33,6 +33,9 @@ from exwatch.scan.output import reconcile
 from exwatch.scan.runner import RunOptions, Tally, Writer, failure_record, open_jsonl, run_slice
 from exwatch.scan.stream import ListSource, ScanTargets, TargetStream
 from exwatch.scan.targets import Spec, TargetSpace
+
+if TYPE_CHECKING:
+    from exwatch.scan.host import Claim
 
 
 @dataclass(slots=True)
@@ -198,11 +201,16 @@ def probe_ids(extra: list[str]) -> tuple[str, ...] | None:
 
 
 class _ProbeFactory:
-    """Builds the per-host probe function inside whichever process runs the event loop."""
+    """Builds the per-host probe function inside whichever process runs the event loop.
 
-    def __init__(self, job: ScanJob, space: TargetSpace) -> None:
+    `claim` decides which hosts the opt-in checks run on (scan/host.py `Claim`); by default
+    each host once per process.  A census task passes its store's, once per census.
+    """
+
+    def __init__(self, job: ScanJob, space: TargetSpace, claim: Claim | None = None) -> None:
         self.job = job
         self.space = space
+        self.claim = claim
 
     def __call__(self) -> Callable[[str, int, str | None], Any]:
         from exwatch.scan.host import DEFAULT_USER_AGENT, HostSettings, scan_host
@@ -210,11 +218,13 @@ class _ProbeFactory:
         job, space = self.job, self.space
         checked: set[tuple[str, int]] = set()  # this process's hosts: each checked once
 
-        def claim(ip: str, port: int) -> bool:
+        def once(ip: str, port: int) -> bool:
             if (ip, port) in checked:
                 return False
             checked.add((ip, port))
             return True
+
+        claim = self.claim or once
 
         settings = HostSettings(
             connect_timeout=job.timeout,

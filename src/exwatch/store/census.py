@@ -16,6 +16,10 @@ attempt starts after the old one's last write, reads which of its targets are st
 Locks, always taken in this order: the census, then a task (claims and ends take both,
 writes only the task's).  The census row is also the global rate budget: `lease` hands out
 the next slots of one schedule shared by every worker.
+
+The opt-in checks run at most once per host per census: `census_checks` holds one claim per
+(ip, port), taken before the checks start (`claim_check`), with what they found once they
+end (`keep_check`); a write marks the claims its records carry as stored.
 """
 
 # Statements here are assembled from this module's constant names; values are bound.
@@ -291,6 +295,18 @@ class CensusBook:
             if not rows or int(rows[0][0]) != attempt or rows[0][1] != "running":
                 return "superseded", 0
             stored = s.append(records, scan_id=scan_id) if records else 0
+            checked = [
+                (str(r["ip"]), int(r["port"]))
+                for r in records
+                if isinstance(r.get("checks"), dict) and r["checks"].get("ran")
+            ]
+            if checked:
+                # The census's checked hosts are counted from what was stored, as a scan's.
+                s.execute(
+                    "UPDATE census_checks SET stored = TRUE WHERE scan_id = ? AND (ip, port) IN"
+                    " (SELECT * FROM unnest(?::text[], ?::int[]))",
+                    [scan_id, [ip for ip, _ in checked], [port for _, port in checked]],
+                )
             s.execute(
                 "UPDATE census_tasks SET scanned = scanned + ?, exchange = exchange + ?,"
                 " vulnerable = vulnerable + ?, updated_at = ? WHERE scan_id = ? AND task = ?",
@@ -408,6 +424,60 @@ class CensusBook:
                 ):
                     found.add((str(ip), int(port)))
         return found
+
+    # -- the opt-in checks: each host once per census -------------------------------------
+
+    def claim_check(
+        self, scan_id: str, ip: str, port: int, task: int, run: str
+    ) -> bool | dict[str, Any]:
+        """Claim a host for the census's checks on behalf of attempt `run` of `task`: True
+        when this attempt is the first to ask (check it now), False when another claim
+        holds it (checked already in this census), or the `checks` object an earlier,
+        ended attempt of the same task kept for it while the record that carried it was
+        never stored (reused, so nothing is sent twice and nothing found is lost).
+
+        An earlier attempt of the same task has ended: a new attempt starts only once the
+        previous one is over or fenced off (its writes are refused), so its result can
+        never reach the store by another record."""
+        rows = self.store.query(
+            "INSERT INTO census_checks AS c (scan_id, ip, port, task, run, claimed_at, stored)"
+            " VALUES (?, ?, ?, ?, ?, ?, FALSE) ON CONFLICT (scan_id, ip, port) DO UPDATE"
+            " SET run = excluded.run, claimed_at = excluded.claimed_at"
+            " WHERE c.task = excluded.task AND c.run <> excluded.run"
+            " AND c.result IS NOT NULL AND NOT c.stored RETURNING c.result",
+            [scan_id, ip, port, task, run, now()],
+        )
+        if not rows:
+            return False
+        kept = rows[0][0]
+        if kept is None:
+            return True
+        result = json.loads(kept) if isinstance(kept, str) else kept
+        return result if isinstance(result, dict) else False
+
+    def keep_check(
+        self, scan_id: str, ip: str, port: int, run: str, result: Mapping[str, Any]
+    ) -> None:
+        """Keep what the checks found on a host this attempt claimed (the record's `checks`)."""
+        judged = result.get("compromise")
+        compromised = isinstance(judged, dict) and judged.get("state") == "compromised"
+        self.store.execute(
+            "UPDATE census_checks SET result = ?, compromised = ?"
+            " WHERE scan_id = ? AND ip = ? AND port = ? AND run = ?",
+            [json.dumps(result, sort_keys=True), compromised, scan_id, ip, port, run],
+        )
+
+    def checked(self, scan_id: str) -> tuple[int, int]:
+        """(hosts the census's checks ran on, of those compromised), from stored records."""
+        if not self.store.has_table("census_checks"):
+            return 0, 0
+        row = self.store.query(
+            "SELECT count(*) FILTER (WHERE stored),"
+            " count(*) FILTER (WHERE stored AND compromised)"
+            " FROM census_checks WHERE scan_id = ?",
+            [scan_id],
+        )
+        return (int(row[0][0] or 0), int(row[0][1] or 0)) if row else (0, 0)
 
     # -- operator actions ------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ migration; readers check `has_table` first.
                   task size and deadline, and the shared schedule of its global rate budget
   census_tasks    one row per task (a range of positions of the census's permutation): status,
                   attempts, the worker running it, progress counters, the last error
+  census_checks   one row per host a census's opt-in checks (--check) claimed: which task's
+                  attempt claimed it, what the checks found once they ended, and whether a
+                  stored record carries it (each host is checked once per census)
 
   host_checks     per Exchange host the opt-in checks ran on (--check): compromise state, the
                   shells' paths and shapes, behavioural readings, the merged verdicts of the
@@ -367,6 +370,21 @@ CENSUS_TASKS: list[Column] = [
     ("error", "text"),
 ]
 
+# The hosts a census's opt-in checks claimed (store/census.py): at most one claim per host,
+# so a host is checked once however often its task runs again; the result is kept so that a
+# later attempt of the same task reuses it when the record that carried it was lost.
+CENSUS_CHECKS: list[Column] = [
+    ("scan_id", "text"),
+    ("ip", "text"),
+    ("port", "int"),
+    ("task", "bigint"),  # the task whose attempt holds the claim
+    ("run", "text"),  # that attempt (its own id: `census retry` numbers attempts afresh)
+    ("claimed_at", "ts"),
+    ("result", "json"),  # the record's `checks` object; NULL while they run or if cut short
+    ("compromised", "bool"),
+    ("stored", "bool"),  # a stored record carries the result
+]
+
 # The opt-in checks' results as typed columns (added after schema 2 shipped: created IF NOT
 # EXISTS by whoever uses them first, so older schema-2 stores need no migration).
 HOST_CHECKS: list[Column] = [
@@ -414,6 +432,7 @@ TABLES: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "security_txt": (SECURITY_TXT, ("domain",)),
     "census": (CENSUS, ("scan_id",)),
     "census_tasks": (CENSUS_TASKS, ("scan_id", "task")),
+    "census_checks": (CENSUS_CHECKS, ("scan_id", "ip", "port")),
     "host_checks": (HOST_CHECKS, ()),
     "host_checks_state": (HOST_CHECKS_STATE, ("scan_id",)),
 }
@@ -423,7 +442,7 @@ LATER_TABLES = (
     "rollup_builds", "rollup_builds_state", "web_groups", "web_groups_state",
     "notifications", "notification_items", "notify_cases", "security_txt", "census",
     "census_tasks", "host_checks", "host_checks_state",
-    "web_names", "web_names_state",
+    "web_names", "web_names_state", "census_checks",
 )  # fmt: skip
 
 _NOT_NULL = {
@@ -493,6 +512,7 @@ def column_types(dialect: Dialect, columns: Sequence[Column]) -> dict[str, str]:
 
 __all__ = [
     "CENSUS",
+    "CENSUS_CHECKS",
     "CENSUS_TASKS",
     "ENRICHMENT",
     "ENRICHMENT_COLUMNS",
