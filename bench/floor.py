@@ -1,5 +1,9 @@
 """How far exwatch is from the Python floor: a minimal one-GET client on the same lab.
 
+A second floor row replays, with the same minimal client, the very requests exwatch's full
+probe set sends to each host (recorded from one scan): what those requests cost without
+anything exwatch does with the answers.
+
 The floor client is the reference prototype's shape (uvloop streams, TLS without
 verification, `GET /owa/auth/logon.aspx` with `Connection: close`, read the head and at most
 8 KB, one regex, close) and does nothing exwatch must do (certificate capture, redirects,
@@ -25,6 +29,7 @@ from collections.abc import Callable
 import uvloop
 
 from exwatch.lab import Lab
+from exwatch.net.http import request_bytes
 from exwatch.scan.job import ScanJob, execute
 
 # Issue 19's targets: exwatch's CPU per host as a multiple of the floor's.
@@ -51,6 +56,72 @@ async def _one(ip: str, port: int, ctx: ssl.SSLContext) -> None:
     body = await reader.readexactly(n) if n else b""
     _BUILD.search(body)
     writer.close()
+
+
+async def _replay_one(ip: str, port: int, ctx: ssl.SSLContext, requests: list[bytes]) -> None:
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(ip, port, ssl=ctx, server_hostname=None), 5
+    )
+    for data in requests:
+        writer.write(data)
+        head = await reader.readuntil(b"\r\n\r\n")
+        m = _LENGTH.search(head)
+        if m:
+            await reader.readexactly(int(m.group(1)))
+        elif b"chunked" in head.lower():
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                await reader.readexactly(size + 2)
+            await reader.readuntil(b"\r\n")
+        else:
+            break  # read until close: the server ends the connection
+    writer.transport.abort()
+
+
+async def _replay(
+    ips: list[str], port: int, concurrency: int, plan: dict[str, list[bytes]]
+) -> None:
+    """The minimal client making, per host, the requests exwatch's full probe set made
+    (same methods, paths and headers, one keep-alive connection): the floor of the full
+    set's requests, without anything exwatch does with the answers."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    gate = asyncio.Semaphore(concurrency)
+
+    async def guarded(ip: str) -> None:
+        async with gate:
+            with contextlib.suppress(
+                OSError, TimeoutError, asyncio.IncompleteReadError, ValueError
+            ):
+                await _replay_one(ip, port, ctx, plan.get(ip, []))
+
+    await asyncio.gather(*(guarded(ip) for ip in ips))
+
+
+def _request_plan(job: ScanJob) -> dict[str, list[bytes]]:
+    """What exwatch sends to each host in a full scan, byte for byte (recorded by wrapping
+    the client's request encoder for one scan)."""
+    from exwatch.net import client
+
+    plan: dict[str, list[bytes]] = {}
+    original = client.HttpClient.request
+
+    async def recording(
+        self: client.HttpClient,
+        method: str,
+        target: str,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> object:
+        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in extra_headers)
+        plan.setdefault(self.ip, []).append(request_bytes(method, target, self._head, extra))
+        return await original(self, method, target, extra_headers)
+
+    client.HttpClient.request = recording  # type: ignore[method-assign,assignment]
+    try:
+        execute(job)
+    finally:
+        client.HttpClient.request = original  # type: ignore[method-assign]
+    return plan
 
 
 async def _floor(ips: list[str], port: int, concurrency: int) -> None:
@@ -101,8 +172,11 @@ def main() -> None:
                 follow_ups=follow_ups,
             )
 
+        plan = _request_plan(job(True))
+        per_host = sum(len(v) for v in plan.values()) / len(ips)
         clients: dict[str, Callable[[], object]] = {
             "floor (one GET)": lambda: uvloop.run(_floor(ips, lab.port, 200)),
+            "floor, full set's requests": lambda: uvloop.run(_replay(ips, lab.port, 200, plan)),
             "exwatch, first stage only": lambda: execute(job(False)),
             "exwatch, full probe set": lambda: execute(job(True)),
         }
@@ -113,7 +187,8 @@ def main() -> None:
             for name, run in clients.items():
                 runs[name].append(_measure(run, len(ips)))
         floor_cpu = statistics.median(c for _, c in runs["floor (one GET)"])
-        print(f"{len(ips)} answering lab hosts, {args.repeat} interleaved runs, medians:")
+        print(f"{len(ips)} answering lab hosts, {args.repeat} interleaved runs, medians;")
+        print(f"the full probe set makes {per_host:.2f} requests per host:")
         for name, rows in runs.items():
             rate = statistics.median(r for r, _ in rows)
             cpu = statistics.median(c for _, c in rows)
