@@ -4,9 +4,15 @@ loop's own backlog may have caused is retried once instead of being recorded."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 from typing import Any
 
+import pytest
+import uvloop
+
+from exwatch.net.client import _connect
 from exwatch.scan.admission import Admission
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_targets
 from exwatch.scan.targets import Target
@@ -118,3 +124,99 @@ def test_closing_the_writer_never_overlaps_store_writes() -> None:
     asyncio.run(main())
     assert store.overlaps == 0
     assert store.rows == 2
+
+
+def test_connect_timeout_under_loop_backlog_is_recorded_not_retried() -> None:
+    """The client asks the kernel before reporting a connect timeout (net/client._expire),
+    so a connect timeout under lag is an address that never answered: no second slot."""
+    calls: dict[str, int] = {}
+
+    async def scan_host(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
+        calls[ip] = calls.get(ip, 0) + 1
+        time.sleep(0.3)  # noqa: ASYNC251  (the scanner stalls the loop meanwhile)
+        await asyncio.sleep(0.06)
+        return {"ip": ip, "port": port, "status": "connection-timeout"}
+
+    async def main() -> Tally:
+        writer = Writer(None, None)
+        tally = Tally()
+        gate = Admission(10, interval=0.01)
+        targets = iter([Target("127.0.0.2", None, 443, 0)])
+        await run_targets(
+            targets, scan_host, writer, "s", RunOptions(timeout=0.5), tally, admission=gate
+        )
+        await writer.close()
+        assert gate.retries == 0
+        return tally
+
+    tally = asyncio.run(main())
+    assert calls == {"127.0.0.2": 1}
+    assert dict(tally.statuses) == {"connection-timeout": 1}
+
+
+def _full_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A loopback listener whose accept queue is full: it drops new SYNs, so a connect to
+    it waits for the kernel's SYN retransmission (about 1 s later) like a silent address."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    queued: list[socket.socket] = []
+    for _ in range(8):  # fill the accept queue until a handshake no longer completes
+        try:
+            queued.append(socket.create_connection(server.getsockname(), timeout=0.3))
+        except TimeoutError:
+            return server, queued
+    server.close()
+    pytest.fail("the accept queue never filled: no silent address to test with")
+
+
+async def _connect_through_a_stall(server: socket.socket) -> None:
+    """Connect with a 1.2 s timeout while an I/O callback stalls the loop for 1.6 s: the
+    stall ends after the timer is due, and after the retransmitted SYN (~1 s) had its
+    answer if the listener had room by then.  After an I/O-phase stall uvloop runs due
+    timers before it polls the sockets again: the timer speaks first."""
+    loop = asyncio.get_running_loop()
+    wake, stall_on = socket.socketpair()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+
+    def stall() -> None:
+        loop.remove_reader(stall_on)
+        time.sleep(1.6)  # a starved loop, on purpose
+
+    try:
+        loop.add_reader(stall_on, stall)
+        task = asyncio.create_task(_connect(loop, sock, server.getsockname(), 1.2))
+        await asyncio.sleep(0)  # the first SYN is sent (and dropped)
+        wake.send(b"x")
+        await task
+    finally:
+        sock.close()
+        wake.close()
+        stall_on.close()
+
+
+def test_a_connect_the_loop_was_too_busy_to_see_is_a_connection() -> None:
+    """The listener makes room while the loop is stalled: the retransmitted SYN completes
+    the handshake before the stall ends.  The kernel says connected, so is the client."""
+    server, queued = _full_listener()
+    room = threading.Timer(0.3, lambda: server.accept()[0].close())
+    room.start()
+    try:
+        uvloop.run(_connect_through_a_stall(server))
+    finally:
+        room.join()
+        for s in queued:
+            s.close()
+        server.close()
+
+
+def test_an_address_that_never_answers_still_times_out() -> None:
+    """The same stall, and no room: the kernel says still connecting, so a timeout."""
+    server, queued = _full_listener()
+    try:
+        with pytest.raises(TimeoutError):
+            uvloop.run(_connect_through_a_stall(server))
+    finally:
+        for s in queued:
+            s.close()
+        server.close()

@@ -34,9 +34,23 @@ class Timeouts:
 _NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
-def _expire(done: asyncio.Future[None]) -> None:
-    if not done.done():
+def _expire(done: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
+    """The connect timer ran out: ask the kernel, not the clock.  A handshake that finished
+    while the event loop was too busy to notice (a starved loop runs due timers before
+    ready sockets) is a connection, not a timeout; only a connect still in progress, to an
+    address that never answered, times out."""
+    if done.done():
+        return
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        done.set_exception(OSError(err, f"Connect call failed {address}"))
+        return
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: still waiting for the server's SYN-ACK
         done.set_exception(TimeoutError())
+        return
+    done.set_result(None)
 
 
 async def _connect(
@@ -68,7 +82,7 @@ async def _connect(
             done.set_result(None)
 
     loop.add_writer(fd, writable)
-    timer = loop.call_later(seconds, _expire, done)
+    timer = loop.call_later(seconds, _expire, done, sock, address)
     try:
         await done
     finally:
