@@ -192,6 +192,6 @@ def test_hostile_strings_run_no_script(
         # Direction overrides and terminal escapes are shown, not obeyed.
         assert "\u202e" not in text
         assert "mail.\\u202eexe.evil\\u202c.example" in text
-        assert "\\u001b[31mRED" in text
+        assert "\\x1b[31mRED" in text
         _shot(page, tmp_path, "hostile-host")
         assert problems == []

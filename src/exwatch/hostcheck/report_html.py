@@ -1,26 +1,24 @@
 """HTML report of a host check.  Every logged string is attacker-written: Jinja2 autoescape
-is on for the whole template, nothing is marked safe, and control characters (ESC, BEL,
-the C1 range) are shown as `\\x1b` text before escaping, so no raw control byte reaches the
-file (a terminal `cat` of the report, or a viewer, cannot be driven by them)."""
+is on for the whole template, nothing is marked safe, and control and direction characters
+(ESC, BEL, the C1 range, bidi overrides) are shown as `\\x1b` text before escaping, so no
+raw control byte reaches the file (a terminal `cat` of the report, or a viewer, cannot be
+driven by them)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from exwatch.hostcheck.result import HostcheckResult
-
-# C0 except tab/newline/carriage return, DEL, C1.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from exwatch.untrusted import visible
 
 
 def _visible(value: Any) -> Any:
-    if isinstance(value, str):
-        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
-    return value
+    # Log lines keep their layout (tab, CR, LF); every other control or direction
+    # character is written out, as everywhere (untrusted.visible).
+    return visible(value, "\t\n\r") if isinstance(value, str) else value
 
 
 def render_html(result: HostcheckResult) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from exwatch.hostcheck.findings import Finding
 from exwatch.hostcheck.records import FileStats
 from exwatch.hostcheck.timeline import build_timeline
+from exwatch.untrusted import BIDI
 
 # Source id -> what a responder would call it.  Text logs are named by format, event logs
 # by channel (whether read from .evtx or from a SIEM export).
@@ -66,8 +67,9 @@ EXIT_CODES: dict[str, int] = {
 MAX_FINDINGS_PER_RULE = 5000
 
 # Characters JSON allows raw that terminals act on: DEL and the C1 controls (U+009B is a
-# one-byte CSI on some terminals), and the JavaScript line separators.
-_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029]")
+# one-byte CSI on some terminals), and the direction characters (untrusted.BIDI, with the
+# JavaScript line separators).  Written as JSON's own \\u escapes: the data is unchanged.
+_JSON_RAW_CONTROLS = re.compile(f"[\x7f-\x9f{BIDI}]")
 
 
 @dataclass(slots=True)

@@ -14,32 +14,27 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# C0 and C1 controls (tab, CR and LF included: a value is always one line) and DEL.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Bidirectional embeddings, overrides and isolates, and the invisible marks that steer them
-# (the "Trojan Source" characters), plus the line and paragraph separators.
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+from exwatch.untrusted import BIDI, CONTROLS, visible
+
+# Controls become spaces and direction characters vanish in a header (untrusted.py says
+# which characters those are, for every medium).
+_CONTROL = re.compile(f"[{CONTROLS}]")
+_BIDI = re.compile(f"[{BIDI}]")
 _SPACES = re.compile(r"\s+")
 
 # Longest server value quoted in a message (a certificate name can be kilobytes).
 MAX_VALUE = 200
 
 
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def text_value(value: object, limit: int = MAX_VALUE) -> str:
-    """One line of text: controls and bidi marks made visible (\\x1b, \\u202e), cut at
-    `limit` characters.  Used for every value a text or HTML template prints."""
+    """One line of text: controls and bidi marks made visible (\\x1b, \\u202e), tab and
+    line breaks too, cut at `limit` characters.  Used for every value a template prints."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
     if len(text) > limit:
         text = text[:limit] + "…"
-    text = _CONTROL.sub(_visible, text)
-    return _BIDI.sub(_visible, text)
+    return visible(text)
 
 
 def header_value(value: object, limit: int = 300) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,7 +33,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from exwatch import __version__
+from exwatch import __version__, untrusted
 from exwatch.errors import ExwatchError, StoreError, UsageError
 from exwatch.report import aggregate, trends
 from exwatch.report.compromise import mitigated_counts
@@ -443,14 +442,10 @@ def _environment() -> Environment:
 
 # Controls (terminal escapes) and bidirectional overrides that would reorder what an
 # analyst reads ("mail.<RLO>exe.evil" shows as "mail.live.exe"): shown as \uXXXX instead.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def visible(value: object) -> str:
-    """A server string with its control and direction characters made visible (the
-    template still escapes the result)."""
-    text = "" if value is None else str(value)
-    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """A server string with its control and direction characters made visible, tabs and
+    line breaks kept (the template still escapes the result)."""
+    return untrusted.visible(value, "\t\n")
 
 
 def _link(path: str, query: Mapping[str, str] | None = None, **updates: Any) -> str:
