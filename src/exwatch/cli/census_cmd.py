@@ -81,7 +81,7 @@ def census() -> None:
 @click.option(
     "--scan-id",
     metavar="NAME",
-    help="Census id (default: census-DAY-DIGEST of the targets, seed, port and probe settings).",
+    help="Census id (default: census-DAY-DIGEST of the targets, seed, port, probes and checks).",
 )
 @scan_options.PLAIN_HTTP
 @click.option(

@@ -108,7 +108,7 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     "--scan-id",
     metavar="NAME",
     help="Census id shared by every shard and machine of one census (default with --shard"
-    " i/N: census-DAY-DIGEST of the targets, seed, port and probe settings).",
+    " i/N: census-DAY-DIGEST of the targets, seed, port, probes and checks).",
 )
 @click.option(
     "-o", "--output", metavar="FILE.jsonl", help="Write one JSON object per target address."
