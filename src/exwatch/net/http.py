@@ -1,4 +1,5 @@
-"""A minimal HTTP/1.1 message layer over asyncio streams: format a request, read one response.
+"""A minimal HTTP/1.1 message layer: format a request, read one response from a byte source
+(the scanner's `wire.Wire`, or an asyncio StreamReader).
 
 Hand-written because it is the scanner's hot path (aiohttp and httpx cost 1.5-4x the CPU
 per fingerprint, see performance.md) and because every read must be bounded against

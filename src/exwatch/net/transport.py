@@ -1,6 +1,6 @@
 """Which HTTP(S) client the scanner uses: `--transport` / the `transport` config key.
 
-`python` (default) is `client.HttpClient` (asyncio streams, Python's ssl); `wreq` is
+`python` (default) is `client.HttpClient` (uvloop, Python's ssl); `wreq` is
 `transport_wreq.WreqHttpClient` (Rust hyper + BoringSSL), imported only when chosen
 because it needs the optional extra `exwatch[fast]`.  Both have HttpClient's interface.
 """
