@@ -24,7 +24,7 @@ import resource
 import ssl
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import uvloop
 
@@ -77,12 +77,11 @@ async def _replay_one(ip: str, port: int, ctx: ssl.SSLContext, requests: list[by
     writer.transport.abort()
 
 
-async def _replay(
-    ips: list[str], port: int, concurrency: int, plan: dict[str, list[bytes]]
+async def _each_host(
+    ips: list[str], concurrency: int, one: Callable[[str, ssl.SSLContext], Awaitable[None]]
 ) -> None:
-    """The minimal client making, per host, the requests exwatch's full probe set made
-    (same methods, paths and headers, one keep-alive connection): the floor of the full
-    set's requests, without anything exwatch does with the answers."""
+    """`one(ip, context)` for every address, `concurrency` at a time, failures ignored (the
+    floor clients only count what a host costs)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -93,9 +92,18 @@ async def _replay(
             with contextlib.suppress(
                 OSError, TimeoutError, asyncio.IncompleteReadError, ValueError
             ):
-                await _replay_one(ip, port, ctx, plan.get(ip, []))
+                await one(ip, ctx)
 
     await asyncio.gather(*(guarded(ip) for ip in ips))
+
+
+async def _replay(
+    ips: list[str], port: int, concurrency: int, plan: dict[str, list[bytes]]
+) -> None:
+    """The minimal client making, per host, the requests exwatch's full probe set made
+    (same methods, paths and headers, one keep-alive connection): the floor of the full
+    set's requests, without anything exwatch does with the answers."""
+    await _each_host(ips, concurrency, lambda ip, ctx: _replay_one(ip, port, ctx, plan.get(ip, [])))
 
 
 def _request_plan(job: ScanJob) -> dict[str, list[bytes]]:
@@ -125,17 +133,7 @@ def _request_plan(job: ScanJob) -> dict[str, list[bytes]]:
 
 
 async def _floor(ips: list[str], port: int, concurrency: int) -> None:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    gate = asyncio.Semaphore(concurrency)
-
-    async def guarded(ip: str) -> None:
-        async with gate:
-            with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
-                await _one(ip, port, ctx)
-
-    await asyncio.gather(*(guarded(ip) for ip in ips))
+    await _each_host(ips, concurrency, lambda ip, ctx: _one(ip, port, ctx))
 
 
 def _measure(run: object, n: int) -> tuple[float, float]:

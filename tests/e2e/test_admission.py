@@ -41,6 +41,24 @@ def test_limit_shrinks_when_the_loop_lags_and_grows_back() -> None:
     assert end > low
 
 
+def _one_target(scan_host: Any) -> tuple[Tally, int]:
+    """Run one target through the runner with a fast-ticking admission gate: the tally and
+    how many attempts the lag debt sent back."""
+
+    async def main() -> tuple[Tally, int]:
+        writer = Writer(None, None)
+        tally = Tally()
+        gate = Admission(10, interval=0.01)
+        targets = iter([Target("127.0.0.2", None, 443, 0)])
+        await run_targets(
+            targets, scan_host, writer, "s", RunOptions(timeout=0.5), tally, admission=gate
+        )
+        await writer.close()
+        return tally, gate.retries
+
+    return asyncio.run(main())
+
+
 def test_timeout_under_loop_backlog_is_retried_not_recorded() -> None:
     calls: dict[str, int] = {}
 
@@ -53,19 +71,8 @@ def test_timeout_under_loop_backlog_is_retried_not_recorded() -> None:
             return {"ip": ip, "port": port, "status": "io-timeout"}
         return {"ip": ip, "port": port, "status": "success"}
 
-    async def main() -> Tally:
-        writer = Writer(None, None)
-        tally = Tally()
-        gate = Admission(10, interval=0.01)
-        targets = iter([Target("127.0.0.2", None, 443, 0)])
-        await run_targets(
-            targets, scan_host, writer, "s", RunOptions(timeout=0.5), tally, admission=gate
-        )
-        await writer.close()
-        assert gate.retries == 1
-        return tally
-
-    tally = asyncio.run(main())
+    tally, retries = _one_target(scan_host)
+    assert retries == 1
     assert calls == {"127.0.0.2": 2}
     assert dict(tally.statuses) == {"success": 1}
 
@@ -137,19 +144,8 @@ def test_connect_timeout_under_loop_backlog_is_recorded_not_retried() -> None:
         await asyncio.sleep(0.06)
         return {"ip": ip, "port": port, "status": "connection-timeout"}
 
-    async def main() -> Tally:
-        writer = Writer(None, None)
-        tally = Tally()
-        gate = Admission(10, interval=0.01)
-        targets = iter([Target("127.0.0.2", None, 443, 0)])
-        await run_targets(
-            targets, scan_host, writer, "s", RunOptions(timeout=0.5), tally, admission=gate
-        )
-        await writer.close()
-        assert gate.retries == 0
-        return tally
-
-    tally = asyncio.run(main())
+    tally, retries = _one_target(scan_host)
+    assert retries == 0
     assert calls == {"127.0.0.2": 1}
     assert dict(tally.statuses) == {"connection-timeout": 1}
 

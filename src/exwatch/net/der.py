@@ -194,6 +194,18 @@ def subject_alt_names(der: bytes, extensions: tuple[int, int] | None, limit: int
     return names
 
 
+def issuer_at(der: bytes) -> tuple[int, int]:
+    """(where the issuer Name starts, where the TBSCertificate ends) in a certificate
+    (IndexError when it is cut short)."""
+    start, _ = element(der, 0)  # Certificate
+    pos, tbs_end = element(der, start)  # TBSCertificate
+    if der[pos] == 0xA0:  # [0] version
+        pos = element(der, pos)[1]
+    pos = element(der, pos)[1]  # serialNumber
+    pos = element(der, pos)[1]  # signature
+    return pos, tbs_end
+
+
 Fields = tuple[str | None, str, str, list[str]]  # subject CN, subject, issuer, SAN
 
 
@@ -201,12 +213,7 @@ def fields(der: bytes, max_chars: int, max_san: int) -> Fields | None:
     """(subject CN, subject, issuer, SAN) of a certificate cryptography has loaded, as
     cryptography renders them (names cut at `max_chars`), or None to ask cryptography."""
     try:
-        start, _ = element(der, 0)  # Certificate
-        pos, tbs_end = element(der, start)  # TBSCertificate
-        if der[pos] == 0xA0:  # [0] version
-            pos = element(der, pos)[1]
-        pos = element(der, pos)[1]  # serialNumber
-        pos = element(der, pos)[1]  # signature
+        pos, tbs_end = issuer_at(der)
         issuer = element(der, pos)
         pos = element(der, issuer[1])[1]  # validity
         subject = element(der, pos)
@@ -233,4 +240,4 @@ def fields(der: bytes, max_chars: int, max_san: int) -> Fields | None:
     return cut, subject_text[:max_chars], issuer_text[:max_chars], names
 
 
-__all__ = ["element", "fields", "name", "subject_alt_names"]
+__all__ = ["element", "fields", "issuer_at", "name", "subject_alt_names"]

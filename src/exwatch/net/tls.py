@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from exwatch.net import der as _der
-from exwatch.net.der import element
+from exwatch.net.der import element, issuer_at
 
 _OP_LEGACY_SERVER_CONNECT = getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0x4)
 _MAX_SAN = 100  # a certificate may list thousands of names; the record keeps the first ones
@@ -93,12 +93,7 @@ def _layout(der: bytes) -> tuple[bytes, bytes, bytes] | None:
     """The encoded issuer, validity and subject of a certificate `cryptography` has loaded
     (so its structure and times are sound), or None for a shape this walk does not expect."""
     try:
-        start, _ = element(der, 0)  # Certificate
-        pos, _ = element(der, start)  # TBSCertificate
-        if der[pos] == 0xA0:  # [0] version
-            pos = element(der, pos)[1]
-        pos = element(der, pos)[1]  # serialNumber
-        pos = element(der, pos)[1]  # signature
+        pos, _ = issuer_at(der)
         parts: list[bytes] = []
         for _ in range(3):  # issuer, validity, subject: each a SEQUENCE
             if der[pos] != 0x30:
