@@ -207,6 +207,7 @@ def test_census_with_checks_finds_what_scan_finds_checking_each_host_once(
     assert (st["checked"], st["compromised"]) == (len(checked), len(compromised))
     shown = exwatch("census", "status", scan_id, "--db", cluster.db).stdout
     assert f"{len(compromised)} compromised of {len(checked)} checked" in shown
+    assert "transport" not in shown  # the default client goes unsaid
     hosts = _report(cluster.db, scan_id)
     assert {h["ip"] for h in hosts} == compromised
     ref_db = tmp_path / "reference.duckdb"
@@ -240,6 +241,7 @@ def test_workers_use_the_transport_the_census_names(cluster: Cluster, lab: Lab) 
     assert all(r["tls"]["version"] is None and r["tls"]["sha256"] for r in answered)
     shown = exwatch("census", "status", scan_id, "--db", cluster.db).stdout
     assert "compromised" not in shown  # no checks asked: no such count
+    assert "transport wreq" in shown
 
 
 def _census(db: str, settings: CensusSettings, scan_id: str) -> int:

@@ -236,6 +236,8 @@ def status(scan_id: str | None, db: str, as_json: bool) -> int:
     speed = f"{st.rate:,.1f} hosts/s" if st.rate else "-"
     if st.rate_limit:
         speed += f" (limit {st.rate_limit:g}/s across all workers)"
+    if st.transport not in (None, "python"):  # the opt-in client: say which one the numbers are
+        speed += f", transport {plain_for_terminal(st.transport)}"
     lines = [
         f"census {plain_for_terminal(st.scan_id)}: {st.status}"
         f" (queue {plain_for_terminal(st.queue)} at {plain_for_terminal(st.broker)})",
