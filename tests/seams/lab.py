@@ -50,6 +50,7 @@ class Checked:
     constituency: Path
     port: int
     summary: str  # what the scan printed on stderr
+    summary_file: Path  # what it wrote with --summary-json
 
     @cached_property
     def records(self) -> list[dict[str, Any]]:
@@ -85,11 +86,11 @@ def scan_lab(folder: Path, *, seed: int = 21, port: int | None = None) -> Checke
     port = free_port() if port is None else port
     folder.mkdir(parents=True, exist_ok=True)
     with Lab(hosts=HOSTS, port=port, seed=seed, base=BASE, workdir=folder / "lab") as lab:
-        out, db = folder / "r.jsonl", folder / "s.duckdb"
+        out, db, facts = folder / "r.jsonl", folder / "s.duckdb", folder / "summary.json"
         p = run(
             "scan", *lab.cidr, "--port", str(lab.port), "--allow-private", "--timeout", "3",
             "--check", "all-safe", "-o", str(out), "--db", str(db), "--user-agent", AGENT,
-            columns=200,
+            "--summary-json", str(facts), columns=200,
         )  # fmt: skip
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stderr
@@ -100,7 +101,7 @@ def scan_lab(folder: Path, *, seed: int = 21, port: int | None = None) -> Checke
         f"127.31.0.0/16,{ORGANISATION},municipality,BE,{CONTACT},en\n",
         encoding="utf-8",
     )
-    return Checked(folder, out, db, truth, constituency, port, p.stderr)
+    return Checked(folder, out, db, truth, constituency, port, p.stderr, facts)
 
 
 @pytest.fixture(scope="session")

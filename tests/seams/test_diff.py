@@ -59,6 +59,16 @@ def test_summary_and_diff_show_compromise_changes(
     for scan in (checked, rescanned):
         line = f"{len(scan.compromised())} compromised of {_checked_count(scan)} checked"
         assert line in scan.summary
+        # The same facts for scripts (--summary-json), counted from the records.
+        facts = json.loads(scan.summary_file.read_text("utf-8"))
+        assert (facts["state"], facts["exit_code"], facts["scan_id"]) == (
+            "finished", 0, scan.scan_id,
+        )  # fmt: skip
+        assert facts["addresses"] == len(scan.records) == sum(facts["statuses"].values())
+        assert facts["checked"] == _checked_count(scan)
+        assert facts["compromised"] == len(scan.compromised())
+        assert facts["exchange"] == sum(1 for r in scan.records if r.get("exchange"))
+        assert facts["output"] == str(scan.out)
     want = _expected(checked, rescanned)
     assert want["newly"]
     assert want["cleaned"]
@@ -135,3 +145,15 @@ def test_a_host_found_mitigated_is_not_counted_as_patched(
                "--format", "json")  # fmt: skip
     (host,) = [h for h in json.loads(done.stdout) if h["ip"] == before["ip"]]
     assert (host["before"], host["after"]) == ("vulnerable", "mitigated")
+
+
+def test_summary_json_needs_a_folder_that_exists(tmp_path: Path) -> None:
+    """Refused before anything is scanned, not after the scan's work."""
+    done = run(
+        "scan", "127.0.0.1", "--allow-private", "--no-db", "-o", str(tmp_path / "r.jsonl"),
+        "--summary-json", str(tmp_path / "missing" / "summary.json"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--summary-json" in done.stderr
+    assert "no such folder" in done.stderr
+    assert not (tmp_path / "r.jsonl").exists()

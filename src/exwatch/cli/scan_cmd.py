@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -32,6 +34,41 @@ def collect_specs(targets: tuple[str, ...], target_file: str | None) -> tuple[li
     if lists.count("-") > 1:
         raise UsageError("standard input can be read only once (- and -l - together)")
     return specs, lists
+
+
+def summary_object(summary: ScanSummary) -> dict[str, Any]:
+    """The summary's facts, as `--summary-json` writes them (the same numbers as the
+    summary line and its table)."""
+    t = summary.tally
+    return {
+        "scan_id": summary.scan_id,
+        "state": "interrupted" if summary.interrupted else "finished",
+        "exit_code": summary.exit_code,
+        "targets": summary.targets,
+        "addresses": t.done,
+        "elapsed_s": round(t.elapsed, 3),
+        "rate": round(t.rate, 1),
+        "exchange": t.exchange,
+        "vulnerable": t.vulnerable,
+        "checked": t.checked,
+        "compromised": t.compromised,
+        "already_done": t.skipped,
+        "statuses": dict(t.statuses.most_common()),
+        "output": summary.output,
+        "db": summary.db,
+        "notes": list(summary.notes),
+    }
+
+
+def write_summary(path: Path, summary: ScanSummary) -> bool:
+    """`--summary-json`; False (and said) when the write fails: the results are written
+    already, the summary a script waits for is not."""
+    try:
+        path.write_text(json.dumps(summary_object(summary), indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"exwatch: could not write the summary to {path}: {exc.strerror}", err=True)
+        return False
+    return True
 
 
 def print_summary(console: Console, summary: ScanSummary) -> None:
@@ -148,6 +185,12 @@ def print_summary(console: Console, summary: ScanSummary) -> None:
     "-q", "--quiet", is_flag=True, help="No progress bar on a terminal, no status lines without."
 )
 @click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Also write the end-of-scan summary to FILE as one JSON object (for scripts).",
+)
+@click.option(
     "--status-every",
     default=5.0,
     show_default=True,
@@ -180,6 +223,7 @@ def scan(
     checks: tuple[str, ...],
     workers: int | None,
     quiet: bool,
+    summary_json: str | None,
     status_every: float,
 ) -> int:
     """Scan TARGETs (IPs, CIDRs, a.b.c.d-e.f.g.h ranges, hostnames, IPv6, host:port,
@@ -195,6 +239,8 @@ def scan(
     for f in exclude:
         if not Path(f).is_file():
             raise UsageError(f"exclusion file not found: {f}")
+    if summary_json is not None and not Path(summary_json).parent.is_dir():
+        raise UsageError(f"--summary-json {summary_json}: no such folder")
     ports = parse_ports(port_text)
     if user_agent is None:
         click.echo(
@@ -242,4 +288,6 @@ def scan(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print_summary(Console(stderr=True, highlight=False), summary)
+    if summary_json is not None and not write_summary(Path(summary_json), summary):
+        return summary.exit_code or 1  # a write failed, as the exit codes say
     return summary.exit_code
