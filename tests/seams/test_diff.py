@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.running import free_port
 from tests.seams.lab import Checked, run
 from tests.web.server import serving
 
@@ -157,3 +158,18 @@ def test_summary_json_needs_a_folder_that_exists(tmp_path: Path) -> None:
     assert "--summary-json" in done.stderr
     assert "no such folder" in done.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_summary_that_cannot_be_written_is_said_and_exits_1(tmp_path: Path) -> None:
+    """The results are written; the summary a script waits for is not (a full disk)."""
+    out = tmp_path / "r.jsonl"
+    done = run(
+        "scan", "127.0.0.1", "--port", str(free_port()), "--allow-private", "--no-db",
+        "-o", str(out), "--summary-json", "/dev/full",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "could not write the summary to /dev/full" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert [json.loads(line)["status"] for line in out.read_text().splitlines()] == [
+        "connection-refused"
+    ]
