@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.seams.lab import Checked, run
+from tests.web.chromium import launched, watch
 from tests.web.server import serving
-from tests.web.test_browser import ARGS, CHROMIUM, _watch
 
 pytestmark = pytest.mark.slow
 HOSTILE_EVIDENCE = "<img src=x onerror=\"window.__pwned='evidence'\">\x1b[31m\u202eRED"
@@ -23,16 +23,7 @@ HOSTILE_PATH = "/owa/auth/<svg onload=window.__pwned='path'>.aspx"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (Debian: apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from launched()
 
 
 def _hostile_scan(checked: Checked, folder: Path) -> tuple[str, Path]:
@@ -61,7 +52,7 @@ def test_overview_filter_and_host_page_show_the_checks(
     assert done.returncode == 0, done.stderr
     with serving(db) as site:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems = _watch(page)
+        problems = watch(page)
         page.goto(f"{site.base}/?scan={checked.scan_id}")
         card = page.locator("#compromised")
         assert card.locator(".n").inner_text() == str(len(compromised))
@@ -98,7 +89,7 @@ def test_overview_filter_and_host_page_show_the_checks(
         assert done.returncode == 0, done.stderr
     with serving(db) as site:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems = _watch(page)
+        problems = watch(page)
         page.goto(f"{site.base}/hosts/{hostile_ip}")
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert page.locator("img, [onerror], [onload]").count() == 0

@@ -24,31 +24,18 @@ import pytest
 from exwatch.lab import Lab
 from tests.lab.running import free_port
 from tests.report.test_census import _lab_geo
+from tests.web.chromium import launched, watch
 from tests.web.records import HOSTILE, HOSTILE_IP, build_store
 from tests.web.server import serving
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
 EXWATCH = [sys.executable, "-m", "exwatch"]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (Debian: apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from launched()
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +81,6 @@ def _shot(page: Any, folder: Path, name: str) -> None:
     print(f"screenshot: {path}")
 
 
-def _watch(page: Any) -> list[str]:
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning") else None)  # fmt: skip
-    return problems
-
-
 def test_click_through_filter_download_and_diff(
     browser: Any, census: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -113,7 +92,7 @@ def test_click_through_filter_download_and_diff(
             viewport={"width": 1400, "height": 1000}, accept_downloads=True
         )
         page = context.new_page()
-        problems = _watch(page)
+        problems = watch(page)
         page.goto(site.base + "/")
         assert page.get_attribute("html", "data-js") == "ok"  # our script ran (CSP allows it)
         assert page.locator("svg.worldmap").count() == 1
@@ -172,7 +151,7 @@ def test_hostile_strings_run_no_script(
     db = build_store(tmp_path, "duckdb", request)
     with serving(db) as site:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems = _watch(page)
+        problems = watch(page)
         for path in (f"/hosts/{HOSTILE_IP}", "/hosts?scan=scan-3&show=all",
                      "/countries/BE/sector/municipality?scan=scan-3",
                      "/search?q=%3Cimg&scan=scan-3", "/diff?a=scan-1&b=scan-3"):  # fmt: skip
