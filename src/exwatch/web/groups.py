@@ -14,14 +14,14 @@ store gets the same rows computed in memory, once per server process.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from exwatch.onprem import on_prem_sql
 from exwatch.report import compromise
 from exwatch.report.compromise import CHECKS_JOIN
 from exwatch.store import Store
-from exwatch.store.schema import WEB_GROUPS, WEB_GROUPS_COLUMNS, create_table
+from exwatch.store.schema import WEB_GROUPS, WEB_GROUPS_COLUMNS
+from exwatch.web import derived
 from exwatch.web.facts import kev_list, lag_values
 
 LEVELS = ("country", "asn", "sector", "asn_org", "sector_org")
@@ -65,7 +65,6 @@ GROUP BY GROUPING SETS ((country), (country, asn), (country, sector),
 """
 
 _MEMORY: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
-_BUILDING = threading.Lock()
 
 
 def has_checks(store: Store, scan_id: str) -> bool:
@@ -119,33 +118,15 @@ def ensure(store: Store, scan_id: str) -> None:
     """Build the scan's groups if its enrichment changed since they were built."""
     if store.read_only:
         return
-    stamp = stamp_of(store, scan_id)
-    if _current(store, scan_id, stamp):
-        return
-    with _BUILDING, store.transaction():
-        for name in ("web_groups", "web_groups_state"):
-            store.execute(create_table(store.dialect, name))
-        store.lock(f"web-groups:{scan_id}")
-        if _current(store, scan_id, stamp):
-            return
-        rows = _compute(store, scan_id)
-        store.execute("DELETE FROM web_groups WHERE scan_id = ?", [scan_id])
-        store.bulk_insert("web_groups", WEB_GROUPS, rows)
-        store.execute("DELETE FROM web_groups_state WHERE scan_id = ?", [scan_id])
-        store.execute(
-            "INSERT INTO web_groups_state (scan_id, stamp) VALUES (?, ?)", [scan_id, stamp]
-        )
+
+    def fill() -> None:
+        store.bulk_insert("web_groups", WEB_GROUPS, _compute(store, scan_id))
         if store.dialect.name == "postgresql":
             # Fresh statistics, or the planner takes a scan's hundred thousand organisation
             # rows for a handful and reads them all instead of the search's trigram index.
             store.execute("ANALYZE web_groups")
 
-
-def _current(store: Store, scan_id: str, stamp: str) -> bool:
-    if not store.has_table("web_groups_state"):
-        return False
-    built = store.scalar("SELECT stamp FROM web_groups_state WHERE scan_id = ?", [scan_id])
-    return built is not None and str(built) == stamp
+    derived.rebuild(store, "web_groups", scan_id, stamp_of(store, scan_id), fill)
 
 
 def base_sql(store: Store, scan_id: str) -> tuple[str, list[Any]]:

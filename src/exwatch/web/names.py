@@ -16,14 +16,12 @@ search needs it, like the drill-down counts.  PostgreSQL searches its prefix ind
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 from exwatch.store import Store
-from exwatch.store.schema import create_table
+from exwatch.web import derived
 
 NAME_COLUMNS = ("hostname", "tls_subject_cn", "ntlm_dns_computer")
-_BUILDING = threading.Lock()
 GATHER = 5000  # matching names past which a prefix is common (see `matches`)
 
 
@@ -41,16 +39,8 @@ def usable(store: Store) -> bool:
 def ensure(store: Store, scan_id: str) -> None:
     """Build the scan's names if its results changed since they were built (DuckDB,
     writable stores; see `usable`)."""
-    stamp = stamp_of(store, scan_id)
-    if _current(store, scan_id, stamp):
-        return
-    with _BUILDING, store.transaction():
-        for name in ("web_names", "web_names_state"):
-            store.execute(create_table(store.dialect, name))
-        store.lock(f"web-names:{scan_id}")
-        if _current(store, scan_id, stamp):
-            return
-        store.execute("DELETE FROM web_names WHERE scan_id = ?", [scan_id])
+
+    def fill() -> None:
         one = (
             "SELECT scan_id, lower({c}) AS name, ip, port, ts, hostname,"
             " tls_subject_cn AS cert_cn, ntlm_dns_computer AS ntlm_computer, build, status"
@@ -62,17 +52,8 @@ def ensure(store: Store, scan_id: str) -> None:
             f" ntlm_computer, build, status) SELECT * FROM ({union}) ORDER BY name, ip, port",
             [scan_id] * len(NAME_COLUMNS),
         )
-        store.execute("DELETE FROM web_names_state WHERE scan_id = ?", [scan_id])
-        store.execute(
-            "INSERT INTO web_names_state (scan_id, stamp) VALUES (?, ?)", [scan_id, stamp]
-        )
 
-
-def _current(store: Store, scan_id: str, stamp: str) -> bool:
-    if not store.has_table("web_names_state"):
-        return False
-    built = store.scalar("SELECT stamp FROM web_names_state WHERE scan_id = ?", [scan_id])
-    return built is not None and str(built) == stamp
+    derived.rebuild(store, "web_names", scan_id, stamp_of(store, scan_id), fill)
 
 
 def after(prefix: str) -> str | None:
