@@ -178,7 +178,7 @@ class HttpClient:
         except ValueError as exc:
             raise map_exception(exc, "request") from exc
         reused = self._wire is not None
-        if reused and self._wire is not None and self._wire.at_eof():
+        if self._wire is not None and self._wire.at_eof():
             self.close()
             reused = False
         if self._wire is None:
