@@ -385,12 +385,12 @@ def _found(entry: Entry, text: str) -> list[str | None]:
     if entry.kind != "build":
         return [None] if entry.pattern.search(text) else []
     found: list[str | None] = []
-    raw_seen: set[str] = set()  # a logon page names its build in every static path
-    for m in entry.pattern.finditer(text):
-        raw = m.group("build")
-        if raw in raw_seen:
-            continue
-        raw_seen.add(raw)
+    if entry.pattern.groups == 1:  # findall gives the build group itself, in one C call
+        raws: Iterable[str] = dict.fromkeys(entry.pattern.findall(text))
+    else:
+        # a logon page names its build in every static path: each raw text once
+        raws = dict.fromkeys(m.group("build") for m in entry.pattern.finditer(text))
+    for raw in raws:
         build = normalise_build(raw)
         if build is not None and build not in found:
             found.append(build)
@@ -407,55 +407,118 @@ def _ruled_out(entry: Entry, text: str, lowered: str) -> bool:
     return entry.needle not in lowered
 
 
-def _collect(
-    out: list[Sighting],
-    entries: Iterable[Entry],
-    text: str,
-    lowered: str | None,
-    ascii_text: bool,
-    obs: HttpObservation,
-) -> None:
-    """Append the sightings of `entries` on one text of `obs` (`lowered`: its lower-case
-    form, for the needles; only body entries have needles)."""
-    probe, status, path = obs.probe, obs.status, obs.path
-    for entry in entries:
-        if entry.probes is not None and probe not in entry.probes:
-            continue
-        if entry.status is not None and status not in entry.status:
-            continue
-        needle = entry.needle
-        if (
-            needle is not None
-            and lowered is not None
-            and (ascii_text or not entry.needle_ascii_only)
-            and needle not in lowered
-        ):
-            continue  # `_ruled_out`, with the text's isascii() worked out once
-        if entry.kind != "build":
-            if entry.pattern.search(text):
-                out.append(
-                    Sighting(entry.id, entry.kind, entry.source, entry.weight, None, probe, path)
-                )
-            continue
-        for build in _found(entry, text):
-            out.append(
-                Sighting(entry.id, entry.kind, entry.source, entry.weight, build, probe, path)
-            )
+class _Plan(NamedTuple):
+    """The entries that can match one probe's responses with one status code: header entries
+    by header name, body entries, and the status entries' sightings (a status text is fixed
+    by its code, so those are matched once)."""
+
+    headers: dict[str, tuple[Entry, ...]]
+    body: tuple[Entry, ...]
+    status: tuple[tuple[Entry, tuple[str | None, ...]], ...]
+
+
+_plans: dict[tuple[str, int], _Plan] = {}
+# What a plan's header entries find in one header value, by (probe, status, name, value):
+# the same few values (WWW-Authenticate: Negotiate, an X-OWA-Version build) come back on
+# most hosts, and the answer depends on nothing else.
+_header_found: dict[tuple[str, int, str, str], tuple[tuple[Entry, str | None], ...]] = {}
+_CACHE_MAX = 4096  # plans and remembered header values each; a hostile server picks both
+_CACHED_VALUE_CHARS = 256
+
+
+def _applies(entry: Entry, probe: str, status: int) -> bool:
+    return (entry.probes is None or probe in entry.probes) and (
+        entry.status is None or status in entry.status
+    )
+
+
+def _plan(probe: str, status: int) -> _Plan:
+    plan = _plans.get((probe, status))
+    if plan is None:
+        headers: dict[str, tuple[Entry, ...]] = {}
+        for name, entries in _HEADER_ENTRIES.items():
+            kept = tuple(e for e in entries if _applies(e, probe, status))
+            if kept:
+                headers[name] = kept
+        text = str(status)
+        plan = _Plan(
+            headers,
+            tuple(e for e in _BODY_ENTRIES if _applies(e, probe, status)),
+            tuple(
+                (e, tuple(found))
+                for e in _STATUS_ENTRIES
+                if _applies(e, probe, status) and (found := match_text(e, text))
+            ),
+        )
+        if len(_plans) >= _CACHE_MAX:
+            _plans.clear()
+        _plans[(probe, status)] = plan
+    return plan
+
+
+def _in_header(
+    entries: tuple[Entry, ...], key: tuple[str, int, str, str]
+) -> tuple[tuple[Entry, str | None], ...]:
+    """(entry, build or None) for each finding of `entries` in the header value key[3]."""
+    found = _header_found.get(key)
+    if found is None:
+        value = key[3]
+        found = tuple((e, build) for e in entries for build in _found(e, value))
+        if len(value) <= _CACHED_VALUE_CHARS:
+            if len(_header_found) >= _CACHE_MAX:
+                _header_found.clear()
+            _header_found[key] = found
+    return found
+
+
+# Sighting's own __new__ is a Python function; the tuple constructor it calls is not.
+_new_sighting = tuple.__new__
 
 
 def sightings(obs: HttpObservation) -> list[Sighting]:
     """Every entry that matches this response (each entry evaluated once per response):
     header entries in header order, then body entries, then status entries."""
+    probe, path, status, headers, body = obs
+    plan = _plan(probe, status)
     out: list[Sighting] = []
-    for name, value in obs.headers:
-        entries = _HEADER_ENTRIES.get(name)
-        if entries:
-            _collect(out, entries, value, None, True, obs)
-    body = obs.body
-    if body:
-        _collect(out, _BODY_ENTRIES, body, body.lower(), body.isascii(), obs)
-    if _STATUS_ENTRIES:
-        _collect(out, _STATUS_ENTRIES, str(obs.status), None, True, obs)
+    append = out.append
+    if plan.headers:
+        by_name = plan.headers
+        for name, value in headers:
+            entries = by_name.get(name)
+            if entries is not None:
+                for e, build in _in_header(entries, (probe, status, name, value)):
+                    append(
+                        _new_sighting(
+                            Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path)
+                        )
+                    )
+    if body and plan.body:
+        lowered = body.lower()
+        ascii_text = body.isascii()
+        for e in plan.body:
+            needle = e.needle
+            if (
+                needle is not None
+                and (ascii_text or not e.needle_ascii_only)
+                and needle not in lowered
+            ):
+                continue  # `_ruled_out`, with the text's isascii() worked out once
+            if e.kind != "build":
+                if e.pattern.search(body):
+                    append(
+                        _new_sighting(
+                            Sighting, (e.id, e.kind, e.source, e.weight, None, probe, path)
+                        )
+                    )
+                continue
+            for build in _found(e, body):
+                append(
+                    _new_sighting(Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path))
+                )
+    for e, found in plan.status:
+        for build in found:
+            append(_new_sighting(Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path)))
     return out
 
 
@@ -528,12 +591,49 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
 
 def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     """Merge the sightings of one address into product evidence and one chosen build."""
-    online = is_online(found)
-    exchange = is_exchange(found)
+    # One pass gathers what `is_online`, `is_exchange` and the fields below each read (the
+    # plan, the probes and the record ask for this once per new sighting of every host).
+    online_strong = False
+    online_weak: set[str] = set()
+    online_sources: list[str] = []
+    decisive = False  # a build or a strong marker
+    weak_markers: set[str] = set()
+    clues: set[str] = set()
     by_build: dict[str, set[str]] = {}
+    marker_entries: list[str] = []  # markers and builds, in order
+    markers: list[Sighting] = []
+    proxies: list[str] = []
     for s in found:
-        if s.kind == "build" and s.build is not None:
-            by_build.setdefault(s.build, set()).add(s.source)
+        kind = s.kind
+        if kind == "build":
+            decisive = True
+            marker_entries.append(s.entry)
+            if s.build is not None:
+                sources_of = by_build.get(s.build)
+                if sources_of is None:
+                    by_build[s.build] = {s.source}
+                else:
+                    sources_of.add(s.source)
+        elif kind == "marker":
+            marker_entries.append(s.entry)
+            markers.append(s)
+            if s.weight == "strong":
+                decisive = True
+            else:
+                weak_markers.add(s.entry)
+        elif kind == "online":
+            online_sources.append(s.source)
+            if s.weight == "strong":
+                online_strong = True
+            else:
+                online_weak.add(s.entry)
+        elif kind == "clue":
+            clues.add(s.entry)
+        elif kind == "proxy":
+            proxies.append(s.source)
+    online = online_strong or len(online_weak) >= 2
+    patterns = [p for p in PATTERNS if p.holds(clues)] if clues else []
+    exchange = not online and (decisive or len(weak_markers) >= 2 or bool(patterns))
     parsed = {text: _parsed(text) for text in by_build}
     full_cus = {b.cu_key for b in parsed.values() if b.revision is not None}
     # A CU-level build of a CU also seen with four parts is that build, less precisely.
@@ -549,21 +649,20 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
                 if ob.revision is None and ob.cu_key == parsed[best].cu_key:
                     agreed |= by_build[other]
         sources.extend(s for s in BUILD_SOURCES if s in agreed)
-    for s in found:
-        if s.kind == "marker" and (best is None or s.source not in BUILD_SOURCES):
-            sources.append(s.source)
-    sources.extend(p.source for p in satisfied_patterns(found))
-    proxies = _dedupe(s.source for s in found if s.kind == "proxy")
-    if exchange:
-        sources.extend(proxies)
-        if ntlm:
-            sources.append("ntlm")
+    for m in markers:
+        if best is None or m.source not in BUILD_SOURCES:
+            sources.append(m.source)
+    sources.extend(p.source for p in patterns)
+    proxy_sources = _dedupe(proxies)
     product: str | None = None
     if exchange:
+        sources.extend(proxy_sources)
+        if ntlm:
+            sources.append("ntlm")
         if best is not None:
             product = product_family(best)
         else:
-            hinted = [BY_ID[s.entry].product for s in found if s.kind == "marker"]
+            hinted = (BY_ID[m.entry].product for m in markers)
             product = next((PRODUCT_NAMES[h] for h in hinted if h is not None), None)
     elif online:
         product = ONLINE_PRODUCT
@@ -573,10 +672,10 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
         precision=None if best is None or not exchange else parsed[best].precision,
         sources=_dedupe(sources) if exchange else (),
         builds_seen=tuple(sorted(seen, key=lambda t: parsed[t].as_tuple())) if exchange else (),
-        markers=_dedupe(s.entry for s in found if s.kind in ("marker", "build")),
-        proxies=proxies,
+        markers=_dedupe(marker_entries),
+        proxies=proxy_sources,
         online=online,
-        online_sources=_dedupe(s.source for s in found if s.kind == "online") if online else (),
+        online_sources=_dedupe(online_sources) if online else (),
         product=product,
     )
 

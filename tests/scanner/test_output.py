@@ -62,3 +62,22 @@ def test_file_gets_whole_lines(tmp_path: Path) -> None:
     assert out.lines == 4
     lines = (tmp_path / "scan.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [*records, {"ip": "::1"}]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    ns=st.integers(min_value=0, max_value=253402300799_999_999_999)  # to 9999-12-31
+    | st.integers(min_value=1_700_000_000, max_value=1_700_000_003).map(lambda s: s * 10**9 - 1)
+)
+def test_record_timestamps_are_datetimes_isoformat(ns: int) -> None:
+    """`timestamp_at` (the seconds' text made once per second) writes what datetime writes,
+    milliseconds cut, not rounded; the `map` case crosses second boundaries, so the cached
+    text of one second is never given to the next."""
+    import datetime as dt
+
+    from exwatch.scan.record import timestamp_at
+
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+    expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert timestamp_at(ns) == expected
+    assert timestamp_at(ns + 1_000_000_000) != expected  # the next second is its own text

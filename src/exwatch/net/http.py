@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from exwatch.errors import UnexpectedReply
@@ -81,10 +82,15 @@ def request_bytes(method: str, target: str, head_tail: bytes, extra: bytes = b""
     `target` may come from a redirect the server sent: anything but printable ASCII
     without spaces is refused rather than sent (request splitting).
     """
+    return b"%s%s%s\r\n" % (_request_line(method, target), head_tail, extra)
+
+
+@lru_cache(maxsize=1024)  # every host is asked the same few paths
+def _request_line(method: str, target: str) -> bytes:
     raw = target.encode("ascii") if target.isascii() else b""
     if _TARGET.fullmatch(raw) is None:
         raise ValueError(f"refusing to request target {target[:80]!r}")
-    return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method.encode("ascii"), raw, head_tail, extra)
+    return b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), raw)
 
 
 def head_lines(host: str, user_agent: str) -> bytes:
@@ -100,6 +106,14 @@ _WHITESPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips (str.strip() strips
 def _lower(name: str) -> str:
     # bytes.lower() lowers ASCII letters only; str.lower() would lower latin-1 ones too.
     return name.lower() if name.isascii() else name.encode("latin-1").lower().decode("latin-1")
+
+
+# Header lines already read, and what they say: most lines of a scan's responses are the
+# same few hundred (Server, Content-Type, Cache-Control, this second's Date...), and a
+# dictionary lookup is a fraction of splitting, stripping and lowering the line again.
+_lines: dict[str, tuple[str, str]] = {}
+_KNOWN_LINES = 4096
+_KNOWN_LINE_CHARS = 160
 
 
 def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple[str, str]]]:
@@ -119,6 +133,7 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     version = parts[0].decode("latin-1")
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     headers: list[tuple[str, str]] = []
+    known = _lines
     for line in lines:
         if not line:
             continue
@@ -126,10 +141,17 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
             key, previous = headers[-1]
             headers[-1] = (key, previous + " " + line.strip(_WHITESPACE))
             continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue  # a line without a colon carries nothing we could use
-        headers.append((_lower(name.strip(_WHITESPACE)), value.strip(_WHITESPACE)))
+        parsed = known.get(line)
+        if parsed is None:
+            name, sep, value = line.partition(":")
+            if not sep:
+                continue  # a line without a colon carries nothing we could use
+            parsed = (_lower(name.strip(_WHITESPACE)), value.strip(_WHITESPACE))
+            if len(line) <= _KNOWN_LINE_CHARS:
+                if len(known) >= _KNOWN_LINES:
+                    known.clear()
+                known[line] = parsed
+        headers.append(parsed)
     return version, status, reason, headers
 
 

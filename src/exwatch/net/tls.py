@@ -176,14 +176,16 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
     fields["sha256"] = digest.hex()
     try:
         cert = x509.load_der_x509_certificate(der)  # validates the whole structure
-        layout = _layout(der)
         # The common shapes straight from the encoding; the rest through cryptography's
         # objects (the same text, at several times the cost).
         fast = _der.fields(der, _MAX_NAME_CHARS, _MAX_SAN)
+        validity: bytes | None = None
         if fast is not None:
-            fields["subject_cn"], fields["subject"], fields["issuer"], san = fast
+            fields["subject_cn"], fields["subject"], fields["issuer"], san, validity = fast
         else:
+            layout = _layout(der)
             raw_issuer, raw_subject = (layout[0], layout[2]) if layout else (None, None)
+            validity = layout[1] if layout else None
             fields["subject_cn"], subject = _rendered(raw_subject, lambda: cert.subject)
             # Most certificates found by address are self-signed: render the name once.
             if raw_subject is not None and raw_issuer == raw_subject:
@@ -195,7 +197,7 @@ def certificate_fields(der: bytes) -> dict[str, Any]:
                 issuer = subject if same else _name(cert.issuer)
             # Set together: an issuer that cannot be read leaves the subject unset too.
             fields["subject"], fields["issuer"] = subject, issuer
-        times = _times(layout[1]) if layout else None
+        times = _times(validity) if validity is not None else None
         if times is None:
             times = _utc(cert.not_valid_before_utc), _utc(cert.not_valid_after_utc)
         fields["not_before"], fields["not_after"] = times

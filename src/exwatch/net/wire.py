@@ -141,6 +141,10 @@ class Wire(asyncio.Protocol):
 
     def _taken(self, n: int) -> bytes:
         buffer = self._buffer
+        if n >= len(buffer):  # all of it (a body read whole): one copy, not two
+            data = bytes(buffer)
+            buffer.clear()
+            return data
         data = bytes(buffer[:n])
         del buffer[:n]
         return data

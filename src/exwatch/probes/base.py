@@ -68,6 +68,8 @@ class ProbeContext:
     # combine() of the sightings so far, by (sightings seen, NTLM read): probes, the plan
     # and the record ask for it several times per host while nothing new came in.
     _fingerprint: tuple[tuple[int, bool], Fingerprint] | None = None
+    # has_su_build() so far: (sightings read, the last of them, the answer)
+    _su_build: tuple[int, Sighting | None, bool] = (0, None, False)
 
     async def fetch(
         self,
@@ -112,7 +114,19 @@ class ProbeContext:
 
     def has_su_build(self) -> bool:
         """Whether a four-part build was already read: later build probes can stop there."""
-        return any(s.build is not None and s.build.count(".") == 3 for s in self.sightings)
+        seen, last, found = self._su_build
+        found_list = self.sightings
+        now = len(found_list)
+        if seen != now or (now and found_list[-1] is not last):
+            # fetch only appends: read the sightings since the last answer, or all of them
+            # when the list is not the one read then plus more
+            if seen > now or (seen and found_list[seen - 1] is not last):
+                seen, found = 0, False
+            found = found or any(
+                s.build is not None and s.build.count(".") == 3 for s in found_list[seen:]
+            )
+            self._su_build = now, found_list[-1] if now else None, found
+        return found
 
     def fetched_target(self, target: str) -> bool:
         """Whether this exact request target was already asked (redirect loops, repeats)."""

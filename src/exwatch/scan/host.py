@@ -24,7 +24,6 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +41,7 @@ from exwatch.net.client import HttpClient, Timeouts
 from exwatch.net.http import Limits
 from exwatch.net.transport import DEFAULT_TRANSPORT, client_class
 from exwatch.probes import BY_ID, Probe, ProbeContext, Stage, select
-from exwatch.scan.record import new_record
+from exwatch.scan.record import new_record, timestamp_now
 
 DEFAULT_USER_AGENT = (
     f"exwatch/{__version__} (Exchange exposure census; passive; contact: security@example.invalid)"
@@ -420,16 +419,8 @@ async def scan_host(
 ) -> dict[str, Any]:
     """Probe one address and return its scan record (every field but `scan_id`).  `claim`
     keeps the opt-in checks to one run per (ip, port) in a scan (a census: in the census)."""
-    started = datetime.now(UTC)
     t0 = time.perf_counter()
-    record = new_record(
-        ip,
-        port,
-        hostname,
-        started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        Status.UNKNOWN_ERROR.value,
-        None,
-    )
+    record = new_record(ip, port, hostname, timestamp_now(), Status.UNKNOWN_ERROR.value, None)
     client: HttpClient | None = None
     ctx: ProbeContext | None = None
     classified: tuple[Fingerprint, list[plausibility.Reason]] | None = None
