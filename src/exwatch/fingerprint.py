@@ -142,13 +142,14 @@ class Pattern:
         return self.all_of <= clues and len(self.of & clues) >= self.at_least
 
 
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     """The combined verdict for one address.
 
     `is_exchange` means on-prem Exchange; `online` means Exchange Online's own front ends
     (the two never hold together).  `product` is the product line from the build, or from
-    a marker that proves one when no build was read (Exchange 2003's logon form)."""
+    a marker that proves one when no build was read (Exchange 2003's logon form).  A named
+    tuple, as the responses are: one is made per host and new sighting, and a frozen
+    dataclass costs several times as much to build."""
 
     is_exchange: bool
     build: str | None
@@ -601,36 +602,36 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     clues: set[str] = set()
     by_build: dict[str, set[str]] = {}
     marker_entries: list[str] = []  # markers and builds, in order
-    markers: list[Sighting] = []
+    markers: list[tuple[str, str]] = []  # (entry, source) of each marker
     proxies: list[str] = []
-    for s in found:
-        kind = s.kind
+    # Unpacked, not read by attribute: a named tuple's fields cost a lookup each.
+    for entry, kind, source, weight, build, _, _ in found:
         if kind == "build":
             decisive = True
-            marker_entries.append(s.entry)
-            if s.build is not None:
-                sources_of = by_build.get(s.build)
+            marker_entries.append(entry)
+            if build is not None:
+                sources_of = by_build.get(build)
                 if sources_of is None:
-                    by_build[s.build] = {s.source}
+                    by_build[build] = {source}
                 else:
-                    sources_of.add(s.source)
+                    sources_of.add(source)
         elif kind == "marker":
-            marker_entries.append(s.entry)
-            markers.append(s)
-            if s.weight == "strong":
+            marker_entries.append(entry)
+            markers.append((entry, source))
+            if weight == "strong":
                 decisive = True
             else:
-                weak_markers.add(s.entry)
+                weak_markers.add(entry)
         elif kind == "online":
-            online_sources.append(s.source)
-            if s.weight == "strong":
+            online_sources.append(source)
+            if weight == "strong":
                 online_strong = True
             else:
-                online_weak.add(s.entry)
+                online_weak.add(entry)
         elif kind == "clue":
-            clues.add(s.entry)
+            clues.add(entry)
         elif kind == "proxy":
-            proxies.append(s.source)
+            proxies.append(source)
     online = online_strong or len(online_weak) >= 2
     patterns = [p for p in PATTERNS if p.holds(clues)] if clues else []
     exchange = not online and (decisive or len(weak_markers) >= 2 or bool(patterns))
@@ -649,9 +650,9 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
                 if ob.revision is None and ob.cu_key == parsed[best].cu_key:
                     agreed |= by_build[other]
         sources.extend(s for s in BUILD_SOURCES if s in agreed)
-    for m in markers:
-        if best is None or m.source not in BUILD_SOURCES:
-            sources.append(m.source)
+    for _, source in markers:
+        if best is None or source not in BUILD_SOURCES:
+            sources.append(source)
     sources.extend(p.source for p in patterns)
     proxy_sources = _dedupe(proxies)
     product: str | None = None
@@ -662,7 +663,7 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
         if best is not None:
             product = product_family(best)
         else:
-            hinted = (BY_ID[m.entry].product for m in markers)
+            hinted = (BY_ID[entry].product for entry, _ in markers)
             product = next((PRODUCT_NAMES[h] for h in hinted if h is not None), None)
     elif online:
         product = ONLINE_PRODUCT
