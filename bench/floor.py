@@ -145,6 +145,22 @@ def _measure(run: object, n: int) -> tuple[float, float]:
     return n / wall, cpu / n * 1e3
 
 
+def lab_job(ips: list[str], port: int, follow_ups: bool) -> ScanJob:
+    """exwatch's scan of the lab's answering hosts as the benches run it (also
+    `bench/own_cost.py`): one worker, 200 in flight, records to /dev/null, no store."""
+    return ScanJob(
+        specs=list(ips),
+        port=port,
+        timeout=2.0,
+        concurrency=200,
+        allow_private=True,
+        output=os.devnull,
+        db=None,
+        workers=1,
+        follow_ups=follow_ups,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,17 +174,7 @@ def main() -> None:
         os.sched_setaffinity(0, {0})
 
         def job(follow_ups: bool) -> ScanJob:
-            return ScanJob(
-                specs=list(ips),
-                port=lab.port,
-                timeout=2.0,
-                concurrency=200,
-                allow_private=True,
-                output=os.devnull,
-                db=None,
-                workers=1,
-                follow_ups=follow_ups,
-            )
+            return lab_job(ips, lab.port, follow_ups)
 
         plan = _request_plan(job(True))
         per_host = sum(len(v) for v in plan.values()) / len(ips)

@@ -27,12 +27,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from floor import lab_job  # bench/, beside this script
+
 from exwatch.lab import Lab
 from exwatch.net import client as client_mod
 from exwatch.net import tls
 from exwatch.net.http import Response
 from exwatch.net.wire import Wire
-from exwatch.scan.job import ScanJob, execute
+from exwatch.scan.job import execute
 
 Recording = dict[str, Any]  # ips, port, per-ip certificate triple, per-ip response bytes
 
@@ -52,20 +54,6 @@ def _encode(r: Response) -> bytes:
     close = "" if r.keep_alive else "Connection: close\r\n"
     framing = f"{close}Content-Length: {len(r.body)}\r\n\r\n"
     return (head + framing).encode("latin-1") + r.body
-
-
-def _job(ips: list[str], port: int, follow_ups: bool) -> ScanJob:
-    return ScanJob(
-        specs=list(ips),
-        port=port,
-        timeout=2.0,
-        concurrency=200,
-        allow_private=True,
-        output=os.devnull,
-        db=None,
-        workers=1,
-        follow_ups=follow_ups,
-    )
 
 
 def record(hosts: int, port: int, follow_ups: bool) -> Recording:
@@ -92,7 +80,7 @@ def record(hosts: int, port: int, follow_ups: bool) -> Recording:
         client_mod.HttpClient.connect = recording_connect  # type: ignore[method-assign]
         client_mod.HttpClient._exchange = recording_exchange  # type: ignore[method-assign]
         try:
-            execute(_job(ips, lab.port, follow_ups))
+            execute(lab_job(ips, lab.port, follow_ups))
         finally:
             client_mod.HttpClient.connect = connect  # type: ignore[method-assign]
             client_mod.HttpClient._exchange = exchange  # type: ignore[method-assign]
@@ -156,7 +144,7 @@ def replay(rec: Recording, follow_ups: bool, repeat: int) -> list[float]:
             tls._cache.clear()  # every lab host has its own certificate, as on the internet
             tls._names.clear()
             before = _cpu()
-            execute(_job(rec["ips"], rec["port"], follow_ups))
+            execute(lab_job(rec["ips"], rec["port"], follow_ups))
             if i:
                 out.append((_cpu() - before) / len(rec["ips"]) * 1e3)
         return out
