@@ -523,37 +523,50 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
     return out
 
 
+# The verdict rules, each in one place: `is_online` and `is_exchange` below and the one
+# pass of `combine` gather the same evidence their own way and judge it here.
+def _online(strong: bool, weak: set[str]) -> bool:
+    """Exchange Online: one strong or two different weak `online` sightings."""
+    return strong or len(weak) >= 2
+
+
+def _on_prem(online: bool, decisive: bool, weak: set[str], patterns: list[Pattern]) -> bool:
+    """On-prem Exchange: a build or strong marker (`decisive`), two different weak markers,
+    or a satisfied pattern; never Exchange Online."""
+    return not online and (decisive or len(weak) >= 2 or bool(patterns))
+
+
+def _patterns(clues: set[str]) -> list[Pattern]:
+    return [p for p in PATTERNS if p.holds(clues)] if clues else []
+
+
 def is_online(found: Iterable[Sighting]) -> bool:
     """Exchange Online's own front ends: one strong or two different weak sightings."""
     weak: set[str] = set()
     for s in found:
         if s.kind == "online":
             if s.weight == "strong":
-                return True
+                return _online(True, weak)
             weak.add(s.entry)
-    return len(weak) >= 2
+    return _online(False, weak)
 
 
 def satisfied_patterns(found: Iterable[Sighting]) -> list[Pattern]:
     """The `patterns` entries the clues among `found` satisfy."""
-    clues = {s.entry for s in found if s.kind == "clue"}
-    if not clues:
-        return []
-    return [p for p in PATTERNS if p.holds(clues)]
+    return _patterns({s.entry for s in found if s.kind == "clue"})
 
 
 def is_exchange(found: Sequence[Sighting]) -> bool:
     """On-prem Exchange: one strong marker or build sighting, two different weak markers,
     or a satisfied pattern; never a host that is Exchange Online."""
-    if is_online(found):
-        return False
+    online = is_online(found)
     weak: set[str] = set()
     for s in found:
         if s.kind == "build" or (s.kind == "marker" and s.weight == "strong"):
-            return True
+            return _on_prem(online, True, weak, [])
         if s.kind == "marker":
             weak.add(s.entry)
-    return len(weak) >= 2 or bool(satisfied_patterns(found))
+    return _on_prem(online, False, weak, [] if online else satisfied_patterns(found))
 
 
 @lru_cache(maxsize=4096)  # asked several times per host (combine, the record, probes)
@@ -632,9 +645,9 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
             clues.add(entry)
         elif kind == "proxy":
             proxies.append(source)
-    online = online_strong or len(online_weak) >= 2
-    patterns = [p for p in PATTERNS if p.holds(clues)] if clues else []
-    exchange = not online and (decisive or len(weak_markers) >= 2 or bool(patterns))
+    online = _online(online_strong, online_weak)
+    patterns = _patterns(clues)
+    exchange = _on_prem(online, decisive, weak_markers, patterns)
     parsed = {text: _parsed(text) for text in by_build}
     full_cus = {b.cu_key for b in parsed.values() if b.revision is not None}
     # A CU-level build of a CU also seen with four parts is that build, less precisely.
