@@ -13,6 +13,7 @@ import pytest
 import uvloop
 
 from exwatch.net.client import _connect
+from exwatch.net.wire import Wire
 from exwatch.scan.admission import Admission
 from exwatch.scan.runner import RunOptions, Tally, Writer, run_targets
 from exwatch.scan.targets import Target
@@ -134,8 +135,9 @@ def test_closing_the_writer_never_overlaps_store_writes() -> None:
 
 
 def test_connect_timeout_under_loop_backlog_is_recorded_not_retried() -> None:
-    """The client asks the kernel before reporting a connect timeout (net/client._expire),
-    so a connect timeout under lag is an address that never answered: no second slot."""
+    """The client lets the loop poll once more before it reports a connect timeout
+    (net/client._ConnectDeadline), so a connect timeout under lag is an address that never
+    answered: no second slot."""
     calls: dict[str, int] = {}
 
     async def scan_host(ip: str, port: int, hostname: str | None) -> dict[str, Any]:
@@ -173,20 +175,22 @@ async def _connect_through_a_stall(server: socket.socket) -> None:
     timers before it polls the sockets again: the timer speaks first."""
     loop = asyncio.get_running_loop()
     wake, stall_on = socket.socketpair()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    wire = Wire(loop, 1024)
 
     def stall() -> None:
         loop.remove_reader(stall_on)
         time.sleep(1.6)  # a starved loop, on purpose
 
+    ip, port = server.getsockname()
     try:
         loop.add_reader(stall_on, stall)
-        task = asyncio.create_task(_connect(loop, sock, server.getsockname(), 1.2))
+        task = asyncio.create_task(_connect(loop, wire, ip, port, 1.2))
         await asyncio.sleep(0)  # the first SYN is sent (and dropped)
         wake.send(b"x")
-        await task
+        transport = await task
+        assert wire.transport is transport
+        transport.abort()
     finally:
-        sock.close()
         wake.close()
         stall_on.close()
 

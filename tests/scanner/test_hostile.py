@@ -400,3 +400,22 @@ def test_hostile_redirect_location_is_not_requested(server_ctx: ssl.SSLContext) 
         b"GET /owa/auth/logon.aspx HTTP/1.1",
         b"GET /autodiscover/autodiscover.xml HTTP/1.1",
     ]
+
+
+@pytest.mark.parametrize("speaks", [b"", b"220 mail.example ESMTP ready\r\n"])
+def test_hang_up_at_once_is_a_reset_or_tls_error(
+    run: Run, server_ctx: ssl.SSLContext, speaks: bytes
+) -> None:
+    """A TLS port whose server hangs up as soon as it accepts (a full service, a filter),
+    with or without a line first: the connection is answered, so not a connect failure,
+    and what the handshake met says which (a reset, or bytes that are not TLS)."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(speaks)
+        await writer.drain()
+        writer.close()
+
+    record, elapsed = run(scan_handler(server_ctx, hang_up, tls=False))
+    assert record["status"] == ("tls-error" if speaks else "connection-reset"), record["error"]
+    assert record["tls"] is None
+    assert elapsed < BOUND

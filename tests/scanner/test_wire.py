@@ -178,3 +178,39 @@ def test_wire_deadline_times_out_a_silent_server_and_rearms_for_the_next_request
         return seen
 
     assert asyncio.run(main()) == ["204", "timeout"]
+
+
+def test_before_tls_refuses_a_server_that_spoke_or_hung_up_first() -> None:
+    """The TLS handshake starts on a connection the wire has read from since the connect:
+    bytes from the server before our ClientHello are what the handshake would have taken
+    for a ServerHello (an SSL error, `tls-error`), an early close a reset
+    (`connection-reset`), a lost connection its own error; a quiet one goes ahead."""
+    import ssl
+
+    import pytest
+
+    from exwatch.model import Status
+    from exwatch.net.mapper import map_exception
+
+    loop = asyncio.new_event_loop()
+    try:
+        Wire(loop, 1024).before_tls()  # nothing heard: no error
+
+        spoke = Wire(loop, 1024)
+        spoke.data_received(b"220 mail.example ESMTP\r\n")
+        with pytest.raises(ssl.SSLError, match="24 bytes") as raised:
+            spoke.before_tls()
+        assert map_exception(raised.value, "tls").status is Status.TLS_ERROR
+
+        hung_up = Wire(loop, 1024)
+        hung_up.eof_received()
+        with pytest.raises(ConnectionResetError) as reset:
+            hung_up.before_tls()
+        assert map_exception(reset.value, "tls").status is Status.CONNECTION_RESET
+
+        lost = Wire(loop, 1024)
+        lost.connection_lost(ConnectionAbortedError("gone"))
+        with pytest.raises(ConnectionAbortedError):
+            lost.before_tls()
+    finally:
+        loop.close()

@@ -10,7 +10,6 @@ request opens a new one.  Certificate details come from the first TLS handshake.
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,63 +30,67 @@ class Timeouts:
     host: float = 20.0
 
 
-_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+class _ConnectDeadline:
+    """The connect phase's clock, judged by what the loop has seen rather than by the time.
 
+    A starved loop runs due timers before it polls the sockets that became ready meanwhile
+    (libuv: timers, then callbacks, then the poll), and a finished handshake reaches the
+    protocol (`connection_made`) only as a callback scheduled by that poll.  So when the
+    timer fires, the verdict waits three callback rounds: one poll after the timer, and
+    the round that delivers what it found.  Only a connect still unanswered then times out
+    (the task is cancelled, and `_connect` turns that into TimeoutError).  An address that
+    never answers pays three callbacks; an answered one nothing.
+    """
 
-def _expire(done: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
-    """The connect timer ran out: ask the kernel, not the clock.  A handshake that finished
-    while the event loop was too busy to notice (a starved loop runs due timers before
-    ready sockets) is a connection, not a timeout; only a connect still in progress, to an
-    address that never answered, times out."""
-    if done.done():
-        return
-    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err:
-        done.set_exception(OSError(err, f"Connect call failed {address}"))
-        return
-    try:
-        sock.getpeername()
-    except OSError:  # ENOTCONN: still waiting for the server's SYN-ACK
-        done.set_exception(TimeoutError())
-        return
-    done.set_result(None)
+    __slots__ = ("_handle", "_loop", "_task", "_wire", "expired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, wire: Wire) -> None:
+        self._loop = loop
+        self._task = asyncio.current_task(loop)
+        self._wire = wire
+        self.expired = False
+        self._handle: asyncio.Handle | None = loop.call_later(seconds, self._check, 3)
+
+    def _check(self, rounds: int) -> None:
+        if self._handle is None or self._wire.transport is not None:
+            return  # finished, or connected: the TLS phase has a clock of its own
+        if rounds:
+            self._handle = self._loop.call_soon(self._check, rounds - 1)
+            return
+        self._handle = None
+        if self._task is not None:
+            self.expired = True
+            self._task.cancel()
+
+    def cancel(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
 
 
 async def _connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: Any, seconds: float
-) -> None:
-    """Non-blocking TCP connect to a numeric address within `seconds` (else TimeoutError).
+    loop: asyncio.AbstractEventLoop, wire: Wire, ip: str, port: int, seconds: float
+) -> asyncio.Transport:
+    """TCP connect to a numeric address within `seconds` (else TimeoutError), `wire` as the
+    protocol.
 
-    `loop.sock_connect` would do the same, but uvloop's first resolves the address with a
-    getaddrinfo call on its thread pool even when it is numeric (a thread hand-off per host,
-    about 6 % of the scanner's CPU per host); and one timer on the future is cheaper than an
-    `asyncio.timeout` block.
+    The event loop makes the socket and the connect itself (uvloop: libuv's, with no
+    resolver call for a numeric address): an own socket watched through `add_writer` and
+    then handed over cost about nine system calls more per host (a poll handle's checks,
+    its registration and removal, the transport's re-registration).
     """
+    deadline = _ConnectDeadline(loop, seconds, wire)
     try:
-        sock.connect(address)
-        return
-    except (BlockingIOError, InterruptedError):
-        pass
-    done = loop.create_future()
-    fd = sock.fileno()
-
-    def writable() -> None:
-        if done.done():
-            return
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            # OSError picks the subclass from the errno (ConnectionRefusedError...).
-            done.set_exception(OSError(err, f"Connect call failed {address}"))
-        else:
-            done.set_result(None)
-
-    loop.add_writer(fd, writable)
-    timer = loop.call_later(seconds, _expire, done, sock, address)
-    try:
-        await done
+        transport, _ = await loop.create_connection(lambda: wire, ip, port)
+    except asyncio.CancelledError:
+        task = asyncio.current_task(loop)
+        # Our own cancellation alone becomes a timeout; anyone else's (Ctrl-C) goes on.
+        if deadline.expired and task is not None and task.uncancel() == 0:
+            raise TimeoutError from None
+        raise
     finally:
-        timer.cancel()
-        loop.remove_writer(fd)
+        deadline.cancel()
+    return transport
 
 
 class HttpClient:
@@ -132,33 +135,33 @@ class HttpClient:
     async def connect(self) -> None:
         """Open a connection (TCP, then TLS when configured); record the certificate once."""
         phase: Phase = "connect"
-        family = socket.AF_INET6 if ":" in self.ip else socket.AF_INET
-        # Non-blocking from creation where the OS can: one ioctl per host fewer.
-        sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
-        if not _NONBLOCK:
-            sock.setblocking(False)
         loop = self._loop
         wire = Wire(loop, self.limits.max_header_bytes)
+        transport: asyncio.Transport | None = None
         try:
             budget = self._budget(self.timeouts.connect)
-            await _connect(loop, sock, (self.ip, self.port), budget)
+            transport = await _connect(loop, wire, self.ip, self.port, budget)
             if self.use_tls:
                 phase = "tls"
+                wire.before_tls()
                 # The transport's own handshake timeout bounds this phase (one timer per
                 # host fewer): it aborts with ConnectionAbortedError, which the mapper
                 # reports as a TLS handshake timeout.
-                await loop.create_connection(
-                    lambda: wire,
-                    sock=sock,
-                    ssl=client_context(),
+                tls = await loop.start_tls(
+                    transport,
+                    wire,
+                    client_context(),
                     server_hostname=self.sni or "",
                     ssl_handshake_timeout=self._budget(self.timeouts.tls),
                     ssl_shutdown_timeout=1.0,
                 )
-            else:
-                await loop.create_connection(lambda: wire, sock=sock)
+                if tls is None:  # the connection was lost as the handshake ended
+                    raise ConnectionResetError("connection lost during the TLS handshake")
+                transport = tls
+                wire.connection_made(transport)
         except BaseException as exc:
-            sock.close()
+            if transport is not None:
+                transport.abort()
             if isinstance(exc, Exception):
                 raise map_exception(exc, phase) from exc
             raise

@@ -90,6 +90,10 @@ def _map(exc: BaseException, *, connected: bool, got: int, max_headers: int) -> 
             return ConnectionReset("connection reset by peer during the TLS handshake")
         if "SSL" in text or "Ssl" in text or "TLS" in text:
             return TLSFailure(f"TLS handshake failed: {text[:300]}")
+        if "SYSCALL" in text and "cause: None" in text:
+            # BoringSSL's SSL_ERROR_SYSCALL with no OS error: EOF mid-handshake, which the
+            # default client meets as a reset (the server hung up as it accepted).
+            return ConnectionReset("server closed the connection during the TLS handshake")
         if "UnexpectedEof" in text or "closed" in text:
             return TLSFailure(f"TLS handshake failed: server closed the connection: {text[:200]}")
         return ProbeError(f"connect failed: {text[:300]}")

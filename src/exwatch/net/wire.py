@@ -11,6 +11,7 @@ the connection's own error), so `mapper.map_exception` gives the same statuses.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 # Reading pauses while this much is buffered and unread (a server flooding the connection
@@ -115,6 +116,19 @@ class Wire(asyncio.Protocol):
             self._waiter = None
             if not waiter.done():
                 waiter.set_exception(TimeoutError())
+
+    def before_tls(self) -> None:
+        """Raise what the TLS handshake would meet on a connection where the server spoke
+        or hung up first: what it sent would be the start of the ServerHello (an SSL
+        error: "wrong version number"), and an early close a reset mid-handshake."""
+        if self._error is not None:
+            raise self._error
+        if self._buffer:
+            raise ssl.SSLError(
+                f"the server spoke first ({len(self._buffer)} bytes before the TLS handshake)"
+            )
+        if self._eof:
+            raise ConnectionResetError("the server closed the connection before the TLS handshake")
 
     # -- writing and state -------------------------------------------------------------------
 

@@ -197,8 +197,8 @@ class RunOptions:
 
 
 # Outcomes that a starved event loop can fake; anything else is the network's answer.  A
-# connect timeout is not one: the client asks the kernel whether the handshake finished
-# before it reports one (net/client._expire), so it means an address that never answered,
+# connect timeout is not one: the client lets the loop poll the sockets once more before it
+# reports one (net/client._ConnectDeadline), so it means an address that never answered,
 # and retrying it would only spend a second timeout on every silent address of the space.
 _TIMEOUTS = frozenset({Status.IO_TIMEOUT.value})
 
