@@ -81,3 +81,24 @@ def test_record_timestamps_are_datetimes_isoformat(ns: int) -> None:
     expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert timestamp_at(ns) == expected
     assert timestamp_at(ns + 1_000_000_000) != expected  # the next second is its own text
+
+
+def test_writer_counts_one_line_per_record(tmp_path: Path) -> None:
+    """The writer tells the file how many lines a batch holds instead of counting its bytes:
+    the count stays the file's own, records with newlines in their strings included."""
+    import asyncio
+
+    from exwatch.scan.runner import Writer
+
+    out = JsonlOutput.open(tmp_path / "scan.jsonl", append=False)
+
+    async def main() -> None:
+        writer = Writer(out, None)
+        for i in range(5):
+            writer.add({"ip": f"127.0.0.{i}", "error": "line one\nline two\r\n"})
+        await writer.flush()
+
+    asyncio.run(main())
+    out.close()
+    assert out.lines == 5
+    assert (tmp_path / "scan.jsonl").read_bytes().count(b"\n") == 5

@@ -88,8 +88,9 @@ class JsonlOutput:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
         return cls(path, fd)
 
-    def append(self, text: str | bytes) -> None:
-        """Write `text` (whole lines; bytes are UTF-8 already) or nothing at all."""
+    def append(self, text: str | bytes, lines: int | None = None) -> None:
+        """Write `text` (whole lines; bytes are UTF-8 already) or nothing at all; `lines`,
+        when the caller knows it, spares counting them (a pass over every byte)."""
         raw = text.encode("utf-8") if isinstance(text, str) else text
         data = memoryview(raw)
         regular = True
@@ -109,7 +110,7 @@ class JsonlOutput:
                 f"cannot write {self.path}: {exc.strerror or exc}; the scan stopped at the"
                 f" first failed write ({self.lines:,} lines written by this run, none partial)"
             ) from None
-        self.lines += raw.count(b"\n")
+        self.lines += raw.count(b"\n") if lines is None else lines
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -146,7 +146,8 @@ class Writer:
                 # JSON lines first, then the store: a kill in between leaves lines the store
                 # did not commit, which a resume removes (output.reconcile) and rescans.
                 if self.jsonl is not None:
-                    self.jsonl.append(b"".join(lines) if lines is not None else record_lines(batch))
+                    data = b"".join(lines) if lines is not None else record_lines(batch)
+                    self.jsonl.append(data, count)  # one line per record
                 if self.store is not None:
                     # The store is one connection: a cancelled flush must not leave its thread
                     # writing while the next flush starts, so the lock is held until it is done.
