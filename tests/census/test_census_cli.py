@@ -176,3 +176,35 @@ def test_submit_help_lists_the_checks_and_transports_as_scan_does() -> None:
         scan[scan.index("Opt-in checks (--check") :]
         == census[census.index("Opt-in checks (--check") :]
     )
+
+
+def test_a_pool_process_dies_by_sigkill_with_its_worker() -> None:
+    """What a worker's pool process asks Linux to send it when the worker dies: SIGKILL,
+    which nothing can catch.  SIGTERM became a SystemExit that billiard raised wherever the
+    process was, and one raised inside a weakref callback was ignored: the orphan finished
+    its task, and the census never ran that task again (a CI run of
+    test_worker_killed_mid_census_loses_nothing)."""
+    import ctypes
+    import os
+    import signal
+
+    from exwatch.cli.worker_cmd import _pool_process_init
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the pool process
+        try:
+            _pool_process_init()
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            sig = ctypes.c_int(0)
+            libc.prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+            os.write(write, str(sig.value).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        got = os.read(read, 16)
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert int(got) == signal.SIGKILL

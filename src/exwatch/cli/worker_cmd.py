@@ -13,11 +13,18 @@ from exwatch.census.broker import DEFAULT_DEADLINE, DEFAULT_QUEUE
 
 def _pool_process_init(**_: Any) -> None:
     """Each pool process: die with the worker (kill -9 of the worker must not leave a scan
-    running on its own), and open its own store connections."""
+    running on its own), and open its own store connections.
+
+    By SIGKILL, as Celery itself sets it: billiard turns a SIGTERM in a pool process into
+    SystemExit wherever the process happens to be, and one raised inside a weakref callback
+    is printed and ignored, so an orphan went on to finish its task (seen in CI: the task
+    was then never run again, because the orphan had already marked it done)."""
+    import signal
+
     from exwatch.census.task import reset_process
     from exwatch.lab.process import die_with_parent
 
-    die_with_parent()
+    die_with_parent(signal.SIGKILL)
     reset_process()
 
 
