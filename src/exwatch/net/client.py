@@ -42,13 +42,13 @@ class _ConnectDeadline:
     never answers pays three callbacks; an answered one nothing.
     """
 
-    __slots__ = ("_handle", "_loop", "_task", "_wire", "expired")
+    __slots__ = ("_expired", "_handle", "_loop", "_task", "_wire")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, wire: Wire) -> None:
         self._loop = loop
         self._task = asyncio.current_task(loop)
         self._wire = wire
-        self.expired = False
+        self._expired = False
         self._handle: asyncio.Handle | None = loop.call_later(seconds, self._check, 3)
 
     def _check(self, rounds: int) -> None:
@@ -59,8 +59,13 @@ class _ConnectDeadline:
             return
         self._handle = None
         if self._task is not None:
-            self.expired = True
+            self._expired = True
             self._task.cancel()
+
+    def cancelled_alone(self) -> bool:
+        """Whether the task's cancellation is this deadline's alone (then it is a timeout);
+        anyone else's (Ctrl-C) goes on."""
+        return self._expired and self._task is not None and self._task.uncancel() == 0
 
     def cancel(self) -> None:
         handle, self._handle = self._handle, None
@@ -83,9 +88,7 @@ async def _connect(
     try:
         transport, _ = await loop.create_connection(lambda: wire, ip, port)
     except asyncio.CancelledError:
-        task = asyncio.current_task(loop)
-        # Our own cancellation alone becomes a timeout; anyone else's (Ctrl-C) goes on.
-        if deadline.expired and task is not None and task.uncancel() == 0:
+        if deadline.cancelled_alone():
             raise TimeoutError from None
         raise
     finally:
