@@ -425,6 +425,13 @@ _plans: dict[tuple[str, int], _Plan] = {}
 _header_found: dict[tuple[str, int, str, str], tuple[tuple[Entry, str | None], ...]] = {}
 _CACHE_MAX = 4096  # plans and remembered header values each; a hostile server picks both
 _CACHED_VALUE_CHARS = 256
+# What a plan's body entries find in one body, by (probe, status, body): most bodies a
+# census reads are one of a few thousand (IIS's error pages, the 401 of every EWS and
+# Autodiscover, redirects), and the key is the whole text, so a server can only make the
+# memo forget, never answer for another.  Bodies up to 8 KiB, at most 1024: 8 MiB.
+_body_found: dict[tuple[str, int, str], tuple[tuple[Entry, str | None], ...]] = {}
+_BODY_CACHE_MAX = 1024
+_CACHED_BODY_CHARS = 8 * 1024
 
 
 def _applies(entry: Entry, probe: str, status: int) -> bool:
@@ -472,6 +479,35 @@ def _in_header(
     return found
 
 
+def _in_body(
+    entries: tuple[Entry, ...], key: tuple[str, int, str]
+) -> tuple[tuple[Entry, str | None], ...]:
+    """(entry, build or None) for each finding of `entries` in the body key[2]."""
+    body = key[2]
+    small = len(body) <= _CACHED_BODY_CHARS  # a longer one is not even hashed
+    found = _body_found.get(key) if small else None
+    if found is not None:
+        return found
+    lowered = body.lower()
+    ascii_text = body.isascii()
+    out: list[tuple[Entry, str | None]] = []
+    for e in entries:
+        needle = e.needle
+        if needle is not None and (ascii_text or not e.needle_ascii_only) and needle not in lowered:
+            continue  # `_ruled_out`, with the text's isascii() worked out once
+        if e.kind != "build":
+            if e.pattern.search(body):
+                out.append((e, None))
+            continue
+        out.extend((e, build) for build in _found(e, body))
+    found = tuple(out)
+    if small:
+        if len(_body_found) >= _BODY_CACHE_MAX:
+            _body_found.clear()
+        _body_found[key] = found
+    return found
+
+
 # Sighting's own __new__ is a Python function; the tuple constructor it calls is not.
 _new_sighting = tuple.__new__
 
@@ -495,28 +531,8 @@ def sightings(obs: HttpObservation) -> list[Sighting]:
                         )
                     )
     if body and plan.body:
-        lowered = body.lower()
-        ascii_text = body.isascii()
-        for e in plan.body:
-            needle = e.needle
-            if (
-                needle is not None
-                and (ascii_text or not e.needle_ascii_only)
-                and needle not in lowered
-            ):
-                continue  # `_ruled_out`, with the text's isascii() worked out once
-            if e.kind != "build":
-                if e.pattern.search(body):
-                    append(
-                        _new_sighting(
-                            Sighting, (e.id, e.kind, e.source, e.weight, None, probe, path)
-                        )
-                    )
-                continue
-            for build in _found(e, body):
-                append(
-                    _new_sighting(Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path))
-                )
+        for e, build in _in_body(plan.body, (probe, status, body)):
+            append(_new_sighting(Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path)))
     for e, found in plan.status:
         for build in found:
             append(_new_sighting(Sighting, (e.id, e.kind, e.source, e.weight, build, probe, path)))
@@ -603,8 +619,28 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+# combine() by what it reads: hosts of one build and set-up answer alike, so their
+# sightings (paths and probes included) come in the same order, and a fingerprint is
+# immutable.  Lists longer than _COMBINED_SIGHTINGS are worked out each time.
+_combined: dict[tuple[bool, tuple[Sighting, ...]], Fingerprint] = {}
+_COMBINED_SIGHTINGS = 64
+
+
 def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     """Merge the sightings of one address into product evidence and one chosen build."""
+    key = (ntlm, tuple(found))
+    fp = _combined.get(key)
+    if fp is None:
+        fp = _combine(key[1], ntlm)
+        if len(found) <= _COMBINED_SIGHTINGS:
+            if len(_combined) >= _CACHE_MAX:
+                _combined.clear()
+            _combined[key] = fp
+    return fp
+
+
+def _combine(found: Sequence[Sighting], ntlm: bool) -> Fingerprint:
+    """`combine`, worked out."""
     # One pass gathers what `is_online`, `is_exchange` and the fields below each read (the
     # plan, the probes and the record ask for this once per new sighting of every host).
     online_strong = False

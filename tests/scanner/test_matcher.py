@@ -1,17 +1,18 @@
 """The fingerprint matcher's shortcuts change nothing it finds (performance.md, "third pass").
 
-`sightings` plans the entries per (probe, status) and remembers what header values gave;
-`combine` reads the sightings in one pass.  Both are held here to plain readings of their
-rules: every entry's `match_text` on the text it reads, and `is_online`, `is_exchange` and
-`satisfied_patterns` for the verdicts, on corpus responses and generated ones, each asked
-more than once and under other probes and codes so that the remembered answers are used.
+`sightings` plans the entries per (probe, status) and remembers what header values and
+bodies gave; `combine` reads the sightings in one pass and remembers its answer.  Both are
+held here to plain readings of their rules: every entry's `match_text` on the text it
+reads, and `is_online`, `is_exchange` and `satisfied_patterns` for the verdicts, on corpus
+responses and generated ones, each asked more than once and under other probes and codes
+so that the remembered answers are used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from exwatch.fingerprint import (
@@ -148,6 +149,18 @@ def test_corpus_responses_under_every_probe_and_status() -> None:
                     assert sightings(obs) == reference_sightings(obs)
 
 
+def test_bodies_too_long_to_remember_are_read_each_time() -> None:
+    """A body over the memo's size is matched afresh on every response, with the same
+    result as the plain reading (and a short one remembered gives it too)."""
+    from exwatch import fingerprint
+
+    for obs in CORPUS_RESPONSES:
+        long = obs._replace(probe="http-owa-logon", status=200, body=obs.body + " " * 9000)
+        for _ in range(2):
+            assert sightings(long) == reference_sightings(long)
+        assert (long.probe, long.status, long.body) not in fingerprint._body_found
+
+
 # Header values and bodies that matter: the fingerprint examples themselves, mixed.
 _EXAMPLES = [ex["text"] for e in ENTRIES for ex in e.examples] + [
     c for e in ENTRIES for c in e.counter_examples
@@ -186,6 +199,9 @@ def test_generated_responses_and_their_combination(many: list[HttpObservation], 
         assert sightings(obs) == got  # asked again: the same
         found.extend(got)
     assert combine(found, ntlm=ntlm) == reference_combine(found, ntlm=ntlm)
+    # asked again (the remembered answer), and with the other NTLM reading (not it)
+    assert combine(list(found), ntlm=ntlm) == reference_combine(found, ntlm=ntlm)
+    assert combine(found, ntlm=not ntlm) == reference_combine(found, ntlm=not ntlm)
 
 
 @settings(max_examples=300, deadline=None)
@@ -236,3 +252,47 @@ def test_has_su_build_follows_the_sightings(
         if ask:  # not asked after every change: the next answer must still be right
             expected = any(s.build is not None and s.build.count(".") == 3 for s in ctx.sightings)
             assert ctx.has_su_build() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.none()
+        | st.lists(
+            st.tuples(
+                st.sampled_from(sorted(BY_ID)),
+                st.sampled_from([None, "15.1.2507.39", "15.2.1544", "8.3.83.6", "6.5.7638.1"]),
+            ),
+            max_size=3,
+        ),
+        max_size=8,
+    ),
+    asked=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+@example(  # emptied and refilled to the same length with other lines
+    steps=[[("owa-path-auth", "15.1.2507.39")], None, [("owa-path-auth", "8.3.83.6")]],
+    asked=[True, False, True, False, False, False, False, False],
+)
+def test_product_lines_follow_the_sightings(
+    steps: list[list[tuple[str, str | None]] | None], asked: list[bool]
+) -> None:
+    """`product_lines` is worked out once per new sighting; it still says what a pass over
+    all of them says, whatever happens to the list in between."""
+    from exwatch.fingerprint import product_id
+    from exwatch.probes.base import ProbeContext
+
+    ctx = ProbeContext(None, "host")  # type: ignore[arg-type]
+    for step, ask in zip(steps, asked, strict=False):
+        if step is None:
+            ctx.sightings.clear()
+        else:
+            ctx.sightings.extend(
+                Sighting(e, BY_ID[e].kind, BY_ID[e].source, BY_ID[e].weight, b, "p", "/")
+                for e, b in step
+            )
+        if ask:
+            found = ctx.sightings
+            expected = {pid for s in found if s.build and (pid := product_id(s.build))} or {
+                p for s in found if (p := BY_ID[s.entry].product) is not None
+            }
+            assert ctx.product_lines() == expected
