@@ -89,14 +89,26 @@ def test_header_block_read_as_the_per_line_bytes_reading(lines: list[bytes], rea
     assert got == expected
 
 
-async def _read(chunks: list[bytes], eof: bool, make: str, limit: int) -> object:
+async def _read(chunks: list[bytes], eof: bool | str, make: str, limit: int) -> object:
+    """What one response read gives: `stream` (asyncio's StreamReader and `read_response`),
+    `wire` (the Wire and `read_response`), `whole` (the Wire's own `response`, which parses
+    a response that is all there at once), with what is left unread after it.  `eof`: the
+    server closes after the chunks (True), resets the connection ("reset") or stays."""
     loop = asyncio.get_running_loop()
+    limits = Limits(max_header_bytes=limit, max_body_bytes=64)
     if make == "stream":
         reader: object = asyncio.StreamReader(limit=limit)
         feed, end = reader.feed_data, reader.feed_eof  # type: ignore[attr-defined]
     else:
         wire = Wire(loop, limit)
         reader, feed, end = wire, wire.data_received, wire.eof_received
+    if eof == "reset":
+        reset = ConnectionResetError("reset by peer")
+        end = (
+            (lambda: reader.set_exception(reset))  # type: ignore[attr-defined]
+            if make == "stream"
+            else (lambda: wire.connection_lost(reset))
+        )
 
     async def deliver() -> None:
         for chunk in chunks:
@@ -105,9 +117,10 @@ async def _read(chunks: list[bytes], eof: bool, make: str, limit: int) -> object
         if eof:
             end()
 
-    read = asyncio.create_task(
-        read_response(reader, "GET", Limits(max_header_bytes=limit))  # type: ignore[arg-type]
-    )
+    if make == "whole":
+        read = asyncio.create_task(wire.response("GET", limits))
+    else:
+        read = asyncio.create_task(read_response(reader, "GET", limits))  # type: ignore[arg-type]
     await deliver()
     for _ in range(10):  # let the reader take what arrived (no I/O: a few loop turns)
         await asyncio.sleep(0)
@@ -118,24 +131,44 @@ async def _read(chunks: list[bytes], eof: bool, make: str, limit: int) -> object
         r = read.result()
     except Exception as exc:  # the kind of error and what came with it, as the mapper sees it
         return type(exc).__name__, getattr(exc, "partial", None), str(exc)
-    return (r.status, r.headers, r.body, r.truncated, r.keep_alive)
+    left = bytes(reader._buffer)  # type: ignore[attr-defined]
+    return (r.version, r.status, r.reason, r.headers, r.body, r.truncated, r.keep_alive, left)
 
 
-_RESPONSES = st.sampled_from(
-    [
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
-        b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-        b"HTTP/1.1 302 Found\r\nLocation: /owa/\r\nContent-Length: 0\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\n" + b"X-Long: " + b"a" * 300 + b"\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nX-Cut: no end of head",
-        b"SSH-2.0-OpenSSH_9.6\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-        b"",
-    ]
+RESPONSES = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+    b"HTTP/1.1 302 Found\r\nLocation: /owa/\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n" + b"X-Long: " + b"a" * 300 + b"\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-Cut: no end of head",
+    b"SSH-2.0-OpenSSH_9.6\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"",
+    # what the Wire's whole-response parse takes, or leaves to read_response
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100,  # over the cap
+    b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + b"y" * 64,  # at the cap
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+    b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 101 Switching\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nnoHTTP/1.1 200 OK\r\n"
+    b"Content-Length: 3\r\n\r\nyes",  # the next response already there
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSSH-2.0",  # then garbage
+    b"HTTP/1.1 0200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/2 200\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Long: " + b"a" * 217 + b"\r\n\r\n",  # head at limit
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Long: " + b"a" * 218 + b"\r\n\r\n",  # one over
+    b"HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n" + b"z" * 65,  # one over the cap
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\n",  # chunked wins
 )
+_RESPONSES = st.sampled_from(RESPONSES)
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,20 +176,58 @@ _RESPONSES = st.sampled_from(
 def test_wire_reads_what_the_stream_reader_reads(
     response: bytes, cuts: list[int], eof: bool
 ) -> None:
-    """Any split of any response into arrivals, with or without EOF: the same response or
-    the same error class (IncompleteReadError, LimitOverrunError, UnexpectedReply, timeout)."""
+    """Any split of any response into arrivals, with or without EOF: the same response (and
+    the same bytes left for the next one) or the same error class (IncompleteReadError,
+    LimitOverrunError, UnexpectedReply, timeout), read by StreamReader, by the Wire, or by
+    the Wire's own whole-response parse."""
     points = sorted({min(c, len(response)) for c in cuts})
     chunks = [response[a:b] for a, b in zip([0, *points], [*points, len(response)], strict=True)]
     chunks = [c for c in chunks if c]
 
-    async def both() -> tuple[object, object]:
+    async def each() -> tuple[object, object, object]:
         return (
             await _read(chunks, eof, "stream", 256),
             await _read(chunks, eof, "wire", 256),
+            await _read(chunks, eof, "whole", 256),
         )
 
-    stream, wire = asyncio.run(both())
+    stream, wire, whole = asyncio.run(each())
     assert wire == stream
+    assert whole == stream
+
+
+def _splits(response: bytes) -> list[list[bytes]]:
+    """The response whole, and cut in two where the whole-response parse decides something:
+    everywhere in a short response, around the status line, the head's end and the body's
+    end in a long one."""
+    head = response.find(b"\r\n\r\n")
+    points = (
+        range(1, len(response))
+        if len(response) < 90
+        else {1, 4, 5, 6, *range(head - 2, head + 6), len(response) - 2, len(response) - 1}
+    )
+    return [[response]] + [
+        [response[:p], response[p:]] for p in sorted(points) if 0 < p < len(response)
+    ]
+
+
+def test_whole_response_parse_reads_what_the_piecewise_reading_reads() -> None:
+    """Every response above, whole or cut in two at each point that matters, then left
+    open, closed or reset: the Wire's `response` gives what `read_response` over the Wire
+    gives (the reading it shortens), and leaves the same bytes for the next response."""
+
+    async def each() -> list[tuple[object, object, bytes, object]]:
+        differ = []
+        for response in RESPONSES:
+            for chunks in _splits(response):
+                for end in (False, True, "reset"):
+                    wire = await _read(chunks, end, "wire", 256)
+                    whole = await _read(chunks, end, "whole", 256)
+                    if whole != wire:
+                        differ.append((wire, whole, response, (len(chunks[0]), end)))
+        return differ
+
+    assert asyncio.run(each()) == []
 
 
 def test_wire_deadline_times_out_a_silent_server_and_rearms_for_the_next_request() -> None:

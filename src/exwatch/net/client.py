@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exwatch.errors import ProbeError, ReadTimeout
-from exwatch.net.http import Limits, Response, head_lines, read_response, request_bytes
+from exwatch.net.http import Limits, Response, head_lines, request_bytes
 from exwatch.net.mapper import ConnectionClosed, Phase, map_exception
 from exwatch.net.tls import client_context, session_info
 from exwatch.net.wire import Wire
@@ -178,7 +178,11 @@ class HttpClient:
     ) -> Response:
         """Send one request and read its response, reconnecting once if an idle
         keep-alive connection turns out to be closed."""
-        extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in extra_headers)
+        extra = (
+            b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in extra_headers)
+            if extra_headers
+            else b""
+        )
         try:
             data = request_bytes(method, target, self._head, extra)
         except ValueError as exc:
@@ -211,7 +215,7 @@ class HttpClient:
             wire.start_deadline(self._budget(self.timeouts.read))
             try:
                 wire.write(data)
-                response = await read_response(wire, method, self.limits)
+                response = await wire.response(method, self.limits)
             finally:
                 wire.stop_deadline()
         except Exception as exc:

@@ -120,7 +120,8 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     end = block.find(b"\r\n")
     first = block if end < 0 else block[:end]
     # One decode for the whole header block (latin-1 maps every byte to one character).
-    lines = block[len(first) + 2 :].decode("latin-1").split("\r\n") if end >= 0 else []
+    text = block[len(first) + 2 :].decode("latin-1") if end >= 0 else ""
+    lines = text.split("\r\n") if end >= 0 else []
     if len(lines) > limits.max_headers:
         raise UnexpectedReply(f"more than {limits.max_headers} header lines")
     parts = first.split(b" ", 2)
@@ -132,27 +133,41 @@ def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple
     status = int(parts[1])
     version = parts[0].decode("latin-1")
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    if text[:1] in (" ", "\t") or "\r\n " in text or "\r\n\t" in text:
+        return version, status, reason, _folded(lines)
+    # No folded line (nearly every response): each line alone, most from `_lines`.
+    known = _lines.get
+    headers = [p for line in lines if (p := known(line) or _header_line(line)) is not None]
+    return version, status, reason, headers
+
+
+def _header_line(line: str) -> tuple[str, str] | None:
+    """(lower-case name, value) of one header line; None for a line without a colon, which
+    carries nothing we could use."""
+    name, sep, value = line.partition(":")
+    if not sep:
+        return None
+    parsed = (_lower(name.strip(_WHITESPACE)), value.strip(_WHITESPACE))
+    if len(line) <= _KNOWN_LINE_CHARS:
+        if len(_lines) >= _KNOWN_LINES:
+            _lines.clear()
+        _lines[line] = parsed
+    return parsed
+
+
+def _folded(lines: list[str]) -> list[tuple[str, str]]:
+    """The header lines of a block with obsolete line folding (RFC 9112 5.2): a line that
+    starts with a space or tab continues the last value."""
     headers: list[tuple[str, str]] = []
-    known = _lines
     for line in lines:
-        if not line:
-            continue
-        if line[0] in " \t" and headers:  # obsolete line folding: continue the last value
+        if line[:1] in (" ", "\t") and headers:
             key, previous = headers[-1]
             headers[-1] = (key, previous + " " + line.strip(_WHITESPACE))
             continue
-        parsed = known.get(line)
-        if parsed is None:
-            name, sep, value = line.partition(":")
-            if not sep:
-                continue  # a line without a colon carries nothing we could use
-            parsed = (_lower(name.strip(_WHITESPACE)), value.strip(_WHITESPACE))
-            if len(line) <= _KNOWN_LINE_CHARS:
-                if len(known) >= _KNOWN_LINES:
-                    known.clear()
-                known[line] = parsed
-        headers.append(parsed)
-    return version, status, reason, headers
+        parsed = _header_line(line)
+        if parsed is not None:
+            headers.append(parsed)
+    return headers
 
 
 async def _read_chunked(reader: ByteSource, cap: int) -> tuple[bytes, bool]:
@@ -192,16 +207,8 @@ async def _read_until_close(reader: ByteSource, cap: int) -> tuple[bytes, bool]:
     return b"".join(parts), True
 
 
-async def read_response(reader: ByteSource, method: str, limits: Limits) -> Response:
-    """Read one response; the caller bounds the time."""
-    # Judge the first bytes at once: a server sending garbage is a protocol error, not a
-    # header block to wait for until the connection closes.
-    start = await reader.readexactly(5)
-    if start != b"HTTP/":
-        raise UnexpectedReply(f"not an HTTP/1.x status line: {start!r}")
-    block = start + await reader.readuntil(b"\r\n\r\n")  # the stream limit caps the block
-    version, status, reason, headers = _parse_head(block[:-4], limits)
-
+def _framing(version: str, headers: list[tuple[str, str]]) -> tuple[str | None, bool, bool]:
+    """(Content-Length value, chunked, keep-alive) as the header lines say."""
     conn = ""
     length: str | None = None
     chunked = False
@@ -215,19 +222,73 @@ async def read_response(reader: ByteSource, method: str, limits: Limits) -> Resp
         elif key == "connection":
             conn = value.lower()
     keep_alive = ("close" not in conn) if version == "HTTP/1.1" else ("keep-alive" in conn)
+    return length, chunked, keep_alive
+
+
+def _no_body(method: str, status: int) -> bool:
+    return method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200
+
+
+def _length(value: str) -> int | None:
+    # Digits only (RFC 9110 8.6): int() would also take "+5", " 5" or "1_0".
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def parse_whole(
+    buffer: bytes | bytearray, method: str, limits: Limits, head_limit: int
+) -> tuple[Response, int] | None:
+    """The response at the start of `buffer` and the bytes it takes, when all of it is
+    there and it is the common shape: a header block within `head_limit` (the reader's
+    separator limit) and a body framed by a Content-Length within the cap, or none.
+
+    Anything else (not there whole, chunked, read until close, over a cap, malformed) is
+    None, and `read_response` reads it from the same buffer as it arrives, and judges it:
+    one synchronous parse for most responses instead of four reads, each a coroutine.
+    """
+    if not buffer.startswith(b"HTTP/"):
+        return None
+    end = buffer.find(b"\r\n\r\n", 5)
+    if end < 0 or end - 5 > head_limit:
+        return None
+    try:
+        version, status, reason, headers = _parse_head(bytes(buffer[:end]), limits)
+        length, chunked, keep_alive = _framing(version, headers)
+    except UnexpectedReply:
+        return None
+    start = end + 4
+    if _no_body(method, status):
+        return Response(version, status, reason, headers, b"", False, keep_alive), start
+    if chunked or length is None:
+        return None
+    n = _length(length)
+    if n is None or n > limits.max_body_bytes or len(buffer) < start + n:
+        return None
+    body = bytes(buffer[start : start + n])
+    return Response(version, status, reason, headers, body, False, keep_alive), start + n
+
+
+async def read_response(reader: ByteSource, method: str, limits: Limits) -> Response:
+    """Read one response; the caller bounds the time."""
+    # Judge the first bytes at once: a server sending garbage is a protocol error, not a
+    # header block to wait for until the connection closes.
+    start = await reader.readexactly(5)
+    if start != b"HTTP/":
+        raise UnexpectedReply(f"not an HTTP/1.x status line: {start!r}")
+    block = start + await reader.readuntil(b"\r\n\r\n")  # the stream limit caps the block
+    version, status, reason, headers = _parse_head(block[:-4], limits)
+    length, chunked, keep_alive = _framing(version, headers)
 
     cap = limits.max_body_bytes
     truncated = False
-    if method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
+    if _no_body(method, status):
         body = b""
     elif chunked:
         body, truncated = await _read_chunked(reader, cap)
     elif length is not None:
-        # Digits only (RFC 9110 8.6): int() would also take "+5", " 5" or "1_0".
-        if not (length.isascii() and length.isdigit()):
+        n = _length(length)
+        if n is None:
             what = "negative" if length.startswith("-") else "bad"
             raise UnexpectedReply(f"{what} Content-Length {length[:20]!r}")
-        n = int(length)
         if n > cap:
             body, truncated = await reader.readexactly(cap), True
         else:
@@ -240,4 +301,4 @@ async def read_response(reader: ByteSource, method: str, limits: Limits) -> Resp
     return Response(version, status, reason, headers, body, truncated, keep_alive)
 
 
-__all__ = ["Limits", "Response", "head_lines", "read_response", "request_bytes"]
+__all__ = ["Limits", "Response", "head_lines", "parse_whole", "read_response", "request_bytes"]

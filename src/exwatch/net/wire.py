@@ -14,6 +14,8 @@ import asyncio
 import ssl
 from typing import Any
 
+from exwatch.net.http import Limits, Response, parse_whole, read_response
+
 # Reading pauses while this much is buffered and unread (a server flooding the connection
 # cannot grow it further; the largest read asked for is a body cap, 256 KiB by default).
 _HIGH_WATER = 1024 * 1024
@@ -196,6 +198,20 @@ class Wire(asyncio.Protocol):
             if self._eof:
                 raise asyncio.IncompleteReadError(self._taken(len(buffer)), None)
             await self._more()
+
+    async def response(self, method: str, limits: Limits) -> Response:
+        """One response: parsed at once when it is all there when the first bytes come
+        (`parse_whole`: most responses arrive in one TLS record), else read piece by piece
+        by `read_response`, which also judges whatever else the server sent."""
+        if not self._buffer and not self._eof and self._error is None:
+            await self._more()
+        if self._error is None:
+            whole = parse_whole(self._buffer, method, limits, self._limit)
+            if whole is not None:
+                response, size = whole
+                del self._buffer[:size]
+                return response
+        return await read_response(self, method, limits)
 
     async def read(self, n: int) -> bytes:
         while True:
