@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import struct
 from dataclasses import dataclass
 
@@ -78,8 +79,13 @@ def negotiate_message() -> bytes:
 NEGOTIATE_B64 = base64.b64encode(negotiate_message()).decode("ascii")
 
 
+_utf16le = codecs.utf_16_le_decode
+
+
 def _decode(raw: bytes, unicode: bool) -> str:
-    text = raw.decode("utf-16-le", errors="replace") if unicode else raw.decode("latin-1")
+    # The codec function itself: bytes.decode finds "utf-16-le" through the codec registry
+    # and a Python wrapper on every call.  final=True: an odd last byte becomes U+FFFD.
+    text = _utf16le(raw, "replace", True)[0] if unicode else raw.decode("latin-1")
     return text[:_MAX_FIELD_CHARS]
 
 

@@ -6,6 +6,8 @@ import base64
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exwatch.ntlm import (
     NEGOTIATE_B64,
@@ -121,3 +123,13 @@ def test_too_many_av_pairs() -> None:
     raw = GOOD[:40] + struct.pack("<HHI", len(pairs), len(pairs), 56) + GOOD[48:56] + pairs
     with pytest.raises(NtlmParseError, match="too many"):
         parse_challenge(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=40) | st.sampled_from([b"\x00\xd8", b"a\x00b", b"\x00\xdc\x41\x00"]))
+def test_unicode_fields_decode_as_bytes_decode_does(raw: bytes) -> None:
+    """The fields are read by the UTF-16-LE codec function itself (not bytes.decode's codec
+    lookup): the same text for any bytes, an odd last byte and lone surrogates included."""
+    from exwatch.ntlm import _MAX_FIELD_CHARS, _decode
+
+    assert _decode(raw, True) == raw.decode("utf-16-le", errors="replace")[:_MAX_FIELD_CHARS]

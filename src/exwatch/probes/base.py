@@ -52,6 +52,10 @@ class Stage(StrEnum):
     CHECK = "check"
 
 
+# HttpObservation's own __new__ is a Python function; the tuple constructor it calls is not.
+_new_observation = tuple.__new__
+
+
 @dataclass(slots=True)
 class ProbeContext:
     """Per-host state shared by the probes of one scan."""
@@ -70,6 +74,13 @@ class ProbeContext:
     _fingerprint: tuple[tuple[int, bool], Fingerprint] | None = None
     # has_su_build() so far: (sightings read, the last of them, the answer)
     _su_build: tuple[int, Sighting | None, bool] = (0, None, False)
+    # What `fetch` asked so far: the probes, and the request targets in lower case (the
+    # probes' "asked already?" tests, each several times per host, without a pass over the
+    # observations).
+    _asked: set[str] = field(default_factory=set)
+    _targets: set[str] = field(default_factory=set)
+    # product_lines() so far: (sightings read, the last of them, the answer)
+    _lines: tuple[int, Sighting | None, frozenset[str]] = (0, None, frozenset())
 
     async def fetch(
         self,
@@ -80,14 +91,19 @@ class ProbeContext:
     ) -> Response:
         """Make one request and record the response (raises ProbeError)."""
         response = await self.client.request(method, path, headers)
-        obs = HttpObservation(
-            probe=probe,
-            path=path,
-            status=response.status,
-            headers=tuple(response.headers),
-            body=response.body.decode("latin-1"),
+        obs = _new_observation(
+            HttpObservation,
+            (
+                probe,
+                path,
+                response.status,
+                tuple(response.headers),
+                response.body.decode("latin-1"),
+            ),
         )
         self.observations.append(obs)
+        self._asked.add(probe)
+        self._targets.add(path.lower())
         self.sightings.extend(sightings(obs))
         return response
 
@@ -130,8 +146,11 @@ class ProbeContext:
 
     def fetched_target(self, target: str) -> bool:
         """Whether this exact request target was already asked (redirect loops, repeats)."""
-        wanted = target.lower()
-        return any(o.path.lower() == wanted for o in self.observations)
+        return target.lower() in self._targets
+
+    def asked(self, probe: str) -> bool:
+        """Whether probe `probe` made a request already."""
+        return probe in self._asked
 
     def fingerprint(self) -> Fingerprint:
         """What the responses so far say (pure; worked out once per new sighting)."""
@@ -157,11 +176,16 @@ class ProbeContext:
             s.probe == "http-owa-logon" and s.kind in ("marker", "build") for s in self.sightings
         )
 
-    def product_lines(self) -> set[str]:
-        """The product lines (products.yaml ids) the builds seen, or a product marker, name."""
-        lines = {pid for s in self.sightings if s.build and (pid := product_id(s.build))}
-        if not lines:
-            lines = {p for s in self.sightings if (p := BY_ID[s.entry].product) is not None}
+    def product_lines(self) -> frozenset[str]:
+        """The product lines (products.yaml ids) the builds seen, or a product marker, name
+        (worked out once per new sighting: several probes ask)."""
+        seen, last, lines = self._lines
+        found = self.sightings
+        if seen != len(found) or (found and found[-1] is not last):
+            lines = frozenset(pid for s in found if s.build and (pid := product_id(s.build)))
+            if not lines:
+                lines = frozenset(p for s in found if (p := BY_ID[s.entry].product) is not None)
+            self._lines = len(found), found[-1] if found else None, lines
         return lines
 
     def only_lines(self, *lines: str) -> bool:
@@ -172,7 +196,7 @@ class ProbeContext:
     def header_values(self, name: str) -> list[str]:
         """Every value of header `name` across the responses so far, in order, distinct."""
         return list(
-            dict.fromkeys(v.strip() for o in self.observations for n, v in o.headers if n == name)
+            dict.fromkeys([v.strip() for o in self.observations for n, v in o.headers if n == name])
         )
 
 

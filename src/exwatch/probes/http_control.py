@@ -25,7 +25,7 @@ def random_path() -> str:
 
 
 async def run(ctx: ProbeContext) -> None:
-    if any(o.probe == ID for o in ctx.observations):
+    if ctx.asked(ID):
         return
     if ctx.stage is Stage.DISCOVER:
         if "windows-auth" not in ctx.clue_sources():

@@ -19,7 +19,7 @@ _DISCOVER_AFTER = frozenset({"windows-auth", "auth-challenge"})
 
 
 async def run(ctx: ProbeContext) -> None:
-    if any(o.probe == ID for o in ctx.observations):
+    if ctx.asked(ID):
         return
     if ctx.stage is Stage.DISCOVER and not (ctx.clue_sources() & _DISCOVER_AFTER):
         return

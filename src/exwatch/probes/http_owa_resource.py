@@ -32,7 +32,7 @@ def favicon_path(build: str) -> str:
 
 
 async def run(ctx: ProbeContext) -> None:
-    if any(o.probe == ID for o in ctx.observations):
+    if ctx.asked(ID):
         return
     page_builds = [s.build for s in ctx.sightings if s.source == "owa-path" and s.build]
     if not page_builds or not needs_request_checks(ctx.fingerprint()):
