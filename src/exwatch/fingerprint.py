@@ -628,14 +628,15 @@ _COMBINED_SIGHTINGS = 64
 
 def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     """Merge the sightings of one address into product evidence and one chosen build."""
+    if len(found) > _COMBINED_SIGHTINGS:
+        return _combine(found, ntlm)  # not even hashed
     key = (ntlm, tuple(found))
     fp = _combined.get(key)
     if fp is None:
         fp = _combine(key[1], ntlm)
-        if len(found) <= _COMBINED_SIGHTINGS:
-            if len(_combined) >= _CACHE_MAX:
-                _combined.clear()
-            _combined[key] = fp
+        if len(_combined) >= _CACHE_MAX:
+            _combined.clear()
+        _combined[key] = fp
     return fp
 
 

@@ -296,3 +296,15 @@ def test_product_lines_follow_the_sightings(
                 p for s in found if (p := BY_ID[s.entry].product) is not None
             }
             assert ctx.product_lines() == expected
+
+
+def test_long_sighting_lists_are_combined_each_time() -> None:
+    """A list over the memo's length is combined afresh (and not kept), with the same
+    result as the plain reading."""
+    from exwatch import fingerprint
+
+    builds = [f"15.1.{2000 + i}.{i}" for i in range(70)]
+    found = [Sighting("owa-path-auth", "build", "owa-path", "strong", b, "p", "/") for b in builds]
+    for _ in range(2):
+        assert combine(found) == reference_combine(found)
+    assert all(len(key[1]) <= fingerprint._COMBINED_SIGHTINGS for key in fingerprint._combined)
