@@ -619,10 +619,12 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-# combine() by what it reads: hosts of one build and set-up answer alike, so their
-# sightings (paths and probes included) come in the same order, and a fingerprint is
-# immutable.  Lists longer than _COMBINED_SIGHTINGS are worked out each time.
-_combined: dict[tuple[bool, tuple[Sighting, ...]], Fingerprint] = {}
+# combine() by what it reads of each sighting (all but the probe and the path): hosts of
+# one build and set-up answer alike, and a fingerprint is immutable.  Paths stay out of
+# the key, so a server cannot park long strings here: entry fields and normalised builds
+# are short, and 4096 lists of at most _COMBINED_SIGHTINGS stay a few MiB.  Longer lists
+# are worked out each time.
+_combined: dict[tuple[bool, tuple[tuple[Any, ...], ...]], Fingerprint] = {}
 _COMBINED_SIGHTINGS = 64
 
 
@@ -630,10 +632,10 @@ def combine(found: Sequence[Sighting], *, ntlm: bool = False) -> Fingerprint:
     """Merge the sightings of one address into product evidence and one chosen build."""
     if len(found) > _COMBINED_SIGHTINGS:
         return _combine(found, ntlm)  # not even hashed
-    key = (ntlm, tuple(found))
+    key = (ntlm, tuple([s[:5] for s in found]))
     fp = _combined.get(key)
     if fp is None:
-        fp = _combine(key[1], ntlm)
+        fp = _combine(found, ntlm)
         if len(_combined) >= _CACHE_MAX:
             _combined.clear()
         _combined[key] = fp

@@ -308,3 +308,19 @@ def test_long_sighting_lists_are_combined_each_time() -> None:
     for _ in range(2):
         assert combine(found) == reference_combine(found)
     assert all(len(key[1]) <= fingerprint._COMBINED_SIGHTINGS for key in fingerprint._combined)
+
+
+def test_the_combine_memo_keeps_no_path() -> None:
+    """A server chooses the paths its redirects lead to: the memo's key leaves them (and
+    the probes) out, so a long path is not kept, and the same evidence under another path
+    gives the same fingerprint."""
+    from exwatch import fingerprint
+
+    long_path = "/owa/auth/" + "a" * 60_000
+    found = [
+        Sighting("owa-path-auth", "build", "owa-path", "strong", "15.1.2507.39", "p", long_path)
+    ]
+    assert combine(found) == reference_combine(found)
+    moved = [found[0]._replace(path="/owa/auth/logon.aspx", probe="q")]
+    assert combine(moved) == reference_combine(moved) == combine(found)
+    assert not any(long_path in key_part for _, key in fingerprint._combined for key_part in key)
