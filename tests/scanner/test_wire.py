@@ -216,7 +216,7 @@ def test_whole_response_parse_reads_what_the_piecewise_reading_reads() -> None:
     open, closed or reset: the Wire's `response` gives what `read_response` over the Wire
     gives (the reading it shortens), and leaves the same bytes for the next response."""
 
-    async def each() -> list[tuple[object, object, bytes, object]]:
+    async def each() -> list[tuple[object, object, bytes, tuple[int, bool | str]]]:
         differ = []
         for response in RESPONSES:
             for chunks in _splits(response):
