@@ -118,10 +118,12 @@ _KNOWN_LINE_CHARS = 160
 
 def _parse_head(block: bytes, limits: Limits) -> tuple[str, int, str, list[tuple[str, str]]]:
     end = block.find(b"\r\n")
-    first = block if end < 0 else block[:end]
-    # One decode for the whole header block (latin-1 maps every byte to one character).
-    text = block[len(first) + 2 :].decode("latin-1") if end >= 0 else ""
-    lines = text.split("\r\n") if end >= 0 else []
+    if end < 0:  # a status line alone
+        first, text, lines = block, "", []
+    else:
+        # One decode for the whole header block (latin-1 maps every byte to one character).
+        first, text = block[:end], block[end + 2 :].decode("latin-1")
+        lines = text.split("\r\n")
     if len(lines) > limits.max_headers:
         raise UnexpectedReply(f"more than {limits.max_headers} header lines")
     parts = first.split(b" ", 2)

@@ -133,7 +133,7 @@ class ProbeContext:
         seen, last, found = self._su_build
         found_list = self.sightings
         now = len(found_list)
-        if seen != now or (now and found_list[-1] is not last):
+        if self._sightings_changed(seen, last):
             # fetch only appends: read the sightings since the last answer, or all of them
             # when the list is not the one read then plus more
             if seen > now or (seen and found_list[seen - 1] is not last):
@@ -143,6 +143,12 @@ class ProbeContext:
             )
             self._su_build = now, found_list[-1] if now else None, found
         return found
+
+    def _sightings_changed(self, seen: int, last: Sighting | None) -> bool:
+        """Whether the sightings are no longer the `seen` ones ending with `last` (what a
+        memo of them was worked out from)."""
+        found = self.sightings
+        return seen != len(found) or (bool(found) and found[-1] is not last)
 
     def fetched_target(self, target: str) -> bool:
         """Whether this exact request target was already asked (redirect loops, repeats)."""
@@ -181,7 +187,7 @@ class ProbeContext:
         (worked out once per new sighting: several probes ask)."""
         seen, last, lines = self._lines
         found = self.sightings
-        if seen != len(found) or (found and found[-1] is not last):
+        if self._sightings_changed(seen, last):
             lines = frozenset(pid for s in found if s.build and (pid := product_id(s.build)))
             if not lines:
                 lines = frozenset(p for s in found if (p := BY_ID[s.entry].product) is not None)
