@@ -21,6 +21,7 @@ end of support.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from exwatch.knowledge.catalogue import Catalogue, CumulativeUpdate, Cve, Product, default
 from exwatch.model import Assessment, Build, CveResult, Verdict
@@ -43,6 +44,7 @@ def _place(cat: Catalogue, b: Build, product: Product) -> tuple[CumulativeUpdate
 
 
 _FIXED, _VULN, _UNDET = "fixed", "vulnerable", "undetermined"
+_CODE_VERDICT = {_FIXED: Verdict.PATCHED, _VULN: Verdict.VULNERABLE}
 
 
 def _code_state(
@@ -52,8 +54,8 @@ def _code_state(
     rule = cve.products[product.id]
     su = cve.fixed_by
     label = f"{product.name} {cu.name}"
-    names = [c.name for c in cat.cus[product.id]]
-    if rule.shipped_from is not None and cu.index >= names.index(rule.shipped_from):
+    places = cat.cu_positions[product.id]
+    if rule.shipped_from is not None and cu.index >= places[rule.shipped_from]:
         return _FIXED, f"{label} shipped with the fix ({su})", f"{cu.name} shipped with {su}"
     if cu.name in rule.fixed_in:
         fix = rule.fixed_in[cu.name].build
@@ -88,14 +90,9 @@ def _code_state(
     return _UNDET, f"the catalogue does not cover {label}", "not covered"
 
 
-def _verdict(
-    cve: Cve,
-    product: Product,
-    cu: CumulativeUpdate | None,
-    b: Build,
-    beyond: bool,
-    cat: Catalogue,
-) -> CveResult:
+def _settled_verdict(cve: Cve, product: Product) -> CveResult | None:
+    """The verdict when no build can change it (no rule for the product, not affected, not
+    assessed); None when the build decides."""
     rule = cve.products.get(product.id)
     if rule is None:
         return CveResult(
@@ -107,23 +104,66 @@ def _verdict(
         )
     if rule.status == "unassessed":
         return CveResult(Verdict.UNDETERMINED, rule.reason, "not assessed (out of support)")
+    return None
+
+
+# Per catalogue (held, so its id stays its own), per product id: the CVEs' settled verdicts,
+# about half of every assessment, made once (a CveResult is immutable: shared safely).
+_SETTLED: dict[int, tuple[Catalogue, dict[str, dict[str, CveResult]]]] = {}
+
+
+def _settled(cat: Catalogue, product: Product) -> dict[str, CveResult]:
+    entry = _SETTLED.get(id(cat))
+    if entry is None:
+        if len(_SETTLED) >= 8:  # tests build catalogues of their own
+            _SETTLED.clear()
+        entry = _SETTLED[id(cat)] = (cat, {})
+    table = entry[1].get(product.id)
+    if table is None:
+        table = entry[1][product.id] = {
+            c.id: found for c in cat.cves if (found := _settled_verdict(c, product)) is not None
+        }
+    return table
+
+
+def _verdict(
+    cve: Cve,
+    product: Product,
+    cu: CumulativeUpdate | None,
+    b: Build,
+    beyond: bool,
+    cat: Catalogue,
+    groups: dict[str, int],
+    states: dict[object, Any],
+) -> CveResult:
+    """The verdict of a CVE whose rule for the product depends on the build (`_settled_verdict`
+    is None).  `states` keeps this build's code-fix states by group (`groups`: the product's
+    `code_groups`), and by group and source the verdicts of CVEs without a configuration
+    step: they read alike."""
+    rule = cve.products[product.id]
     if cu is None:
         return CveResult(
             Verdict.UNDETERMINED,
             f"{b} is older than every known {product.name} build",
             "build not placed",
         )
-    state, reason, basis = _code_state(cve, product, cu, b, beyond, cat)
-    tag = f" [{rule.source}]"
+    group = groups[cve.id]
+    code = states.get(group)
+    if code is None:
+        code = states[group] = _code_state(cve, product, cu, b, beyond, cat)
+    state, reason, basis = code
     config = cve.config
     if config is None:
-        verdict = {_FIXED: Verdict.PATCHED, _VULN: Verdict.VULNERABLE}.get(
-            state, Verdict.UNDETERMINED
-        )
-        return CveResult(verdict, reason, basis + tag)
-    names = [c.name for c in cat.cus[product.id]]
+        alike = (group, rule.source)
+        result: CveResult | None = states.get(alike)
+        if result is None:
+            verdict = _CODE_VERDICT.get(state, Verdict.UNDETERMINED)
+            result = states[alike] = CveResult(verdict, reason, f"{basis} [{rule.source}]")
+        return result
+    tag = f" [{rule.source}]"
     default_cu = config.on_by_default.get(product.id)
-    if default_cu in names and cu.index >= names.index(default_cu):
+    place = None if default_cu is None else cat.cu_positions[product.id].get(default_cu)
+    if place is not None and cu.index >= place:
         return CveResult(
             Verdict.PATCHED,
             f"{product.name} {default_cu} and later apply the fix by default ({config.name})",
@@ -172,6 +212,9 @@ def assess(
             },
         )
     on = date.today() if today is None else today
+    states: dict[object, Any] = {}
+    settled = _settled(cat, product)
+    groups = cat.code_groups.get(product.id, {})
     eol = not product.supported(on)
     cu, beyond = _place(cat, b, product) if product.in_build_table else (None, False)
     row = cat.by_build.get(b.as_tuple()) if b.revision is not None else None
@@ -212,7 +255,10 @@ def assess(
         end_of_support=product.end_of_support,
         release_date=release,
         placement=placement,
-        cves={c.id: _verdict(c, product, cu, b, beyond, cat) for c in cat.cves},
+        cves={
+            c.id: settled.get(c.id) or _verdict(c, product, cu, b, beyond, cat, groups, states)
+            for c in cat.cves
+        },
         patch_lag=patch_lag(cat, product, cu, b, beyond=beyond, on=on),
     )
 

@@ -176,7 +176,8 @@ class Assessment:
             "release_date": None if self.release_date is None else self.release_date.isoformat(),
             "known": self.known,
             "placement": self.placement,
-            "cves": {c: r.verdict.value for c, r in self.cves.items()},
+            # _value_ is what Enum.value returns, without its descriptor (132 CVEs a build)
+            "cves": {c: r.verdict._value_ for c, r in self.cves.items()},
             "reasons": {c: r.reason for c, r in self.cves.items()},
             "basis": {c: r.basis for c, r in self.cves.items()},
             "patch_lag": None if self.patch_lag is None else self.patch_lag.to_json(),

@@ -240,6 +240,30 @@ class Catalogue:
         return None
 
     @functools.cached_property
+    def cu_positions(self) -> dict[str, dict[str, int]]:
+        """Per product id, each CU name's place in its order (`CumulativeUpdate.index`)."""
+        return {pid: {cu.name: cu.index for cu in reversed(cus)} for pid, cus in self.cus.items()}
+
+    @functools.cached_property
+    def code_groups(self) -> dict[str, dict[str, int]]:
+        """Product id -> CVE id -> a number shared by every rule whose code fix reads the same
+        (same update, fixed builds and CU lists): one update fixes several CVEs, so `assess`
+        works out each group's state once per build instead of once per CVE."""
+        groups: dict[object, int] = {}
+        out: dict[str, dict[str, int]] = {}
+        for c in self.cves:
+            for pid, r in c.products.items():
+                key = (  # product ids apart already: one build, one product
+                    c.fixed_by,
+                    frozenset((name, row.build) for name, row in r.fixed_in.items()),
+                    r.shipped_from,
+                    r.never_fixed,
+                    r.unlisted,
+                )
+                out.setdefault(pid, {})[c.id] = groups.setdefault(key, len(groups))
+        return out
+
+    @functools.cached_property
     def _cve_index(self) -> dict[str, Cve]:
         return {c.id: c for c in self.cves}
 
