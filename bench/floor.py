@@ -43,7 +43,9 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _one(ip: str, port: int, ctx: ssl.SSLContext) -> None:
+async def _one(ip: str, port: int, ctx: ssl.SSLContext) -> bytes | None:
+    """The floor's whole work for one host; the build it read, if any (`peers_floor.py`
+    reports it)."""
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(ip, port, ssl=ctx, server_hostname=None), 5
     )
@@ -54,8 +56,9 @@ async def _one(ip: str, port: int, ctx: ssl.SSLContext) -> None:
     m = _LENGTH.search(head)
     n = min(int(m.group(1)), 8192) if m else 0
     body = await reader.readexactly(n) if n else b""
-    _BUILD.search(body)
+    found = _BUILD.search(body)
     writer.close()
+    return found.group(1) if found else None
 
 
 async def _replay_one(ip: str, port: int, ctx: ssl.SSLContext, requests: list[bytes]) -> None:
@@ -78,7 +81,7 @@ async def _replay_one(ip: str, port: int, ctx: ssl.SSLContext, requests: list[by
 
 
 async def _each_host(
-    ips: list[str], concurrency: int, one: Callable[[str, ssl.SSLContext], Awaitable[None]]
+    ips: list[str], concurrency: int, one: Callable[[str, ssl.SSLContext], Awaitable[object]]
 ) -> None:
     """`one(ip, context)` for every address, `concurrency` at a time, failures ignored (the
     floor clients only count what a host costs)."""

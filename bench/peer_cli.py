@@ -20,6 +20,7 @@ PATH = "/owa/auth/logon.aspx"
 BODY_BUILD = re.compile(r"/owa/auth/(\d+\.\d+\.\d+(?:\.\d+)?)/", re.IGNORECASE)
 
 Scan = Callable[[list[str], int, int, float], Coroutine[Any, Any, list[dict[str, Any]]]]
+Run = Callable[[Coroutine[Any, Any, list[dict[str, Any]]]], list[dict[str, Any]]]
 
 
 def build_of(header: str | None, body: str) -> str | None:
@@ -30,9 +31,10 @@ def build_of(header: str | None, body: str) -> str | None:
     return m.group(1) if m else None
 
 
-def main(scan: Scan, doc: str | None) -> None:
+def main(scan: Scan, doc: str | None, run: Run = asyncio.run) -> None:
     """`SCRIPT LIST --port N [--concurrency N] [--timeout S] -o out.jsonl`: run `scan`
-    over the addresses in LIST, write one JSON line per address, print a JSON summary."""
+    over the addresses in LIST (on the event loop `run` starts), write one JSON line per
+    address, print a JSON summary."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("list", type=Path)
     ap.add_argument("--port", type=int, default=443)
@@ -42,7 +44,7 @@ def main(scan: Scan, doc: str | None) -> None:
     args = ap.parse_args()
     ips = [line.strip() for line in args.list.read_text().splitlines() if line.strip()]
     t0 = time.perf_counter()
-    results = asyncio.run(scan(ips, args.port, args.concurrency, args.timeout))
+    results = run(scan(ips, args.port, args.concurrency, args.timeout))
     elapsed = time.perf_counter() - t0
     with args.output.open("w") as out:
         for r in results:

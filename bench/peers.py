@@ -11,6 +11,8 @@ worker pinned to CPU 1) and scans the same target list with, in turn:
   nmap       `-n -Pn -sT --script ssl-cert,http-headers` (http-headers on the OWA logon page)
   httpx      bench/peers_httpx.py: asyncio + httpx.AsyncClient, GET /owa/auth/logon.aspx
   aiohttp    bench/peers_aiohttp.py: the same with aiohttp
+  floor      bench/peers_floor.py: bench/floor.py's minimal one-GET client (uvloop streams);
+             exwatch's CPU per host is also given as a multiple of this one's (issue 19)
   wrk        C + OpenSSL, `Connection: close`, a full handshake per request (TLS ceiling)
   s_time     `openssl s_time -new` (sequential; latency-bound, for reference only)
 
@@ -427,6 +429,10 @@ def aiohttp_peer(s: Setup) -> Row:
     return _python_peer(s, "aiohttp", "peers_aiohttp.py")
 
 
+def floor_peer(s: Setup) -> Row:
+    return _python_peer(s, "floor", "peers_floor.py")
+
+
 def _wrk_script(s: Setup, threads: int) -> Path:
     """Each wrk thread connects to a different lab host (wrk has one address per thread);
     "full"-profile Exchange hosts, whose logon page answers 200 with header and body build."""
@@ -534,7 +540,27 @@ def ratios(med: dict[str, Row]) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def table(med: dict[str, Row], ratio: dict[str, dict[str, float | None]]) -> str:
+# Issue 19's targets: exwatch's CPU per host as a multiple of the floor's (as bench/floor.py).
+FLOOR_TARGETS = {"exwatch": 1.6, "exwatch-1get": 1.2}
+
+
+def floor_multiples(med: dict[str, Row]) -> dict[str, dict[str, float]]:
+    """exwatch's CPU per host over the floor client's, per exwatch row on one core."""
+    floor = med.get("floor")
+    if floor is None or floor.cpu_ms <= 0:
+        return {}
+    return {
+        name: {"multiple": round(med[name].cpu_ms / floor.cpu_ms, 2), "target": target}
+        for name, target in FLOOR_TARGETS.items()
+        if name in med
+    }
+
+
+def table(
+    med: dict[str, Row],
+    ratio: dict[str, dict[str, float | None]],
+    floor: dict[str, dict[str, float]] | None = None,
+) -> str:
     head = (
         "| client | where | hosts | hosts/s (steady) | hosts/s (end to end) | "
         "CPU ms/host | peak RSS MB | nginx ms/host | answered | builds read | "
@@ -558,6 +584,13 @@ def table(med: dict[str, Row], ratio: dict[str, dict[str, float | None]]) -> str
         goal = rt["goal"]
         goal_s = "-" if goal is None else f">= {goal}x"
         lines.append(f"| {name} | {rt['rate_ratio']}x | {rt['cpu_ratio']}x | {goal_s} |")
+    if floor:
+        lines.append("")
+        lines.append("| CPU per host | × the floor's | issue 19 target | |")
+        lines.append("|---|---|---|---|")
+        for name, f in floor.items():
+            met = "met" if f["multiple"] <= f["target"] else "not met"
+            lines.append(f"| {name} | {f['multiple']}x | <= {f['target']}x | {met} |")
     return "\n".join(lines)
 
 
@@ -618,6 +651,7 @@ CLIENTS: dict[str, Callable[[Setup], Row]] = {
     "nmap": nmap,
     "httpx": httpx_peer,
     "aiohttp": aiohttp_peer,
+    "floor": floor_peer,
     "wrk": wrk,
     "s_time": s_time,
 }
@@ -730,6 +764,7 @@ def main() -> None:
 
     med = {name: _median_row(rows) for name, rows in runs.items() if rows}
     ratio = ratios(med)
+    floor = floor_multiples(med)
     doc = {
         "environment": env,
         "lab": {
@@ -746,6 +781,7 @@ def main() -> None:
         "runs": {name: [asdict(r) for r in rows] for name, rows in runs.items()},
         "median": {name: asdict(r) for name, r in med.items()},
         "ratios": ratio,
+        "floor_multiples": floor,
     }
     if args.save:
         args.save.write_text(json.dumps(doc, indent=1) + "\n")
@@ -753,7 +789,7 @@ def main() -> None:
         print(json.dumps(doc, indent=1))
     else:
         print()
-        print(table(med, ratio))
+        print(table(med, ratio, floor))
         if not has_workers:
             print("\n(exwatch scan has no --workers flag yet: whole-machine row skipped)")
 
