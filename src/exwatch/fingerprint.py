@@ -26,8 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import yaml
-
+from exwatch import yamldoc
 from exwatch.errors import BuildParseError, DataError
 from exwatch.model import Build, Precision
 
@@ -164,7 +163,7 @@ class Fingerprint(NamedTuple):
 
 
 def _document(text: str) -> dict[str, Any]:
-    doc = yaml.safe_load(text)
+    doc = yamldoc.parse(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
         raise DataError("fingerprints.yaml: top level must be a mapping with an `entries` list")
     return doc

@@ -7,13 +7,14 @@ from typing import Any
 
 import yaml
 
+from exwatch import yamldoc
 from exwatch.errors import DataError
 
 
 def load(text: str, file: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The parsed document and its checked `sources` (raises DataError naming `file`)."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yamldoc.parse(text)
     except yaml.YAMLError as exc:
         raise DataError(f"{file}: not YAML: {exc}") from exc
     if not isinstance(doc, dict):

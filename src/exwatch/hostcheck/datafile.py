@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-import yaml
+from exwatch import yamldoc
 
 DATA_PACKAGE = "exwatch.hostcheck.data"
 
@@ -15,7 +15,7 @@ def read_text(name: str) -> str:
 
 
 def load_yaml(name: str) -> Any:
-    return yaml.safe_load(read_text(name))
+    return yamldoc.parse(read_text(name))
 
 
 __all__ = ["DATA_PACKAGE", "load_yaml", "read_text"]

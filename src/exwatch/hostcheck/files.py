@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import yaml
 import yara_x
 
+from exwatch import yamldoc
 from exwatch.errors import DataError
 from exwatch.hostcheck.datafile import read_text
 from exwatch.hostcheck.discovery import MAX_SCAN_BYTES, Inventory
@@ -48,7 +48,7 @@ def _text(name: str) -> str:
 
 @cache
 def load_path_rules() -> tuple[PathRule, ...]:
-    entries = yaml.safe_load(_text("file_rules.yaml"))
+    entries = yamldoc.parse(_text("file_rules.yaml"))
     if not isinstance(entries, list):
         raise DataError("file_rules.yaml: top level must be a list")
     rules: list[PathRule] = []
@@ -83,7 +83,7 @@ def load_yara() -> yara_x.Rules:
 @cache
 def load_hashes() -> dict[str, str]:
     out: dict[str, str] = {}
-    for block in yaml.safe_load(_text("ioc_hashes.yaml")):
+    for block in yamldoc.parse(_text("ioc_hashes.yaml")):
         for value in block["sha256"]:
             out[str(value).lower()] = str(block["source"])
     return out
@@ -231,7 +231,7 @@ def selftest() -> Any:
         path_rules = load_path_rules()
         load_yara()
         hashes = load_hashes()
-        examples = yaml.safe_load(_text("yara_examples.yaml"))
+        examples = yamldoc.parse(_text("yara_examples.yaml"))
     except DataError as exc:
         result.problems.append(str(exc))
         return result
