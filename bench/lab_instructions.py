@@ -45,8 +45,6 @@ def _client(info_path: Path, mode: str, scans: int) -> None:
     import floor
     import uvloop
 
-    from exwatch.scan.job import execute
-
     info = json.loads(info_path.read_text())
     ips, port, concurrency = info["ips"], info["port"], 20
     if mode == "floor":
@@ -61,7 +59,7 @@ def _client(info_path: Path, mode: str, scans: int) -> None:
             floor.lab_job(ips, port, mode == "full"), concurrency=concurrency, timeout=30.0
         )
         for _ in range(scans):
-            execute(job)
+            floor.run_scan(job)
 
 
 def _count(info_path: Path, mode: str, scans: int, out: Path) -> int:

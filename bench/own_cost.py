@@ -27,7 +27,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from floor import lab_job  # bench/, beside this script
+from floor import fresh_certificates, lab_job  # bench/, beside this script
 
 from exwatch.lab import Lab
 from exwatch.net import client as client_mod
@@ -141,8 +141,7 @@ def replay(rec: Recording, follow_ups: bool, repeat: int) -> list[float]:
         for i in range(repeat + 1):
             queues.clear()
             queues.update({ip: collections.deque(v) for ip, v in rec["responses"].items()})
-            tls._cache.clear()  # every lab host has its own certificate, as on the internet
-            tls._names.clear()
+            fresh_certificates()
             before = _cpu()
             execute(lab_job(rec["ips"], rec["port"], follow_ups))
             if i:
