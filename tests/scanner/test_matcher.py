@@ -324,3 +324,52 @@ def test_the_combine_memo_keeps_no_path() -> None:
     moved = [found[0]._replace(path="/owa/auth/logon.aspx", probe="q")]
     assert combine(moved) == reference_combine(moved) == combine(found)
     assert not any(long_path in key_part for _, key in fingerprint._combined for key_part in key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.none()
+        | st.lists(
+            st.tuples(
+                st.sampled_from(sorted(BY_ID)),
+                st.sampled_from([None, "15.1.2507.39", "15.2.1544", "8.3.83.6", "6.5.7638.1"]),
+            ),
+            max_size=3,
+        ),
+        max_size=8,
+    ),
+    asked=st.lists(st.booleans(), min_size=8, max_size=8),
+    ntlm=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+@example(  # emptied and refilled to the same length with other evidence
+    steps=[[("owa-path-auth", "15.1.2507.39")], None, [("owa-path-auth", "8.3.83.6")]],
+    asked=[True, False, True, False, False, False, False, False],
+    ntlm=[False] * 8,
+)
+@example(  # the NTLM challenge read with no new sighting (it adds the "ntlm" source)
+    steps=[[("owa-path-auth", "15.1.2507.39")], []],
+    asked=[True, True, False, False, False, False, False, False],
+    ntlm=[False, True, False, False, False, False, False, False],
+)
+def test_fingerprint_follows_the_sightings(
+    steps: list[list[tuple[str, str | None]] | None], asked: list[bool], ntlm: list[bool]
+) -> None:
+    """`ProbeContext.fingerprint` is worked out once per new sighting or NTLM reading; it
+    still says what combining all of them says, whatever happens to the list in between."""
+    from exwatch.ntlm import NtlmChallenge
+    from exwatch.probes.base import ProbeContext
+
+    ctx = ProbeContext(None, "host")  # type: ignore[arg-type]
+    read = NtlmChallenge(None, None, None, None, None, None, None)
+    for step, ask, has_ntlm in zip(steps, asked, ntlm, strict=False):
+        if step is None:
+            ctx.sightings.clear()
+        else:
+            ctx.sightings.extend(
+                Sighting(e, BY_ID[e].kind, BY_ID[e].source, BY_ID[e].weight, b, "p", "/")
+                for e, b in step
+            )
+        ctx.ntlm = read if has_ntlm else None
+        if ask:
+            assert ctx.fingerprint() == combine(list(ctx.sightings), ntlm=has_ntlm)

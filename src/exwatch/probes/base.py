@@ -69,9 +69,10 @@ class ProbeContext:
     stage: Stage = Stage.FIRST
     checks: dict[str, Any] = field(default_factory=dict)  # check id -> its JSON result
     check_requests: int = 0
-    # combine() of the sightings so far, by (sightings seen, NTLM read): probes, the plan
-    # and the record ask for it several times per host while nothing new came in.
-    _fingerprint: tuple[tuple[int, bool], Fingerprint] | None = None
+    # combine() of the sightings so far: (sightings read, the last of them, NTLM read, the
+    # answer); probes, the plan and the record ask for it several times per host while
+    # nothing new came in.
+    _fingerprint: tuple[int, Sighting | None, bool, Fingerprint] | None = None
     # has_su_build() so far: (sightings read, the last of them, the answer)
     _su_build: tuple[int, Sighting | None, bool] = (0, None, False)
     # What `fetch` asked so far: the probes, and the request targets in lower case (the
@@ -160,10 +161,11 @@ class ProbeContext:
 
     def fingerprint(self) -> Fingerprint:
         """What the responses so far say (pure; worked out once per new sighting)."""
-        key = (len(self.sightings), self.ntlm is not None)
-        if self._fingerprint is None or self._fingerprint[0] != key:
-            self._fingerprint = key, combine(self.sightings, ntlm=key[1])
-        return self._fingerprint[1]
+        found, ntlm, memo = self.sightings, self.ntlm is not None, self._fingerprint
+        if memo is None or memo[2] != ntlm or self._sightings_changed(memo[0], memo[1]):
+            fp = combine(found, ntlm=ntlm)
+            self._fingerprint = memo = len(found), found[-1] if found else None, ntlm, fp
+        return memo[3]
 
     def clue_sources(self) -> set[str]:
         """The evidence names of the clues seen so far (`windows-auth`, `control-path`...)."""
