@@ -195,6 +195,11 @@ def test_bad_input_is_a_clear_error_never_a_traceback(site: Running) -> None:
     assert site.get("/api/hosts/not-an-ip").status == 404
     assert site.get("/api/overview?scan=nope").status == 404
     assert site.get("/nowhere").status == 404
+    # Digits int() refuses (superscripts) or reads (Arabic-Indic) are no AS number either.
+    for asn in ("%C2%B3%C2%B9", "AS%D9%A1%D9%A2", "ASabc"):
+        answer = site.get(f"/api/countries/~none/asn/{asn}")
+        assert answer.status == 404, asn
+        assert set(answer.json()) == {"error"}
     html = site.get("/hosts?page=0")
     assert html.status == 400
     assert "page starts at 1" in html.text

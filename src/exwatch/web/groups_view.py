@@ -88,7 +88,8 @@ def asn_value(text: str) -> str:
     if text == NONE:
         return NONE
     digits = text.upper().removeprefix("AS")
-    if not digits.isdigit():
+    # ASCII digits only: isdigit() also takes superscripts ("³¹"), which int() refuses.
+    if not (digits.isascii() and digits.isdigit()):
         raise UsageError(f"asn must be an AS number such as 64496, not {text[:40]!r}")
     return digits
 
