@@ -586,16 +586,22 @@ def table(
         lines.append(f"| {name} | {rt['rate_ratio']}x | {rt['cpu_ratio']}x | {goal_s} |")
     if floor:
         lines.append("")
-        lines.append("| exwatch CLI, one scan | CPU per host × the floor's | issue 19 target | |")
+        lines.append(
+            "| exwatch CLI, one-off scan | CPU per host × the floor's"
+            " | issue 19 target (a long scan's) | |"
+        )
         lines.append("|---|---|---|---|")
         for name, f in floor.items():
-            met = "met" if f["multiple"] <= f["target"] else "not met"
+            met = "within" if f["multiple"] <= f["target"] else "above, one-off"
             lines.append(f"| {name} | {f['multiple']}x | <= {f['target']}x | {met} |")
         lines.append("")
         lines.append(
-            "(One scan in a fresh process, its start-up taken out: the work done once per"
-            " distinct build and page is in it. bench/floor.py gives the multiple of a long,"
-            " warm scan, as a census runs.)"
+            "(Issue 19's targets are for exwatch's cost per host in a long scan, which"
+            " bench/floor.py measures: its scans follow a warm-up, as a census's hosts follow"
+            " its first thousands. This row is one scan in a fresh process, its start-up taken"
+            " out: the work done once per distinct build and page is in it, which a small,"
+            " varied network pays on a large share of its hosts. For comparison, not the"
+            " issue's measure.)"
         )
     return "\n".join(lines)
 
