@@ -11,6 +11,7 @@ so that the remembered answers are used.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,9 @@ from exwatch.model import Build
 from exwatch.probes import BY_ID as PROBES
 
 from .conftest import CORPUS, load_canned
+
+if TYPE_CHECKING:
+    from exwatch.probes.base import ProbeContext
 
 
 def reference_sightings(obs: HttpObservation) -> list[Sighting]:
@@ -254,19 +258,34 @@ def test_has_su_build_follows_the_sightings(
             assert ctx.has_su_build() == expected
 
 
+# A ProbeContext's sightings changing step by step: None empties the list, a list of
+# (entry id, build) adds those sightings.
+_SIGHTING_STEPS = st.lists(
+    st.none()
+    | st.lists(
+        st.tuples(
+            st.sampled_from(sorted(BY_ID)),
+            st.sampled_from([None, "15.1.2507.39", "15.2.1544", "8.3.83.6", "6.5.7638.1"]),
+        ),
+        max_size=3,
+    ),
+    max_size=8,
+)
+
+
+def _apply_step(ctx: ProbeContext, step: list[tuple[str, str | None]] | None) -> None:
+    if step is None:
+        ctx.sightings.clear()
+    else:
+        ctx.sightings.extend(
+            Sighting(e, BY_ID[e].kind, BY_ID[e].source, BY_ID[e].weight, b, "p", "/")
+            for e, b in step
+        )
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    steps=st.lists(
-        st.none()
-        | st.lists(
-            st.tuples(
-                st.sampled_from(sorted(BY_ID)),
-                st.sampled_from([None, "15.1.2507.39", "15.2.1544", "8.3.83.6", "6.5.7638.1"]),
-            ),
-            max_size=3,
-        ),
-        max_size=8,
-    ),
+    steps=_SIGHTING_STEPS,
     asked=st.lists(st.booleans(), min_size=8, max_size=8),
 )
 @example(  # emptied and refilled to the same length with other lines
@@ -283,13 +302,7 @@ def test_product_lines_follow_the_sightings(
 
     ctx = ProbeContext(None, "host")  # type: ignore[arg-type]
     for step, ask in zip(steps, asked, strict=False):
-        if step is None:
-            ctx.sightings.clear()
-        else:
-            ctx.sightings.extend(
-                Sighting(e, BY_ID[e].kind, BY_ID[e].source, BY_ID[e].weight, b, "p", "/")
-                for e, b in step
-            )
+        _apply_step(ctx, step)
         if ask:
             found = ctx.sightings
             expected = {pid for s in found if s.build and (pid := product_id(s.build))} or {
@@ -328,17 +341,7 @@ def test_the_combine_memo_keeps_no_path() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    steps=st.lists(
-        st.none()
-        | st.lists(
-            st.tuples(
-                st.sampled_from(sorted(BY_ID)),
-                st.sampled_from([None, "15.1.2507.39", "15.2.1544", "8.3.83.6", "6.5.7638.1"]),
-            ),
-            max_size=3,
-        ),
-        max_size=8,
-    ),
+    steps=_SIGHTING_STEPS,
     asked=st.lists(st.booleans(), min_size=8, max_size=8),
     ntlm=st.lists(st.booleans(), min_size=8, max_size=8),
 )
@@ -363,13 +366,7 @@ def test_fingerprint_follows_the_sightings(
     ctx = ProbeContext(None, "host")  # type: ignore[arg-type]
     read = NtlmChallenge(None, None, None, None, None, None, None)
     for step, ask, has_ntlm in zip(steps, asked, ntlm, strict=False):
-        if step is None:
-            ctx.sightings.clear()
-        else:
-            ctx.sightings.extend(
-                Sighting(e, BY_ID[e].kind, BY_ID[e].source, BY_ID[e].weight, b, "p", "/")
-                for e, b in step
-            )
+        _apply_step(ctx, step)
         ctx.ntlm = read if has_ntlm else None
         if ask:
             assert ctx.fingerprint() == combine(list(ctx.sightings), ntlm=has_ntlm)
