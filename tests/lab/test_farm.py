@@ -601,11 +601,21 @@ def _exchange(sock: socket.socket, ip: str, port: int, request: bytes) -> bytes:
 
 
 def _normal(raw: bytes, port: int) -> bytes:
-    """Drop what differs between any two runs: dates, request ids, file times, the port."""
-    raw = raw.replace(str(port).encode(), b"PORT")
+    """Drop what differs between any two runs: dates, request ids, file times, the port.
+
+    Random fields go first, then the port as a whole number (a %3a may precede it):
+    a request id's hex once held the port's digits and replacing them broke its pattern.
+    """
     raw = re.sub(rb"(Date|Last-Modified): [^\r]*", rb"\1: -", raw)
     raw = re.sub(rb'ETag: "[0-9a-f]+-', b'ETag: "-', raw)
-    return re.sub(rb"request-id: [0-9a-f]{32}", b"request-id: -", raw)
+    raw = re.sub(rb"request-id: [0-9a-f]{32}", b"request-id: -", raw)
+    return re.sub(rb"(?<![0-9])%d(?![0-9])" % port, b"PORT", raw)
+
+
+def test_normal_drops_a_request_id_that_holds_the_port() -> None:
+    # The CI flake: the port's digits inside the random id must not survive as "PORT".
+    raw = b"Location: https://h%3a41070/owa\r\nrequest-id: 2da9000ac5b4d93f305c41070dc72d00\r\n"
+    assert _normal(raw, 41070) == b"Location: https://h%3aPORT/owa\r\nrequest-id: -\r\n"
 
 
 @NO_NGINX
