@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from exwatch import yamldoc
 from exwatch.enrich.orgs import Evidence, fold_text, normalise_hostname, suffixes_of
 from exwatch.errors import DataError
 from exwatch.selftest import CheckResult
@@ -97,7 +98,7 @@ class SectorRules:
             except (OSError, UnicodeDecodeError) as exc:
                 raise DataError(f"{path}: cannot read sector rules: {exc}") from exc
         try:
-            doc = yaml.safe_load(text)
+            doc = yamldoc.parse(text)
         except yaml.YAMLError as exc:
             raise DataError(f"{source}: not valid YAML: {exc}") from exc
         if not isinstance(doc, Mapping):
